@@ -1,0 +1,33 @@
+# The two commands of the README: `make demo` and `make test`. Each sets itself up.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+TORCH_VERSION ?= 2.13.0
+
+.PHONY: setup demo test clean
+
+# The virtual environment is made once; torch is installed before the project because a bare
+# `torch` requirement with no torch present pulls a multi-GB CUDA build.
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q torch==$(TORCH_VERSION)
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+# Fashion-MNIST comes from Debian's package where apt is available (offline-installable here).
+fashion-mnist:
+	@test -d /usr/share/datasets/fashion-mnist || \
+	  (command -v apt-get >/dev/null && { [ "$$(id -u)" = 0 ] && apt-get install -y -q dataset-fashion-mnist || sudo apt-get install -y -q dataset-fashion-mnist; }) || \
+	  echo "Could not install dataset-fashion-mnist; the demo will say where to put the data."
+
+demo: setup fashion-mnist
+	$(VENV)/bin/ait demo
+
+test: setup
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,47 @@
+"""The interface every model in the registry implements.
+
+A classifier is a trunk that ends in a spatial feature map, global average pooling, and a linear
+head. AiLoss can be applied at each of the three (paper sec. 4.2.1), so one forward pass exposes all
+of them without hooks::
+
+    out = model.forward_all(x)      # x: (N, C, H, W)
+    out.feature_map                 # (N, F, h, w)  last spatial feature map, before pooling
+    out.feature                     # (N, F)        pooled feature
+    out.logits                      # (N, num_classes)
+    model(x)                        # logits only, (N, num_classes)
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+
+class ModelOutputs(NamedTuple):
+    """The three layers a consistency loss can be applied to, for one forward pass."""
+
+    feature_map: torch.Tensor  # (N, F, h, w)
+    feature: torch.Tensor  # (N, F)
+    logits: torch.Tensor  # (N, num_classes)
+
+
+class Classifier(nn.Module):
+    """Base class: subclasses build ``self.head`` (nn.Linear) and implement :meth:`trunk`."""
+
+    num_classes: int
+    feature_dim: int
+    head: nn.Linear
+
+    def trunk(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) -> last spatial feature map (N, feature_dim, h, w)."""
+        raise NotImplementedError
+
+    def forward_all(self, x: torch.Tensor) -> ModelOutputs:
+        feature_map = self.trunk(x)
+        feature = feature_map.mean(dim=(2, 3))  # global average pooling, (N, F)
+        return ModelOutputs(feature_map, feature, self.head(feature))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_all(x).logits
