@@ -1,0 +1,42 @@
+"""Datasets as in-memory uint8 tensors: CIFAR folders, Fashion-MNIST IDX files, `.npz` arrays;
+label noise, class-balanced fractions and a deterministic, shardable epoch sampler.
+
+    from ait.data import load_dataset, EpochSampler
+    train = load_dataset("npz", "../shared/data/cifar10/train-20000.npz", train=True)
+    train.images  # uint8 (N, 3, 32, 32)
+"""
+
+from ait.data.arrays import ImageArrays, load_npz, read_class_names
+from ait.data.cifar import load_cifar
+from ait.data.errors import DataError
+from ait.data.fashion_mnist import load_fashion_mnist, read_idx
+from ait.data.fractions import stratified_subset
+from ait.data.noise import corrupt_labels
+from ait.data.registry import (
+    DATASETS,
+    NORMALIZATION,
+    channel_stats,
+    load_dataset,
+    normalization_for,
+)
+from ait.data.sampler import EpochSampler
+from ait.data.synthetic import make_synthetic_split
+
+__all__ = [
+    "DATASETS",
+    "NORMALIZATION",
+    "DataError",
+    "EpochSampler",
+    "ImageArrays",
+    "channel_stats",
+    "corrupt_labels",
+    "load_cifar",
+    "load_dataset",
+    "load_fashion_mnist",
+    "load_npz",
+    "make_synthetic_split",
+    "normalization_for",
+    "read_class_names",
+    "read_idx",
+    "stratified_subset",
+]
