@@ -1,0 +1,31 @@
+"""Image classifiers for augmentation-invariant training, looked up by name.
+
+Every model is a :class:`Classifier`: a trunk ending in a spatial feature map, global average
+pooling and a linear head, with :meth:`Classifier.forward_all` exposing all three::
+
+    from ait import models
+    model = models.create("resnet20", num_classes=10)             # 3x32x32 inputs
+    model = models.create("wrn16_4", num_classes=10, in_channels=1)  # e.g. Fashion-MNIST 1x28x28
+    models.available()  # ['mobilenetv2', 'resnet110', ..., 'wrn40_2']
+"""
+
+from ait.models.base import Classifier, ModelOutputs
+from ait.models.registry import available, create, register
+
+# Imported for their side effect of registering their factories (and re-exported for direct use).
+from ait.models.cifar_resnet import CifarResNet, cifar_resnet  # noqa: E402
+from ait.models.mobilenetv2 import MobileNetV2  # noqa: E402
+from ait.models.wide_resnet import WideResNet, wide_resnet  # noqa: E402
+
+__all__ = [
+    "Classifier",
+    "CifarResNet",
+    "MobileNetV2",
+    "ModelOutputs",
+    "WideResNet",
+    "available",
+    "cifar_resnet",
+    "create",
+    "register",
+    "wide_resnet",
+]
