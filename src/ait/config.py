@@ -1,0 +1,320 @@
+"""Typed run configuration: YAML files, dotted overrides, validation.
+
+A config is a tree of dataclasses. Every key a user writes is checked: a misspelt key is an error
+that suggests the closest valid one, a value of the wrong type names the key and the expected type.
+
+    cfg = load_config("configs/cpu/cifar10_ait_resnet20.yaml", overrides=["consistency.weight=3"])
+    cfg.to_dict()           # plain data, as saved to the run's config.yaml
+
+The strategy is data, not code: ``strategy.name`` picks how networks and views pair up into
+branches (DESIGN.md section 2) and :meth:`StrategyConfig.branches` lists them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+STRATEGIES = ("baseline", "ait", "dml", "multi_ait")
+LAYERS = ("feature_map", "feature", "logits")
+DATASETS = ("cifar10", "cifar100", "fashion_mnist", "npz", "synthetic")
+
+
+class ConfigError(ValueError):
+    """A config file or override that does not describe a valid run."""
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "cifar10"  # one of DATASETS
+    root: str | None = None  # dataset folder (cifar*, fashion_mnist); None = the default place
+    train_file: str | None = None  # npz: training arrays
+    test_file: str | None = None  # npz: test arrays
+    download: bool = False  # cifar: fetch the official archive when the folder is absent
+    label_noise: float = 0.0  # fraction of training labels replaced by random classes (Table 3)
+    train_fraction: float = 1.0  # stratified fraction of the training set kept (Table 4)
+    train_limit: int | None = None  # keep only the first N training samples (quick runs, tests)
+    test_limit: int | None = None  # evaluate on the first N test samples only
+    synthetic_size: int = 512  # synthetic: number of training samples (tests and smoke runs)
+
+
+@dataclass
+class StrategyConfig:
+    name: str = "ait"  # one of STRATEGIES
+    networks: list[str] = field(default_factory=lambda: ["resnet32"])  # model names, one per network
+    views: list[str] = field(default_factory=lambda: ["rp", "rp"])  # recipe names, one per view
+
+    def branches(self) -> list[tuple[int, int]]:
+        """(network index, view index) pairs trained each step."""
+        n, v = len(self.networks), len(self.views)
+        if self.name == "baseline":
+            return [(0, 0)]
+        if self.name == "ait":
+            return [(0, j) for j in range(v)]
+        if self.name == "dml":
+            return [(i, 0) for i in range(n)]
+        return [(i, i) for i in range(n)]  # multi_ait: each network its own view
+
+
+@dataclass
+class ConsistencyConfig:
+    weight: float = 1.0  # lambda; the paper uses 1 for AIT and 3 for multi-AIT
+    layer: str = "logits"  # one of LAYERS (paper sec. 4.2.1)
+    metric: str = "kl"  # one of ait.losses.METRICS
+    detach_target: bool = True  # stop-gradient on each KL direction's target, as the authors' code
+    temperature: float = 1.0
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float | None = None  # None: per architecture, 5e-4 for wide ResNets, else 1e-4
+    schedule: str = "step"  # "step" (the paper's) or "cosine"
+    milestones: list[int] = field(default_factory=lambda: [80, 120])  # epochs, for "step"
+    gamma: float = 0.1
+    warmup_epochs: float = 0.0  # linear warm-up from lr / 10, in epochs
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 160
+    batch_size: int = 128  # images per network per step (AIT: batch_size / views samples per step)
+    eval_every: int = 1  # evaluate on the test set every k epochs (and always after the last)
+    eval_batch_size: int = 500
+    precision: str = "auto"  # "auto" (bf16 where it helps), "bf16", "fp32"
+    channels_last: str = "auto"  # "auto", "on", "off"
+    device: str = "auto"  # "auto" (cuda if available, else cpu), "cpu", "cuda", "cuda:1"
+    num_threads: int | None = None  # torch CPU threads; None = torch's default
+    max_steps_per_epoch: int | None = None  # cut epochs short (smoke tests)
+    progress: str = "auto"  # "bar", "plain" (one line per epoch, for logs), "none", "auto"
+    checkpoint: bool = True  # save the last state of the networks at the end of each epoch
+
+
+@dataclass
+class Config:
+    name: str = "run"
+    seed: int = 0
+    out_dir: str = "runs"  # run directories are created under it
+    data: DataConfig = field(default_factory=DataConfig)
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    consistency: ConsistencyConfig = field(default_factory=ConsistencyConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def validate(self) -> "Config":
+        """Check values that types alone do not; raises ConfigError naming the key."""
+        from ait import losses, models, views  # late: keep `import ait.config` light
+
+        def choice(key: str, value: Any, allowed) -> None:
+            if value not in allowed:
+                raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(str, allowed))}")
+
+        def check(key: str, ok: bool, expected: str, value: Any) -> None:
+            if not ok:
+                raise ConfigError(f"{key}: expected {expected}, got {value!r}")
+
+        d, s, c, o, t = self.data, self.strategy, self.consistency, self.optim, self.train
+        choice("data.dataset", d.dataset, DATASETS)
+        check("data.label_noise", 0.0 <= d.label_noise <= 1.0, "a fraction in [0, 1]", d.label_noise)
+        check("data.train_fraction", 0.0 < d.train_fraction <= 1.0, "a fraction in (0, 1]", d.train_fraction)
+        if d.dataset == "npz":
+            check("data.train_file", bool(d.train_file), "a path to an .npz file", d.train_file)
+            check("data.test_file", bool(d.test_file), "a path to an .npz file", d.test_file)
+        choice("strategy.name", s.name, STRATEGIES)
+        for i, name in enumerate(s.networks):
+            choice(f"strategy.networks[{i}]", name, models.available())
+        for i, name in enumerate(s.views):
+            try:
+                views.parse_recipe(name)
+            except ValueError as err:
+                raise ConfigError(f"strategy.views[{i}]: {err}") from None
+        n, v = len(s.networks), len(s.views)
+        shapes = {
+            "baseline": (n == 1 and v == 1, "1 network and 1 view"),
+            "ait": (n == 1 and v >= 2, "1 network and at least 2 views"),
+            "dml": (n >= 2 and v == 1, "at least 2 networks and 1 view"),
+            "multi_ait": (n >= 2 and v == n, "at least 2 networks and one view per network"),
+        }
+        ok, expected = shapes[s.name]
+        check("strategy", ok, f"{expected} for {s.name!r}", {"networks": s.networks, "views": s.views})
+        choice("consistency.layer", c.layer, LAYERS)
+        choice("consistency.metric", c.metric, losses.METRICS)
+        check("consistency.weight", c.weight >= 0, "a number >= 0", c.weight)
+        check("consistency.temperature", c.temperature > 0, "a number > 0", c.temperature)
+        check("optim.lr", o.lr > 0, "a number > 0", o.lr)
+        choice("optim.schedule", o.schedule, ("step", "cosine"))
+        check("optim.milestones", list(o.milestones) == sorted(o.milestones), "increasing epochs", o.milestones)
+        check("optim.weight_decay", o.weight_decay is None or o.weight_decay >= 0, "null or >= 0", o.weight_decay)
+        check("train.epochs", t.epochs >= 1, "an integer >= 1", t.epochs)
+        check("train.batch_size", t.batch_size >= 1, "an integer >= 1", t.batch_size)
+        if s.name == "ait":
+            check("train.batch_size", t.batch_size % v == 0,
+                  f"a multiple of the number of views ({v}): all views of a sample share a step", t.batch_size)
+        check("train.eval_every", t.eval_every >= 1, "an integer >= 1", t.eval_every)
+        choice("train.precision", t.precision, ("auto", "bf16", "fp32"))
+        choice("train.channels_last", t.channels_last, ("auto", "on", "off"))
+        choice("train.progress", t.progress, ("auto", "bar", "plain", "none"))
+        return self
+
+
+# ----------------------------------------------------------------------------------------------
+# Building a Config from plain data, strictly.
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(key: str, value: Any, tp: Any) -> Any:
+    """Check ``value`` against the annotation ``tp``, converting where it is lossless."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(key, value, arg)
+            except ConfigError as err:
+                errors.append(err)
+        raise errors[0]
+    if origin is list:
+        if isinstance(value, str):  # "rp,rg" is the paper's way of writing a list of views
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        return [_coerce(f"{key}[{i}]", v, args[0]) for i, v in enumerate(value)]
+    if dataclasses.is_dataclass(tp):
+        return _from_dict(tp, value, key)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ConfigError(f"{key}: expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{key}: expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{key}: expected a string, got {value!r}")
+    raise ConfigError(f"{key}: unsupported type {_type_name(tp)}")  # pragma: no cover
+
+
+def _unknown_key(prefix: str, key: str, valid: list[str]) -> ConfigError:
+    where = f"{prefix}.{key}" if prefix else key
+    close = difflib.get_close_matches(key, valid, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return ConfigError(f"unknown config key {where!r}{hint} Valid keys here: {', '.join(valid)}")
+
+
+def _from_dict(cls: type, data: Any, prefix: str = "") -> Any:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix or 'config'}: expected a mapping of keys, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        if key not in names:
+            raise _unknown_key(prefix, str(key), names)
+        kwargs[key] = _coerce(f"{prefix}.{key}" if prefix else key, value, hints[key])
+    return cls(**kwargs)
+
+
+def config_from_dict(data: dict[str, Any]) -> Config:
+    """A validated Config from plain data (as read from YAML); unknown keys are errors."""
+    return _from_dict(Config, data).validate()
+
+
+def apply_override(data: dict[str, Any], override: str) -> None:
+    """Apply ``"a.b.c=value"`` in place; the value is parsed as YAML ("3" -> 3, "[1, 2]" -> list)."""
+    if "=" not in override:
+        raise ConfigError(f"override {override!r}: expected KEY=VALUE, e.g. consistency.weight=3")
+    key, raw = override.split("=", 1)
+    parts = key.strip().split(".")
+    cls: Any = Config
+    node = data
+    for depth, part in enumerate(parts):
+        hints = typing.get_type_hints(cls)
+        if part not in hints:
+            raise _unknown_key(".".join(parts[:depth]), part, list(hints))
+        if depth == len(parts) - 1:
+            try:
+                node[part] = yaml.safe_load(raw) if raw.strip() else ""
+            except yaml.YAMLError as err:
+                raise ConfigError(f"override {override!r}: value is not valid YAML ({err})") from None
+        else:
+            cls = hints[part]
+            if not dataclasses.is_dataclass(cls):
+                raise ConfigError(f"override {override!r}: {'.'.join(parts[: depth + 1])} has no sub-keys")
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {override!r}: {'.'.join(parts[: depth + 1])} is not a mapping")
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys at the top level")
+    return data
+
+
+def load_config(source: str | Path | dict | Config | None = None, overrides: list[str] | tuple = ()) -> Config:
+    """A validated Config from a YAML path, a dict, a Config or None (defaults), plus overrides."""
+    if isinstance(source, Config):
+        data = source.to_dict()
+    elif isinstance(source, dict):
+        data = dict(source)
+    elif source is None:
+        data = {}
+    else:
+        data = read_yaml(source)
+    data = _deep_copy(data)
+    for override in overrides:
+        apply_override(data, override)
+    try:
+        return config_from_dict(data)
+    except ConfigError as err:
+        if isinstance(source, (str, Path)):
+            raise ConfigError(f"{source}: {err}") from None
+        raise
+
+
+def _deep_copy(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {k: _deep_copy(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_deep_copy(v) for v in data]
+    return data
+
+
+def dump_yaml(config: Config) -> str:
+    return yaml.safe_dump(config.to_dict(), sort_keys=False)
