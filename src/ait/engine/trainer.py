@@ -1,0 +1,144 @@
+"""The branch trainer: one training step for any strategy of the paper.
+
+A strategy is a list of branches (network index, view index) (DESIGN.md section 2). Each step:
+
+    uint8 batch (B, C, H, W) on the device
+      -> one augmented, normalised float batch per view       (ait.views, per-sample random)
+      -> each network runs once on the concatenation of its views (timm's trick: one forward)
+      -> CE per network (mean over all its images)  +  lambda * AiLoss over all branches
+      -> one backward, every optimiser steps
+
+CE is averaged over all the images a network sees in the step, as in the authors' code: for AIT
+that is the mean of the per-view CEs (the paper's eq. 3 writes their sum, which only rescales the
+learning rate), and for DML / multi-AIT each network contributes its own CE.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ait import views as views_lib
+from ait.config import ConsistencyConfig
+from ait.engine.precision import Precision
+from ait.losses import AiLoss
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A training loss was NaN or infinite."""
+
+
+@dataclass
+class StepStats:
+    """Detached per-step quantities, summed over an epoch without a host sync per step."""
+
+    ce: torch.Tensor  # (num_networks,) CE of each network
+    consistency: torch.Tensor  # () AiLoss value (before lambda)
+    correct: torch.Tensor  # (num_networks,) correctly classified training images
+    images: list[int]  # images each network saw in the step
+
+
+class BranchTrainer:
+    """Trains ``networks`` on ``branches`` with CE plus lambda x consistency at one layer.
+
+    Args:
+        networks: the models (``ait.models.Classifier``), already on the device.
+        recipes: one ``ait.views.Recipe`` per view index.
+        branches: (network index, view index) pairs, e.g. [(0, 0), (0, 1)] for AIT.
+        consistency: loss weight, layer, metric.
+        precision: device, autocast dtype and memory format.
+        mean, std: per-channel normalisation of the [0, 1] images.
+    """
+
+    def __init__(self, networks: Sequence[nn.Module], recipes: Sequence[views_lib.Recipe],
+                 branches: Sequence[tuple[int, int]], consistency: ConsistencyConfig, precision: Precision,
+                 mean: Sequence[float], std: Sequence[float]):
+        self.networks = list(networks)
+        self.recipes = list(recipes)
+        self.branches = [tuple(b) for b in branches]
+        self.precision = precision
+        self.weight = float(consistency.weight)
+        self.layer = consistency.layer
+        self.ailoss = AiLoss(consistency.metric, consistency.detach_target, consistency.temperature)
+        device = precision.device
+        self.mean = torch.tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+        # Which views each network sees, in branch order; which views are used at all.
+        self.views_of = [[v for (n, v) in self.branches if n == k] for k in range(len(self.networks))]
+        self.used_views = sorted({v for _, v in self.branches})
+        if any(not vs for vs in self.views_of):
+            raise ValueError(f"every network needs at least one branch, got branches {self.branches}")
+
+    @property
+    def compares_branches(self) -> bool:
+        return len(self.branches) >= 2
+
+    def normalise(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) float in [0, 1] -> normalised network input in the run's memory format."""
+        return self.precision.prepare_input((x - self.mean) / self.std)
+
+    def prepare_eval(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 (N, C, H, W) on the device -> normalised float input, no augmentation."""
+        return self.normalise(images.float().div_(255.0))
+
+    def make_views(self, images: torch.Tensor, generator: torch.Generator | None) -> dict[int, torch.Tensor]:
+        """uint8 (B, C, H, W) -> {view index: normalised augmented float batch (B, C, H, W)}."""
+        x = images.float().div_(255.0)
+        return {v: self.normalise(views_lib.augment(x, self.recipes[v], generator)) for v in self.used_views}
+
+    def loss(self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None = None):
+        """Forward all branches; returns (total loss, StepStats). images uint8 (B, C, H, W), labels (B,)."""
+        views = self.make_views(images, generator)
+        ce_terms, correct, branch_outputs = [], [], {}
+        for k, net in enumerate(self.networks):
+            vs = self.views_of[k]
+            x = views[vs[0]] if len(vs) == 1 else torch.cat([views[v] for v in vs])  # (len(vs) * B, C, H, W)
+            with self.precision.autocast():
+                out = net.forward_all(x)
+            logits = out.logits.float()  # (len(vs) * B, K)
+            targets = labels.repeat(len(vs))
+            ce_terms.append(F.cross_entropy(logits, targets))
+            correct.append((logits.argmax(dim=1) == targets).sum())
+            layer_out = getattr(out, self.layer)
+            for v, chunk in zip(vs, layer_out.chunk(len(vs))):
+                branch_outputs[(k, v)] = chunk
+        total = torch.stack(ce_terms).sum()
+        if self.compares_branches:
+            outs = [branch_outputs[b] for b in self.branches]
+            if self.weight > 0:
+                consistency = self.ailoss(outs)
+                total = total + self.weight * consistency
+            else:  # lambda = 0 (the baseline point of the Figure 4 sweep): logged, not trained
+                with torch.no_grad():
+                    consistency = self.ailoss(outs)
+        else:
+            consistency = total.new_zeros(())
+        stats = StepStats(torch.stack(ce_terms).detach(), consistency.detach(),
+                          torch.stack(correct).detach(), [int(labels.shape[0]) * len(vs) for vs in self.views_of])
+        return total, stats
+
+    def step(self, images: torch.Tensor, labels: torch.Tensor, optimizers: Sequence[torch.optim.Optimizer],
+             schedulers: Sequence = (), generator: torch.Generator | None = None) -> StepStats:
+        """One optimisation step of every network. Raises NonFiniteLossError before any update."""
+        for net in self.networks:
+            net.train()
+        for opt in optimizers:
+            opt.zero_grad(set_to_none=True)
+        total, stats = self.loss(images, labels, generator)
+        value = total.detach()
+        if not torch.isfinite(value):
+            terms = ", ".join(f"ce[net{k}]={c:.4g}" for k, c in enumerate(stats.ce.tolist()))
+            raise NonFiniteLossError(
+                f"non-finite training loss {value.item()} ({terms}, consistency={stats.consistency.item():.4g}); "
+                "no weights were updated")
+        total.backward()
+        for opt in optimizers:
+            opt.step()
+        for sched in schedulers:
+            sched.step()
+        return stats
+

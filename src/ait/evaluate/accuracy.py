@@ -1,0 +1,60 @@
+"""Top-1 / top-5 accuracy of each network and of their ensemble on a fixed test set."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from ait.engine.precision import Precision
+
+
+@torch.no_grad()
+def predict_logits(networks: Sequence[nn.Module], images: torch.Tensor, prepare, precision: Precision,
+                   batch_size: int = 500) -> list[torch.Tensor]:
+    """Logits of every network for every image, in float32 on the CPU.
+
+    images: (N, C, H, W) uint8 (on any device); ``prepare`` maps a uint8 batch on the training
+    device to the normalised network input. Returns one (N, num_classes) tensor per network.
+    """
+    was_training = [net.training for net in networks]
+    for net in networks:
+        net.eval()
+    outputs: list[list[torch.Tensor]] = [[] for _ in networks]
+    try:
+        for start in range(0, images.shape[0], batch_size):
+            batch = images[start:start + batch_size].to(precision.device, non_blocking=True)
+            x = prepare(batch)
+            with precision.autocast():
+                for k, net in enumerate(networks):
+                    outputs[k].append(net(x).float().cpu())
+    finally:
+        for net, mode in zip(networks, was_training):
+            net.train(mode)
+    return [torch.cat(o) for o in outputs]
+
+
+def topk_accuracy(logits: torch.Tensor, labels: torch.Tensor, k: int) -> float:
+    """Percentage of samples whose label is among the k largest logits, (N, K) x (N,) -> float."""
+    k = min(k, logits.shape[1])
+    hits = (logits.topk(k, dim=1).indices == labels.view(-1, 1)).any(dim=1)
+    return 100.0 * hits.float().mean().item()
+
+
+def accuracy_table(logits: Sequence[torch.Tensor], labels: torch.Tensor) -> dict[str, dict[str, float]]:
+    """{"net0": {"top1", "top5"}, ..., "ensemble": {...}} for per-network logits (N, K)."""
+    labels = labels.cpu()
+    table = {f"net{k}": {"top1": topk_accuracy(l, labels, 1), "top5": topk_accuracy(l, labels, 5)}
+             for k, l in enumerate(logits)}
+    if len(logits) > 1:
+        # The ensemble averages probabilities, the usual way to combine independently trained peers.
+        probs = torch.stack([l.softmax(dim=1) for l in logits]).mean(dim=0)
+        table["ensemble"] = {"top1": topk_accuracy(probs, labels, 1), "top5": topk_accuracy(probs, labels, 5)}
+    return table
+
+
+def evaluate_accuracy(networks: Sequence[nn.Module], images: torch.Tensor, labels: torch.Tensor, prepare,
+                      precision: Precision, batch_size: int = 500) -> dict[str, dict[str, float]]:
+    """Top-1 and top-5 (percent) of each network and of the ensemble on (images, labels)."""
+    return accuracy_table(predict_logits(networks, images, prepare, precision, batch_size), labels)

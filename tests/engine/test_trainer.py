@@ -1,0 +1,121 @@
+"""The branch trainer: what each strategy feeds each network, the loss it forms, the guard."""
+
+import pytest
+import torch
+
+from ait import models
+from ait.config import ConsistencyConfig
+from ait.engine.precision import resolve_precision
+from ait.engine.trainer import BranchTrainer, NonFiniteLossError
+from ait.views import parse_recipe
+
+CPU_FP32 = resolve_precision(torch.device("cpu"), "fp32", "off")
+
+
+class Recorder(torch.nn.Module):
+    """Wraps a network and keeps the inputs of its last forward pass."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net, self.inputs = net, None
+
+    def forward_all(self, x):
+        self.inputs = x.detach().clone()
+        return self.net.forward_all(x)
+
+
+def make(strategy_branches, n_networks, recipes, weight=1.0, wrap=False):
+    torch.manual_seed(0)
+    nets = [models.create("test_tiny", 10) for _ in range(n_networks)]
+    if wrap:
+        nets = [Recorder(n) for n in nets]
+    trainer = BranchTrainer(nets, [parse_recipe(r) for r in recipes], strategy_branches,
+                            ConsistencyConfig(weight=weight), CPU_FP32, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+    return trainer, nets
+
+
+@pytest.fixture
+def batch():
+    g = torch.Generator().manual_seed(1)
+    return torch.randint(0, 256, (8, 3, 32, 32), generator=g, dtype=torch.uint8), torch.randint(0, 10, (8,), generator=g)
+
+
+def test_ait_one_network_sees_both_views_in_one_pass(batch):
+    images, labels = batch
+    trainer, nets = make([(0, 0), (0, 1)], 1, ["rh", "rh"], wrap=True)  # views: each sample or its mirror
+    trainer.loss(images, labels, torch.Generator().manual_seed(3))
+    seen = nets[0].inputs
+    assert seen.shape == (16, 3, 32, 32)
+    original = trainer.prepare_eval(images)
+    for half in (seen[:8], seen[8:]):  # view v of sample i is at v * 8 + i
+        for i in range(8):
+            assert torch.allclose(half[i], original[i]) or torch.allclose(half[i], original[i].flip(-1))
+    assert not torch.equal(seen[:8], seen[8:])  # the two views are drawn independently
+
+
+def test_dml_networks_share_the_view_and_multi_ait_networks_do_not(batch):
+    images, labels = batch
+    trainer, nets = make([(0, 0), (1, 0)], 2, ["rp"], wrap=True)
+    trainer.loss(images, labels, torch.Generator().manual_seed(3))
+    assert torch.equal(nets[0].inputs, nets[1].inputs)
+    trainer, nets = make([(0, 0), (1, 1)], 2, ["rp", "rp"], wrap=True)
+    trainer.loss(images, labels, torch.Generator().manual_seed(3))
+    assert nets[0].inputs.shape == (8, 3, 32, 32)
+    assert not torch.equal(nets[0].inputs, nets[1].inputs)
+
+
+def test_total_is_ce_plus_lambda_times_consistency(batch):
+    images, labels = batch
+    for weight in (0.5, 2.0):
+        trainer, _ = make([(0, 0), (0, 1)], 1, ["rp", "rp"], weight=weight)
+        total, stats = trainer.loss(images, labels, torch.Generator().manual_seed(3))
+        assert stats.consistency.item() > 0
+        assert total.item() == pytest.approx(stats.ce.sum().item() + weight * stats.consistency.item(), rel=1e-6)
+
+
+def test_lambda_zero_trains_on_ce_alone(batch):
+    images, labels = batch
+    trainer, nets = make([(0, 0), (0, 1)], 1, ["rp", "rp"], weight=0.0)
+    total, stats = trainer.loss(images, labels, torch.Generator().manual_seed(3))
+    assert total.item() == pytest.approx(stats.ce.sum().item())
+    assert stats.consistency.item() > 0  # still measured and logged
+
+
+def test_same_generator_seed_same_loss(batch):
+    images, labels = batch
+    trainer, _ = make([(0, 0), (0, 1)], 1, ["rpgc", "rpgc"])
+    a, _ = trainer.loss(images, labels, torch.Generator().manual_seed(5))
+    b, _ = trainer.loss(images, labels, torch.Generator().manual_seed(5))
+    c, _ = trainer.loss(images, labels, torch.Generator().manual_seed(6))
+    assert a.item() == b.item() and a.item() != c.item()
+
+
+def test_step_updates_every_network_and_counts_images(batch):
+    images, labels = batch
+    trainer, nets = make([(0, 0), (1, 1)], 2, ["rp", "rg"])
+    opts = [torch.optim.SGD(n.parameters(), lr=0.1) for n in nets]
+    before = [n.head.weight.detach().clone() for n in nets]
+    stats = trainer.step(images, labels, opts, generator=torch.Generator().manual_seed(0))
+    assert all(not torch.equal(b, n.head.weight) for b, n in zip(before, nets))
+    assert stats.images == [8, 8] and stats.ce.shape == (2,)
+
+
+def test_non_finite_loss_stops_before_any_update(batch):
+    images, labels = batch
+    trainer, nets = make([(0, 0), (1, 0)], 2, ["rp"])
+    opts = [torch.optim.SGD(n.parameters(), lr=0.1) for n in nets]
+    with torch.no_grad():
+        nets[1].head.bias[0] = float("nan")
+    before = [{k: v.clone() for k, v in n.state_dict().items()} for n in nets]
+    with pytest.raises(NonFiniteLossError, match="no weights were updated"):
+        trainer.step(images, labels, opts, generator=torch.Generator().manual_seed(0))
+    for b, n in zip(before, nets):
+        for k, v in n.state_dict().items():
+            if "num_batches_tracked" in k or "running" in k:
+                continue  # BN statistics move in the forward pass; the weights must not
+            assert torch.equal(b[k], v, ) or torch.isnan(b[k]).any()
+
+
+def test_network_without_branch_is_an_error():
+    with pytest.raises(ValueError, match="every network needs at least one branch"):
+        make([(0, 0)], 2, ["rp"])
