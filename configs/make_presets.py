@@ -1,0 +1,155 @@
+"""Writes the preset configs of configs/paper/ and configs/cpu/ (run from the repo root).
+
+    python configs/make_presets.py
+
+One file per experiment of the paper, so each table row is `ait train FILE`. The presets are
+generated so that every row of a table differs from its neighbours only where the paper says it
+does; edit this script, not the YAML files, and re-run it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+
+PAPER_TRAIN = {"epochs": 160, "batch_size": 128}  # paper sec. 4.1
+PAPER_OPTIM = {"lr": 0.1, "momentum": 0.9, "schedule": "step", "milestones": [80, 120], "gamma": 0.1}
+# CPU-sized: the real CIFAR subsets of ../shared/data (20,000 training images, full test sets),
+# a short cosine schedule. Paths are relative to the repo root, where commands are run.
+CPU_TRAIN = {"epochs": 15, "batch_size": 128, "eval_every": 5}
+CPU_OPTIM = {"lr": 0.1, "momentum": 0.9, "schedule": "cosine", "warmup_epochs": 1}
+
+
+def paper_data(dataset: str, **extra) -> dict:
+    return {"dataset": dataset, "root": "data", "download": True, **extra}
+
+
+def cpu_data(dataset: str, **extra) -> dict:
+    folder = f"../shared/data/{dataset}"
+    return {"dataset": "npz", "train_file": f"{folder}/train-20000.npz", "test_file": f"{folder}/test.npz", **extra}
+
+
+def strategy(name: str, networks: list[str], views: list[str]) -> dict:
+    return {"name": name, "networks": networks, "views": views}
+
+
+def preset(name: str, data: dict, strat: dict, optim: dict, train: dict, weight: float | None = None, **consistency):
+    cfg = {"name": name, "seed": 0, "data": data, "strategy": strat, "optim": dict(optim), "train": dict(train)}
+    if weight is not None or consistency:
+        cfg["consistency"] = {**({"weight": weight} if weight is not None else {}), **consistency}
+    return cfg
+
+
+def paper_presets() -> dict[str, dict]:
+    out = {}
+    # Table 1: baseline vs AIT per dataset and network (CIFAR rows; ImageNet comes with its issue).
+    for dataset in ("cifar10", "cifar100"):
+        for net in ("resnet32", "mobilenetv2", "wrn28_10"):
+            out[f"table1_{dataset}_{net}_baseline"] = preset(
+                f"table1_{dataset}_{net}_baseline", paper_data(dataset), strategy("baseline", [net], ["rp"]),
+                PAPER_OPTIM, PAPER_TRAIN)
+            out[f"table1_{dataset}_{net}_ait"] = preset(
+                f"table1_{dataset}_{net}_ait", paper_data(dataset), strategy("ait", [net], ["rp", "rp"]),
+                PAPER_OPTIM, PAPER_TRAIN, weight=1.0)
+    # Table 2: DML vs multi-AIT (lambda = 3) for pairs of networks on CIFAR-100.
+    pairs = [("resnet32", "resnet32"), ("mobilenetv2", "mobilenetv2"), ("wrn28_10", "wrn28_10"),
+             ("resnet32", "mobilenetv2"), ("resnet32", "wrn28_10"), ("mobilenetv2", "wrn28_10")]
+    for a, b in pairs:
+        pair = f"{a}_{b}"
+        out[f"table2_cifar100_{pair}_dml"] = preset(
+            f"table2_cifar100_{pair}_dml", paper_data("cifar100"), strategy("dml", [a, b], ["rp"]),
+            PAPER_OPTIM, PAPER_TRAIN, weight=1.0)
+        out[f"table2_cifar100_{pair}_multi_ait"] = preset(
+            f"table2_cifar100_{pair}_multi_ait", paper_data("cifar100"), strategy("multi_ait", [a, b], ["rp", "rp"]),
+            PAPER_OPTIM, PAPER_TRAIN, weight=3.0)
+    # Table 3: label corruption on CIFAR-100 with ResNet-32.
+    for noise in (20, 50, 80):
+        for strat in ("baseline", "ait"):
+            views = ["rp"] if strat == "baseline" else ["rp", "rp"]
+            out[f"table3_cifar100_resnet32_noise{noise}_{strat}"] = preset(
+                f"table3_cifar100_resnet32_noise{noise}_{strat}", paper_data("cifar100", label_noise=noise / 100),
+                strategy(strat, ["resnet32"], views), PAPER_OPTIM, PAPER_TRAIN, weight=1.0 if strat == "ait" else None)
+    # Table 5: augmentation transfer on CIFAR-100 with ResNet-32.
+    for recipe in ("rh", "rp", "rg", "rc", "rpg", "rpc", "rgc", "rpgc"):
+        out[f"table5_cifar100_resnet32_{recipe}_baseline"] = preset(
+            f"table5_cifar100_resnet32_{recipe}_baseline", paper_data("cifar100"),
+            strategy("baseline", ["resnet32"], [recipe]), PAPER_OPTIM, PAPER_TRAIN)
+        out[f"table5_cifar100_resnet32_{recipe}_ait"] = preset(
+            f"table5_cifar100_resnet32_{recipe}_ait", paper_data("cifar100"),
+            strategy("ait", ["resnet32"], [recipe, recipe]), PAPER_OPTIM, PAPER_TRAIN, weight=1.0)
+    for a, b in (("rp", "rg"), ("rp", "rc"), ("rg", "rc")):
+        out[f"table5_cifar100_resnet32_{a}-{b}_ait"] = preset(
+            f"table5_cifar100_resnet32_{a}-{b}_ait", paper_data("cifar100"),
+            strategy("ait", ["resnet32"], [a, b]), PAPER_OPTIM, PAPER_TRAIN, weight=1.0)
+    # Figure 3: layer x metric ablation, CIFAR-100, ResNet-32, lambda = 1.
+    for layer in ("feature_map", "feature", "logits"):
+        for metric in ("kl", "euclidean", "kl+euclidean"):
+            tag = metric.replace("+", "-")
+            out[f"fig3_cifar100_resnet32_{layer}_{tag}"] = preset(
+                f"fig3_cifar100_resnet32_{layer}_{tag}", paper_data("cifar100"),
+                strategy("ait", ["resnet32"], ["rp", "rp"]), PAPER_OPTIM, PAPER_TRAIN, weight=1.0,
+                layer=layer, metric=metric)
+    # Figure 4: loss-weight sweep (lambda = 0 is AIT's data flow with the AiLoss switched off).
+    for dataset in ("cifar10", "cifar100"):
+        for weight in (0, 0.5, 1, 2, 3, 4):
+            out[f"fig4_{dataset}_resnet32_lambda{weight}"] = preset(
+                f"fig4_{dataset}_resnet32_lambda{weight}", paper_data(dataset),
+                strategy("ait", ["resnet32"], ["rp", "rp"]), PAPER_OPTIM, PAPER_TRAIN, weight=float(weight))
+    return out
+
+
+def cpu_presets() -> dict[str, dict]:
+    out = {}
+    for dataset in ("cifar10", "cifar100"):
+        out[f"{dataset}_resnet20_baseline"] = preset(
+            f"cpu_{dataset}_resnet20_baseline", cpu_data(dataset), strategy("baseline", ["resnet20"], ["rp"]),
+            CPU_OPTIM, CPU_TRAIN)
+        out[f"{dataset}_resnet20_ait"] = preset(
+            f"cpu_{dataset}_resnet20_ait", cpu_data(dataset), strategy("ait", ["resnet20"], ["rp", "rp"]),
+            CPU_OPTIM, CPU_TRAIN, weight=1.0)
+        # Compute-fair baseline: as many steps as AIT (AIT's epoch has twice the steps).
+        out[f"{dataset}_resnet20_baseline_2x"] = preset(
+            f"cpu_{dataset}_resnet20_baseline_2x", cpu_data(dataset), strategy("baseline", ["resnet20"], ["rp"]),
+            CPU_OPTIM, {**CPU_TRAIN, "epochs": 2 * CPU_TRAIN["epochs"], "eval_every": 10})
+    out["cifar100_resnet20_dml"] = preset(
+        "cpu_cifar100_resnet20_dml", cpu_data("cifar100"), strategy("dml", ["resnet20", "resnet20"], ["rp"]),
+        CPU_OPTIM, CPU_TRAIN, weight=1.0)
+    out["cifar100_resnet20_multi_ait"] = preset(
+        "cpu_cifar100_resnet20_multi_ait", cpu_data("cifar100"),
+        strategy("multi_ait", ["resnet20", "resnet20"], ["rp", "rp"]), CPU_OPTIM, CPU_TRAIN, weight=3.0)
+    for noise in (20, 50, 80):
+        for strat in ("baseline", "ait"):
+            views = ["rp"] if strat == "baseline" else ["rp", "rp"]
+            out[f"cifar100_resnet20_noise{noise}_{strat}"] = preset(
+                f"cpu_cifar100_resnet20_noise{noise}_{strat}", cpu_data("cifar100", label_noise=noise / 100),
+                strategy(strat, ["resnet20"], views), CPU_OPTIM, CPU_TRAIN, weight=1.0 if strat == "ait" else None)
+    out["cifar100_resnet20_rp-rg_ait"] = preset(
+        "cpu_cifar100_resnet20_rp-rg_ait", cpu_data("cifar100"), strategy("ait", ["resnet20"], ["rp", "rg"]),
+        CPU_OPTIM, CPU_TRAIN, weight=1.0)
+    out["cifar100_resnet20_rpg_ait"] = preset(
+        "cpu_cifar100_resnet20_rpg_ait", cpu_data("cifar100"), strategy("ait", ["resnet20"], ["rpg", "rpg"]),
+        CPU_OPTIM, CPU_TRAIN, weight=1.0)
+    out["cifar100_resnet20_rpg_baseline"] = preset(
+        "cpu_cifar100_resnet20_rpg_baseline", cpu_data("cifar100"), strategy("baseline", ["resnet20"], ["rpg"]),
+        CPU_OPTIM, CPU_TRAIN)
+    return out
+
+
+def write(folder: Path, presets: dict[str, dict], header: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.yaml"):
+        old.unlink()
+    for name, cfg in presets.items():
+        (folder / f"{name}.yaml").write_text(header + yaml.safe_dump(cfg, sort_keys=False))
+
+
+if __name__ == "__main__":
+    note = "# Generated by configs/make_presets.py; edit that script and re-run it.\n"
+    write(HERE / "paper", paper_presets(),
+          note + "# Full scale, as in the paper (sec. 4.1); needs a GPU. CIFAR is read from (or downloaded to) data/.\n")
+    write(HERE / "cpu", cpu_presets(),
+          note + "# CPU-sized: the real CIFAR subsets in ../shared/data; run from the repo root.\n")
+    print(f"wrote {len(paper_presets())} paper presets and {len(cpu_presets())} CPU presets")

@@ -1,0 +1,45 @@
+"""Every shipped preset loads, and runs one training step (on synthetic data of the same shape)."""
+
+from pathlib import Path
+
+import pytest
+
+import ait
+from ait.config import load_config
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+PRESETS = sorted(CONFIGS.glob("*/*.yaml"))
+
+
+def test_presets_exist_for_every_experiment_of_the_paper():
+    names = {p.stem for p in PRESETS}
+    for prefix in ("table1_cifar10", "table1_cifar100", "table2_", "table3_", "table5_", "fig3_", "fig4_"):
+        assert any(n.startswith(prefix) for n in names), prefix
+    assert len(list((CONFIGS / "cpu").glob("*.yaml"))) >= 10
+
+
+def test_presets_are_up_to_date_with_their_generator():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_presets", CONFIGS / "make_presets.py")
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    expected = {**{f"paper/{k}": v for k, v in gen.paper_presets().items()},
+                **{f"cpu/{k}": v for k, v in gen.cpu_presets().items()}}
+    found = {f"{p.parent.name}/{p.stem}" for p in PRESETS}
+    assert found == set(expected), "re-run: python configs/make_presets.py"
+    for key, data in expected.items():
+        assert load_config(CONFIGS / f"{key}.yaml") == load_config(data), key
+
+
+@pytest.mark.parametrize("path", PRESETS, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_preset_runs_one_step(path, tmp_path):
+    cfg = load_config(path)
+    views = len(cfg.strategy.views) if cfg.strategy.name == "ait" else 1
+    # Same strategy, networks, views and losses; tiny synthetic data of CIFAR shape instead of the real set.
+    summary = ait.train(path, overrides=[
+        "data.dataset=synthetic", "data.synthetic_size=40", "data.label_noise=0.0", f"train.batch_size={2 * views}",
+        "train.epochs=1", "train.max_steps_per_epoch=1", "train.progress=none", "train.checkpoint=false",
+        "train.eval_batch_size=10", f"out_dir={tmp_path}"], run_dir=tmp_path / "run")
+    assert summary["total_steps"] == 1
+    assert len(summary["networks"]) == len(cfg.strategy.networks)
