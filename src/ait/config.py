@@ -90,7 +90,7 @@ class TrainConfig:
     eval_every: int = 1  # evaluate on the test set every k epochs (and always after the last)
     eval_batch_size: int = 500
     precision: str = "auto"  # "auto" (bf16 where it helps), "bf16", "fp32"
-    channels_last: str = "auto"  # "auto", "on", "off"
+    channels_last: bool | None = None  # None: on where it helps (CPU and CUDA convolutions)
     device: str = "auto"  # "auto" (cuda if available, else cpu), "cpu", "cuda", "cuda:1"
     num_threads: int | None = None  # torch CPU threads; None = torch's default
     max_steps_per_epoch: int | None = None  # cut epochs short (smoke tests)
@@ -163,7 +163,6 @@ class Config:
                   f"a multiple of the number of views ({v}): all views of a sample share a step", t.batch_size)
         check("train.eval_every", t.eval_every >= 1, "an integer >= 1", t.eval_every)
         choice("train.precision", t.precision, ("auto", "bf16", "fp32"))
-        choice("train.channels_last", t.channels_last, ("auto", "on", "off"))
         choice("train.progress", t.progress, ("auto", "bar", "plain", "none"))
         return self
 

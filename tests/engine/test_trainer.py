@@ -9,7 +9,7 @@ from ait.engine.precision import resolve_precision
 from ait.engine.trainer import BranchTrainer, NonFiniteLossError
 from ait.views import parse_recipe
 
-CPU_FP32 = resolve_precision(torch.device("cpu"), "fp32", "off")
+CPU_FP32 = resolve_precision(torch.device("cpu"), "fp32", False)
 
 
 class Recorder(torch.nn.Module):

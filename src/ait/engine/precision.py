@@ -55,8 +55,8 @@ def resolve_device(spec: str) -> torch.device:
     return device
 
 
-def resolve_precision(device: torch.device, precision: str, channels_last: str) -> Precision:
-    """Turn the config's "auto" / "bf16" / "fp32" and "auto" / "on" / "off" into settings."""
+def resolve_precision(device: torch.device, precision: str, channels_last: bool | None) -> Precision:
+    """Turn the config's "auto" / "bf16" / "fp32" and channels_last (None = auto) into settings."""
     if precision == "auto":
         if device.type == "cuda":
             use_bf16 = torch.cuda.is_bf16_supported()
@@ -64,5 +64,5 @@ def resolve_precision(device: torch.device, precision: str, channels_last: str) 
             use_bf16 = device.type == "cpu" and cpu_has_native_bf16()
     else:
         use_bf16 = precision == "bf16"
-    cl = channels_last == "on" or (channels_last == "auto" and device.type in ("cpu", "cuda"))
+    cl = channels_last if channels_last is not None else device.type in ("cpu", "cuda")
     return Precision(device, torch.bfloat16 if use_bf16 else None, cl)
