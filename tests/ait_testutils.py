@@ -33,19 +33,49 @@ if "test_tiny" not in models.available():
     models.register("test_tiny")(lambda num_classes, in_channels: TinyNet(num_classes, in_channels))
 
 
-def tiny_config(tmp_path: Path, strategy: str = "ait", **sections) -> dict:
+def tiny_config(tmp_path: Path, strategy_name: str = "ait", **sections) -> dict:
     """A run config on synthetic data with the tiny network; sections override parts of it."""
-    views = {"baseline": ["rp"], "ait": ["rp", "rp"], "dml": ["rp"], "multi_ait": ["rp", "rp"]}[strategy]
-    nets = ["test_tiny"] if strategy in ("baseline", "ait") else ["test_tiny", "test_tiny"]
+    views = {"baseline": ["rp"], "ait": ["rp", "rp"], "dml": ["rp"], "multi_ait": ["rp", "rp"]}[strategy_name]
+    nets = ["test_tiny"] if strategy_name in ("baseline", "ait") else ["test_tiny", "test_tiny"]
     cfg = {
-        "name": f"tiny_{strategy}",
+        "name": f"tiny_{strategy_name}",
         "seed": 0,
         "out_dir": str(tmp_path / "runs"),
         "data": {"dataset": "synthetic", "synthetic_size": 320},
-        "strategy": {"name": strategy, "networks": nets, "views": views},
+        "strategy": {"name": strategy_name, "networks": nets, "views": views},
         "optim": {"lr": 0.1, "schedule": "cosine"},
         "train": {"epochs": 6, "batch_size": 32, "progress": "none", "precision": "fp32"},
     }
     for key, value in sections.items():
         cfg[key] = {**cfg.get(key, {}), **value} if isinstance(value, dict) else value
     return cfg
+
+
+class TinyGroupNormNet(TinyNet):
+    """TinyNet with GroupNorm: no batch statistics, so data-parallel training equals one process."""
+
+    def __init__(self, num_classes: int, in_channels: int):
+        super().__init__(num_classes, in_channels)
+        self.body[1] = nn.GroupNorm(2, 8)
+        self.body[4] = nn.GroupNorm(4, 16)
+
+
+class NaNAtThirdStep(TinyNet):
+    """Returns NaN logits on its third training forward pass (a non-finite loss to guard against)."""
+
+    def __init__(self, num_classes: int, in_channels: int):
+        super().__init__(num_classes, in_channels)
+        self.calls = 0
+
+    def forward_all(self, x):
+        out = super().forward_all(x)
+        if self.training:
+            self.calls += 1
+            if self.calls == 3:
+                return out._replace(logits=out.logits * float("nan"))
+        return out
+
+
+for _name, _cls in (("test_tiny_gn", TinyGroupNormNet), ("test_nan_step3", NaNAtThirdStep)):
+    if _name not in models.available():
+        models.register(_name)(lambda num_classes, in_channels, _cls=_cls: _cls(num_classes, in_channels))

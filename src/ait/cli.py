@@ -1,6 +1,8 @@
 """The ``ait`` command line.
 
     ait train CONFIG [--set KEY=VALUE ...] [--run-dir DIR] [--overwrite]
+    ait train --resume RUN_DIR      # continue an interrupted run exactly where it stopped
+    ait export RUN_DIR --out FILE.safetensors
     ait demo [--data PATH] [--epochs N] [--out-dir DIR]
     ait models                      # the registered architectures
     ait config CONFIG [--set ...]   # print the resolved config without training
@@ -26,11 +28,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ait", description="Augmentation-invariant training of image classifiers.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("train", help="train one run from a YAML config")
-    p.add_argument("config", help="YAML config file (see configs/)")
+    p = sub.add_parser("train", help="train one run from a YAML config, or continue one (--resume)")
+    p.add_argument("config", nargs="?", help="YAML config file (see configs/); omitted with --resume")
     _add_overrides(p)
     p.add_argument("--run-dir", help="run directory (default: OUT_DIR/NAME/seedSEED from the config)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    p.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue the interrupted run in RUN_DIR from its checkpoint (same config)")
+
+    p = sub.add_parser("export", help="write a run's trained weights as .safetensors")
+    p.add_argument("run_dir")
+    p.add_argument("--out", required=True, help="output file (never overwritten)")
 
     p = sub.add_parser("config", help="print the resolved config (after --set) and exit")
     p.add_argument("config")
@@ -51,14 +59,34 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from ait.data import DataError
+    from ait.engine.checkpoint import CheckpointError
     from ait.engine.rundir import RunDirError
+    from ait.engine.run import RunFailed, RunInterrupted
 
     try:
         if args.command == "train":
+            from pathlib import Path
+
             from ait.engine.run import train
 
-            summary = train(args.config, args.overrides, run_dir=args.run_dir, overwrite=args.overwrite)
+            config, run_dir = args.config, args.run_dir
+            if args.resume:
+                if run_dir and Path(run_dir) != Path(args.resume):
+                    raise ConfigError("--resume RUN_DIR and --run-dir name different directories")
+                run_dir = args.resume
+                config = config or str(Path(args.resume) / "config.yaml")
+            elif not config:
+                raise ConfigError("a config file is needed (or --resume RUN_DIR)")
+            summary = train(config, args.overrides, run_dir=run_dir, overwrite=args.overwrite,
+                            resume=bool(args.resume))
             print(summary["run_dir"])
+        elif args.command == "export":
+            from pathlib import Path
+
+            from ait.engine.checkpoint import export_safetensors
+
+            names = export_safetensors(Path(args.run_dir) / "checkpoint.pt", args.out)
+            print(f"{args.out}: {', '.join(f'net{k} ({n})' for k, n in enumerate(names))}")
         elif args.command == "config":
             from ait.config import dump_yaml, load_config
 
@@ -72,9 +100,15 @@ def main(argv: list[str] | None = None) -> int:
 
             for name in models.available():
                 print(name)
-    except (ConfigError, DataError, RunDirError) as err:
+    except (ConfigError, DataError, RunDirError, CheckpointError) as err:
         print(f"ait {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except RunFailed as err:
+        print(f"ait {args.command}: run failed: {err}", file=sys.stderr)
+        return 1
+    except RunInterrupted as err:
+        print(f"ait {args.command}: {err}", file=sys.stderr)
+        return 128 + err.signum
     except KeyboardInterrupt:
         print(f"ait {args.command}: interrupted", file=sys.stderr)
         return 130

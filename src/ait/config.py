@@ -95,7 +95,11 @@ class TrainConfig:
     num_threads: int | None = None  # torch CPU threads; None = torch's default
     max_steps_per_epoch: int | None = None  # cut epochs short (smoke tests)
     progress: str = "auto"  # "bar", "plain" (one line per epoch, for logs), "none", "auto"
-    checkpoint: bool = True  # save the last state of the networks at the end of each epoch
+    checkpoint: bool = True  # save the whole training state at the end of each epoch
+    checkpoint_every_steps: int | None = None  # also save every N steps (long epochs, preemptible jobs)
+    max_nonfinite_skips: int = 0  # steps with a NaN/inf loss that may be skipped before the run fails
+    sync_batchnorm: bool = False  # distributed: BatchNorm statistics over the global batch
+    dist_timeout_s: float = 1800.0  # distributed: a collective waiting longer than this fails the run
 
 
 @dataclass
@@ -162,6 +166,9 @@ class Config:
             check("train.batch_size", t.batch_size % v == 0,
                   f"a multiple of the number of views ({v}): all views of a sample share a step", t.batch_size)
         check("train.eval_every", t.eval_every >= 1, "an integer >= 1", t.eval_every)
+        check("train.checkpoint_every_steps", t.checkpoint_every_steps is None or t.checkpoint_every_steps >= 1,
+              "null or an integer >= 1", t.checkpoint_every_steps)
+        check("train.max_nonfinite_skips", t.max_nonfinite_skips >= 0, "an integer >= 0", t.max_nonfinite_skips)
         choice("train.precision", t.precision, ("auto", "bf16", "fp32"))
         choice("train.progress", t.progress, ("auto", "bar", "plain", "none"))
         return self
@@ -313,6 +320,26 @@ def _deep_copy(data: Any) -> Any:
     if isinstance(data, list):
         return [_deep_copy(v) for v in data]
     return data
+
+
+# Keys that may change when a run is resumed: they do not change what is computed.
+RESUME_MAY_CHANGE = ("out_dir", "train.progress", "train.num_threads", "train.eval_batch_size",
+                     "train.checkpoint_every_steps", "train.max_nonfinite_skips", "train.dist_timeout_s")
+
+
+def config_differences(a: dict[str, Any], b: dict[str, Any], ignore: tuple = ()) -> list[str]:
+    """Dotted keys whose values differ between two plain config dicts, as "key: a -> b"."""
+    out: list[str] = []
+
+    def walk(x: Any, y: Any, prefix: str) -> None:
+        if isinstance(x, dict) and isinstance(y, dict):
+            for key in sorted(set(x) | set(y)):
+                walk(x.get(key), y.get(key), f"{prefix}.{key}" if prefix else key)
+        elif x != y and prefix not in ignore:
+            out.append(f"{prefix}: {x!r} -> {y!r}")
+
+    walk(a, b, "")
+    return out
 
 
 def dump_yaml(config: Config) -> str:

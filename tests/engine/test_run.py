@@ -43,7 +43,8 @@ def test_each_strategy_learns_and_writes_its_run_directory(tmp_path, strategy):
     env = json.loads((run / "env.json").read_text())
     assert env["torch"] == torch.__version__ and env["device"] == "cpu"
     state = load_checkpoint(run / "checkpoint.pt")
-    assert state["epochs_done"] == 6 and len(state["networks"]) == n_nets
+    assert state["position"]["epoch"] == 6 and state["position"]["step"] == 0
+    assert len(state["networks"]) == n_nets and len(state["optimizers"]) == n_nets
 
 
 def test_ait_epoch_has_twice_the_steps_of_a_baseline_epoch(tmp_path):

@@ -1,34 +1,82 @@
-"""Reading what a run saved: its config and trained networks, safely.
+"""Checkpoints: everything a run needs to continue exactly, saved safely, loaded safely.
 
-Checkpoints are loaded with ``torch.load(weights_only=True)``, which refuses to run code, and a
-damaged file gives an error naming it instead of a raw zip or pickle message.
+A checkpoint holds every network, optimiser and schedule, the position (epoch, next step), the
+partial sums of the epoch in progress, the RNG states (torch, CUDA, numpy, Python) and the
+config. It is written to a temporary file and renamed, so an interruption during a save leaves
+the previous checkpoint intact, and it is read with ``torch.load(weights_only=True)``, which
+refuses to run code: everything in it is tensors and plain data.
 """
 
 from __future__ import annotations
 
+import os
+import random
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from ait import models
 from ait.config import Config, config_from_dict
 
+FORMAT = "ait-checkpoint-2"
+
 
 class CheckpointError(RuntimeError):
     """A checkpoint that is missing, damaged or not one of ours."""
 
 
+def capture_rng() -> dict[str, Any]:
+    """RNG states as tensors and plain data (loadable with weights_only=True)."""
+    np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    py_version, py_state, py_gauss = random.getstate()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"name": np_name, "keys": torch.from_numpy(np_keys.astype(np.int64)), "pos": int(np_pos),
+                  "has_gauss": int(np_has_gauss), "cached_gaussian": float(np_gauss)},
+        "python": {"version": py_version, "state": list(py_state), "gauss": py_gauss},
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
+    p = state["python"]
+    random.setstate((p["version"], tuple(p["state"]), p["gauss"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(state: dict[str, Any], path: Path) -> None:
+    """Write ``state`` atomically: a temporary file in the same directory, then a rename."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        torch.save({"format": FORMAT, **state}, tmp)
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        kept = " (the previous checkpoint is kept)" if path.exists() else ""
+        raise CheckpointError(f"could not write checkpoint {str(path)!r}: {err.strerror or err}{kept}") from None
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint without running code; a damaged file gives an error naming it."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # zipfile, pickle and EOF errors all mean the same to the user
+    except Exception as err:  # zip, pickle and EOF errors all mean the same thing to the user
+        first_line = str(err).splitlines()[0][:200] if str(err) else ""
         raise CheckpointError(f"checkpoint {str(path)!r} is damaged or not a checkpoint "
-                              f"({type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''})") from None
+                              f"({type(err).__name__}: {first_line})") from None
     if not isinstance(state, dict) or not str(state.get("format", "")).startswith("ait-checkpoint"):
         raise CheckpointError(f"checkpoint {str(path)!r} was not written by ait (no 'format' key)")
     return state
@@ -44,3 +92,25 @@ def networks_from_checkpoint(state: dict[str, Any], num_classes: int, in_channel
         net.load_state_dict(weights)
         nets.append(net.to(device).eval())
     return cfg, nets
+
+
+def export_safetensors(checkpoint_path: str | Path, out_path: str | Path) -> list[str]:
+    """Write the trained weights of every network to one .safetensors file.
+
+    Tensors are named ``net{k}.{parameter}``; the metadata holds each network's architecture.
+    Returns the network names.
+    """
+    try:
+        from safetensors.torch import save_file
+    except ImportError as err:  # pragma: no cover - safetensors is a core dependency
+        raise CheckpointError("exporting needs the 'safetensors' package: pip install safetensors") from err
+    state = load_checkpoint(checkpoint_path)
+    names = list(state["config"]["strategy"]["networks"])
+    tensors = {f"net{k}.{key}": value.contiguous() for k, weights in enumerate(state["networks"])
+               for key, value in weights.items()}
+    metadata = {"format": "ait-weights-1", **{f"net{k}": name for k, name in enumerate(names)}}
+    out_path = Path(out_path)
+    if out_path.exists():
+        raise CheckpointError(f"{str(out_path)!r} exists; choose another path (nothing was overwritten)")
+    save_file(tensors, str(out_path), metadata=metadata)
+    return names

@@ -52,12 +52,19 @@ class BranchTrainer:
         consistency: loss weight, layer, metric.
         precision: device, autocast dtype and memory format.
         mean, std: per-channel normalisation of the [0, 1] images.
+        forwards: per network, a callable x -> ModelOutputs used for training (DDP wrappers);
+            default ``net.forward_all``.
+        network_names: for error messages (default "net0", "net1", ...).
     """
 
     def __init__(self, networks: Sequence[nn.Module], recipes: Sequence[views_lib.Recipe],
                  branches: Sequence[tuple[int, int]], consistency: ConsistencyConfig, precision: Precision,
-                 mean: Sequence[float], std: Sequence[float]):
+                 mean: Sequence[float], std: Sequence[float], forwards: Sequence | None = None,
+                 network_names: Sequence[str] | None = None):
         self.networks = list(networks)
+        self.forwards = list(forwards) if forwards is not None else [net.forward_all for net in self.networks]
+        self.names = [f"net{k} ({name})" for k, name in enumerate(network_names)] if network_names else \
+            [f"net{k}" for k in range(len(self.networks))]
         self.recipes = list(recipes)
         self.branches = [tuple(b) for b in branches]
         self.precision = precision
@@ -90,15 +97,24 @@ class BranchTrainer:
         x = images.float().div_(255.0)
         return {v: self.normalise(views_lib.augment(x, self.recipes[v], generator)) for v in self.used_views}
 
-    def loss(self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None = None):
-        """Forward all branches; returns (total loss, StepStats). images uint8 (B, C, H, W), labels (B,)."""
+    def loss(self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None = None,
+             shard: slice | None = None):
+        """Forward all branches; returns (total loss, StepStats). images uint8 (B, C, H, W), labels (B,).
+
+        With ``shard`` (distributed training), ``images`` is the whole global batch: its views are
+        drawn for every sample, so a sample's views do not depend on the number of processes, and
+        this rank trains on ``shard`` of them.
+        """
         views = self.make_views(images, generator)
+        if shard is not None:
+            views = {v: x[shard] for v, x in views.items()}
+            labels = labels[shard]
         ce_terms, correct, branch_outputs = [], [], {}
-        for k, net in enumerate(self.networks):
+        for k, forward in enumerate(self.forwards):
             vs = self.views_of[k]
             x = views[vs[0]] if len(vs) == 1 else torch.cat([views[v] for v in vs])  # (len(vs) * B, C, H, W)
             with self.precision.autocast():
-                out = net.forward_all(x)
+                out = forward(x)
             logits = out.logits.float()  # (len(vs) * B, K)
             targets = labels.repeat(len(vs))
             ce_terms.append(F.cross_entropy(logits, targets))
@@ -122,23 +138,30 @@ class BranchTrainer:
         return total, stats
 
     def step(self, images: torch.Tensor, labels: torch.Tensor, optimizers: Sequence[torch.optim.Optimizer],
-             schedulers: Sequence = (), generator: torch.Generator | None = None) -> StepStats:
+             schedulers: Sequence = (), generator: torch.Generator | None = None,
+             shard: slice | None = None) -> StepStats:
         """One optimisation step of every network. Raises NonFiniteLossError before any update."""
         for net in self.networks:
             net.train()
         for opt in optimizers:
             opt.zero_grad(set_to_none=True)
-        total, stats = self.loss(images, labels, generator)
-        value = total.detach()
-        if not torch.isfinite(value):
-            terms = ", ".join(f"ce[net{k}]={c:.4g}" for k, c in enumerate(stats.ce.tolist()))
-            raise NonFiniteLossError(
-                f"non-finite training loss {value.item()} ({terms}, consistency={stats.consistency.item():.4g}); "
-                "no weights were updated")
+        total, stats = self.loss(images, labels, generator, shard)
+        # One host sync per step: the price of never applying a NaN update.
+        if not torch.isfinite(total.detach()):
+            raise NonFiniteLossError(f"non-finite training loss: {self.describe_nonfinite(stats)}; "
+                                     "no weights were updated")
         total.backward()
         for opt in optimizers:
             opt.step()
         for sched in schedulers:
             sched.step()
         return stats
+
+    def describe_nonfinite(self, stats: StepStats) -> str:
+        """Which loss terms are NaN or infinite, by network name."""
+        bad = [f"CE of {name} = {value}" for name, value in zip(self.names, stats.ce.tolist())
+               if not torch.isfinite(torch.tensor(value))]
+        if not torch.isfinite(stats.consistency):
+            bad.append(f"consistency ({self.layer}) = {stats.consistency.item()}")
+        return ", ".join(bad) or "the weighted sum overflowed"
 

@@ -1,0 +1,206 @@
+"""Runs that survive: exact resume after SIGKILL, SIGTERM, config checks, safe loading, guards."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+import ait
+from ait.engine.checkpoint import CheckpointError, export_safetensors, load_checkpoint
+from ait.engine.rundir import RunDirError
+from ait.engine.run import TIMING_FIELDS, RunFailed
+from ait_testutils import tiny_config
+
+TESTS = Path(__file__).resolve().parents[1]
+
+
+def resumable_config(tmp_path, **train):
+    """fp32, one thread (bit-identical on CPU), 4 epochs x 50 steps, a checkpoint every 7 steps."""
+    return tiny_config(tmp_path, "ait", data={"synthetic_size": 1600},
+                       train={"epochs": 4, "num_threads": 1, "checkpoint_every_steps": 7, **train})
+
+
+def launch(config_path: Path, run_dir: Path, *extra: str) -> subprocess.Popen:
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import ait_testutils; from ait.cli import main; "
+            "sys.exit(main(sys.argv[2:]))")
+    return subprocess.Popen([sys.executable, "-c", code, str(TESTS), "train", str(config_path), "--run-dir",
+                             str(run_dir), *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_mid_run_checkpoint(run_dir: Path, proc: subprocess.Popen, timeout: float = 120.0) -> None:
+    """Until the checkpoint is mid-epoch of epoch >= 2 (so that epoch 1 is in the log too)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        assert proc.poll() is None, f"run ended before it could be interrupted: {proc.communicate()}"
+        try:
+            pos = load_checkpoint(run_dir / "checkpoint.pt")["position"]
+            if pos["epoch"] >= 1 and pos["step"] > 0:
+                return
+        except CheckpointError:
+            pass  # not written yet
+        time.sleep(0.05)
+    raise AssertionError("no mid-epoch checkpoint appeared")
+
+
+def without_timing(records):
+    return [{k: v for k, v in r.items() if k not in TIMING_FIELDS} for r in records]
+
+
+def read_metrics(run_dir: Path):
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def assert_same_weights(a: Path, b: Path):
+    wa, wb = load_checkpoint(a / "checkpoint.pt"), load_checkpoint(b / "checkpoint.pt")
+    for na, nb in zip(wa["networks"], wb["networks"]):
+        for key in na:
+            assert torch.equal(na[key], nb[key]), key
+    for oa, ob in zip(wa["optimizers"], wb["optimizers"]):
+        for key, st in oa["state"].items():
+            assert torch.equal(st["momentum_buffer"], ob["state"][key]["momentum_buffer"])
+
+
+@pytest.fixture
+def reference(tmp_path_factory):
+    """The uninterrupted run the resumed ones must reproduce."""
+    tmp = tmp_path_factory.mktemp("reference")
+    ait.train(resumable_config(tmp), run_dir=tmp / "run")
+    return tmp / "run"
+
+
+def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path, reference):
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(resumable_config(tmp_path)))
+    run = tmp_path / "run"
+    proc = launch(path, run)
+    wait_for_mid_run_checkpoint(run, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (run / "summary.json").exists()
+
+    summary = ait.train(path, run_dir=run, resume=True)
+    assert_same_weights(run, reference)
+    assert without_timing(read_metrics(run)) == without_timing(read_metrics(reference))
+    ref_summary = json.loads((reference / "summary.json").read_text())
+    assert summary["networks"] == ref_summary["networks"]
+
+
+def test_sigterm_saves_a_checkpoint_and_the_same_command_continues(tmp_path, reference):
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(resumable_config(tmp_path)))
+    run = tmp_path / "run"
+    proc = launch(path, run)
+    wait_for_mid_run_checkpoint(run, proc)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "ait train --resume" in err
+    assert load_checkpoint(run / "checkpoint.pt")["saved_at"].startswith(f"signal {int(signal.SIGTERM)}")
+
+    ait.train(path, run_dir=run)  # no --resume: the matching checkpoint is picked up automatically
+    assert_same_weights(run, reference)
+    assert without_timing(read_metrics(run)) == without_timing(read_metrics(reference))
+
+
+def test_mismatching_config_is_refused_with_the_differing_keys(tmp_path):
+    cfg = resumable_config(tmp_path, epochs=1, max_steps_per_epoch=3)
+    run = tmp_path / "run"
+    state_dir = tmp_path / "partial"
+    ait.train(cfg, run_dir=state_dir)
+    # A partial run: the checkpoint without the summary.
+    run.mkdir()
+    for name in ("checkpoint.pt", "config.yaml", "metrics.jsonl"):
+        (run / name).write_bytes((state_dir / name).read_bytes())
+    changed = dict(cfg, consistency={"weight": 3.0})
+    with pytest.raises(RunDirError, match=r"consistency.weight: 1.0 -> 3.0"):
+        ait.train(changed, run_dir=run)
+    # Keys that do not change the computation may differ.
+    ait.train(dict(cfg, train={**cfg["train"], "progress": "plain"}), run_dir=run)
+    assert (run / "summary.json").exists()
+    with pytest.raises(RunDirError, match="finished run"):
+        ait.train(cfg, run_dir=run)
+    with pytest.raises(RunDirError, match="no checkpoint"):
+        ait.train(cfg, run_dir=tmp_path / "empty", resume=True)
+
+
+def test_truncated_and_tampered_checkpoints_are_named_and_never_run_code(tmp_path):
+    cfg = resumable_config(tmp_path, epochs=1, max_steps_per_epoch=2)
+    ait.train(cfg, run_dir=tmp_path / "run")
+    ckpt = tmp_path / "run" / "checkpoint.pt"
+    data = ckpt.read_bytes()
+    ckpt.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match=str(ckpt)):
+        load_checkpoint(ckpt)
+
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    evil = tmp_path / "evil.pt"
+    torch.save({"format": "ait-checkpoint-2", "x": Evil()}, evil)
+    with pytest.raises(CheckpointError, match="evil.pt"):
+        load_checkpoint(evil)
+    assert not marker.exists()
+
+
+def test_resume_with_damaged_checkpoint_says_what_to_do(tmp_path):
+    cfg = resumable_config(tmp_path, epochs=1, max_steps_per_epoch=2)
+    run = tmp_path / "run"
+    ait.train(cfg, run_dir=run)
+    (run / "summary.json").unlink()
+    (run / "checkpoint.pt").write_bytes(b"garbage")
+    with pytest.raises(RunDirError, match="checkpoint.pt.*--overwrite"):
+        ait.train(cfg, run_dir=run)
+
+
+def test_non_finite_loss_fails_with_the_step_and_network_named(tmp_path):
+    cfg = tiny_config(tmp_path, "baseline", strategy={"networks": ["test_nan_step3"]}, train={"epochs": 1})
+    with pytest.raises(RunFailed, match=r"CE of net0 \(test_nan_step3\) = nan.*epoch 1, step 3"):
+        ait.train(cfg)
+
+
+def test_non_finite_steps_can_be_skipped(tmp_path):
+    cfg = tiny_config(tmp_path, "baseline", strategy={"networks": ["test_nan_step3"]},
+                      train={"epochs": 2, "max_nonfinite_skips": 1})
+    summary = ait.train(cfg)
+    assert summary["nonfinite_skips"] == 1
+    weights = load_checkpoint(Path(summary["run_dir"]) / "checkpoint.pt")["networks"][0]
+    assert all(torch.isfinite(w).all() for w in weights.values() if w.is_floating_point())
+
+
+def test_unwritable_run_directory_and_full_disk_fail_early(tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(RunDirError, match="a-file"):
+        ait.train(tiny_config(tmp_path, "baseline"), run_dir=blocker / "run")
+
+    import shutil
+
+    from ait.engine import run as run_module
+
+    monkeypatch.setattr(run_module.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**9, 10**9 - 1000, 1000))
+    with pytest.raises(RunDirError, match="MiB free"):
+        ait.train(tiny_config(tmp_path, "baseline"), run_dir=tmp_path / "full")
+
+
+def test_export_safetensors(tmp_path):
+    from safetensors.torch import load_file
+
+    summary = ait.train(tiny_config(tmp_path, "dml", train={"epochs": 1}))
+    run = Path(summary["run_dir"])
+    out = tmp_path / "weights.safetensors"
+    assert export_safetensors(run / "checkpoint.pt", out) == ["test_tiny", "test_tiny"]
+    tensors = load_file(str(out))
+    state = load_checkpoint(run / "checkpoint.pt")
+    assert torch.equal(tensors["net1.head.weight"], state["networks"][1]["head.weight"])
+    with pytest.raises(CheckpointError, match="exists"):
+        export_safetensors(run / "checkpoint.pt", out)
