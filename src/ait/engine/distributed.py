@@ -111,6 +111,11 @@ def wrap_for_training(nets: list[nn.Module], ctx: DistContext, device: torch.dev
     """Forward callables (x -> ModelOutputs) for the trainer: DDP-wrapped when distributed."""
     if not ctx.enabled:
         return [net.forward_all for net in nets]
+    if sync_batchnorm and device.type != "cuda":
+        from ait.config import ConfigError
+
+        raise ConfigError("train.sync_batchnorm: PyTorch's SyncBatchNorm runs on GPUs only; set it to false "
+                          f"for training on {device.type}")
     wrapped = []
     for net in nets:
         module: nn.Module = AllOutputs(net)
