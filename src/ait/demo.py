@@ -10,7 +10,6 @@ trains for.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -18,11 +17,9 @@ from typing import Any
 import torch
 
 from ait.data import DataError
-from ait.engine.checkpoint import load_checkpoint, networks_from_checkpoint
-from ait.engine.datasets import build_data
-from ait.engine.precision import resolve_device, resolve_precision
 from ait.engine.run import train
 from ait.evaluate.accuracy import accuracy_table, predict_logits
+from ait.evaluate.loading import load_run
 from ait.losses import AiLoss
 from ait.views import Recipe, augment
 
@@ -72,40 +69,25 @@ def compare(run_dirs: list[Path], labels: list[str]) -> list[dict[str, Any]]:
     """Accuracy on the test set and its shifted copy, and prediction change under the shift."""
     rows = []
     for run_dir, label in zip(run_dirs, labels):
-        state = load_checkpoint(run_dir / "checkpoint.pt")
-        data = build_data(_data_config(state), state["config"]["seed"])
-        device = resolve_device("auto")
-        precision = resolve_precision(device, "auto", None)
-        cfg, nets = networks_from_checkpoint(state, data.train.num_classes, data.train.image_shape[0], device)
-        mean = torch.tensor(data.mean, device=device).view(1, -1, 1, 1)
-        std = torch.tensor(data.std, device=device).view(1, -1, 1, 1)
-
-        def prepare(batch):
-            return precision.prepare_input((batch.float() / 255 - mean) / std)
-
+        run = load_run(run_dir)
+        nets, data, prepare, precision = run.networks, run.data, run.prepare, run.precision
         test = data.test
         shifted = shifted_copy(test.images)
         logits = predict_logits(nets, test.images, prepare, precision)[0]
         logits_shifted = predict_logits(nets, shifted, prepare, precision)[0]
         original = accuracy_table([logits], test.labels)["net0"]
         moved = accuracy_table([logits_shifted], test.labels)["net0"]
-        summary = json.loads((run_dir / "summary.json").read_text())
+        summary = run.summary or {}
         rows.append({
             "run": label,
             "test_top1": original["top1"],
             "shifted_top1": moved["top1"],
             "kl_under_shift": AiLoss()(logits, logits_shifted).item(),
-            "train_seconds": summary["train_seconds"],
-            "steps": summary["total_steps"],
+            "train_seconds": summary.get("train_seconds", float("nan")),
+            "steps": summary.get("total_steps", 0),
             "run_dir": str(run_dir),
         })
     return rows
-
-
-def _data_config(state: dict[str, Any]):
-    from ait.config import config_from_dict
-
-    return config_from_dict(state["config"]).data
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:

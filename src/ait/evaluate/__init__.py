@@ -1,5 +1,16 @@
-"""Evaluation: accuracy of one or several networks, and (later) transfer and invariance metrics."""
+"""Evaluation of trained runs: accuracy, augmentation transfer (paper Table 5), intra-augmentation
+variation (Figure 5) and t-SNE of features (Figure 6), on fixed augmented test sets (sec. 4.4)."""
 
-from ait.evaluate.accuracy import evaluate_accuracy, predict_logits
+from ait.evaluate.accuracy import Predictions, accuracy_table, evaluate_accuracy, predict_logits, predict_outputs
+from ait.evaluate.loading import LoadedRun, RunLoadError, load_run
+from ait.evaluate.testsets import TEST_SETS, applicable_test_sets, fixed_test_set, fixed_test_sets
+from ait.evaluate.transfer import predict_on_test_sets, transfer_matrix
+from ait.evaluate.tsne import TsneResult, plot_tsne, tsne_features
+from ait.evaluate.variation import PAIRS, variation_metrics
 
-__all__ = ["evaluate_accuracy", "predict_logits"]
+__all__ = [
+    "PAIRS", "TEST_SETS", "LoadedRun", "Predictions", "RunLoadError", "TsneResult",
+    "accuracy_table", "applicable_test_sets", "evaluate_accuracy", "fixed_test_set", "fixed_test_sets",
+    "load_run", "plot_tsne", "predict_logits", "predict_on_test_sets", "predict_outputs", "transfer_matrix",
+    "tsne_features", "variation_metrics",
+]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, NamedTuple, Sequence
 
 import torch
 from torch import nn
 
-from ait.engine.precision import Precision
+if TYPE_CHECKING:  # annotations only: ait.engine imports this module, a runtime import would be circular
+    from ait.engine.precision import Precision
 
 
 @torch.no_grad()
@@ -33,6 +34,41 @@ def predict_logits(networks: Sequence[nn.Module], images: torch.Tensor, prepare,
         for net, mode in zip(networks, was_training):
             net.train(mode)
     return [torch.cat(o) for o in outputs]
+
+
+class Predictions(NamedTuple):
+    """One network's outputs on a whole image set, float32 on the CPU."""
+
+    logits: torch.Tensor  # (N, num_classes)
+    feature: torch.Tensor  # (N, F) pooled feature (ModelOutputs.feature)
+
+
+@torch.no_grad()
+def predict_outputs(networks: Sequence[nn.Module], images: torch.Tensor, prepare, precision: Precision,
+                    batch_size: int = 500) -> list[Predictions]:
+    """Logits and pooled features of every network for every image (one forward pass each).
+
+    images: (N, C, H, W) uint8 (on any device); networks must have ``forward_all`` (every
+    ``ait.models.Classifier`` does). Returns one :class:`Predictions` per network.
+    """
+    was_training = [net.training for net in networks]
+    for net in networks:
+        net.eval()
+    logits: list[list[torch.Tensor]] = [[] for _ in networks]
+    features: list[list[torch.Tensor]] = [[] for _ in networks]
+    try:
+        for start in range(0, images.shape[0], batch_size):
+            batch = images[start:start + batch_size].to(precision.device, non_blocking=True)
+            x = prepare(batch)
+            with precision.autocast():
+                for k, net in enumerate(networks):
+                    out = net.forward_all(x)
+                    logits[k].append(out.logits.float().cpu())
+                    features[k].append(out.feature.float().cpu())
+    finally:
+        for net, mode in zip(networks, was_training):
+            net.train(mode)
+    return [Predictions(torch.cat(l), torch.cat(f)) for l, f in zip(logits, features)]
 
 
 def topk_accuracy(logits: torch.Tensor, labels: torch.Tensor, k: int) -> float:

@@ -1,0 +1,138 @@
+"""Load a finished run for evaluation: its config, trained networks, data and numeric settings.
+
+    run = load_run("runs/tiny_ait/seed0")
+    logits = predict_logits(run.networks, run.data.test.images, run.prepare, run.precision)
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ait.config import Config, ConfigError, load_config
+from ait.engine.checkpoint import CheckpointError, load_checkpoint, networks_from_checkpoint
+from ait.engine.datasets import RunData, build_data
+from ait.engine.precision import Precision, resolve_device, resolve_precision
+from ait.engine.rundir import RunDirError
+
+
+class RunLoadError(RunDirError):
+    """A run directory that cannot be evaluated (missing, incomplete or damaged).
+
+    A :class:`RunDirError` so that the CLI's existing error handling prints it as one line.
+    """
+
+
+@dataclass
+class LoadedRun:
+    """A trained run, ready for evaluation.
+
+    networks: eval mode, on ``precision.device``, channels_last when the precision says so.
+    data: the run's train / test sets exactly as training built them (same subsets, same limits).
+    summary: summary.json as a dict, or None when the run has not finished.
+    """
+
+    run_dir: Path
+    config: Config
+    networks: list[nn.Module]
+    data: RunData
+    precision: Precision
+    summary: dict[str, Any] | None = None
+    _mean: torch.Tensor = field(init=False, repr=False)
+    _std: torch.Tensor = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        device = self.precision.device
+        self._mean = torch.tensor(self.data.mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+        self._std = torch.tensor(self.data.std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def eval_batch_size(self) -> int:
+        return self.config.train.eval_batch_size
+
+    def prepare(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 (N, C, H, W) on the device -> normalised float32 network input, as in training."""
+        x = images.float().div_(255.0)
+        return self.precision.prepare_input((x - self._mean) / self._std)
+
+
+def _require_file(path: Path, run_dir: Path, what: str) -> None:
+    if not path.is_file():
+        raise RunLoadError(f"run directory {str(run_dir)!r} has no {path.name} ({what}); "
+                           "is it a finished `ait train` run directory?")
+
+
+def check_run_dir(run_dir: str | Path) -> Path:
+    """The run directory as a Path, after checking that it holds config.yaml and checkpoint.pt."""
+    path = Path(run_dir).expanduser()
+    if not path.exists():
+        raise RunLoadError(f"run directory {str(path)!r} does not exist")
+    if not path.is_dir():
+        raise RunLoadError(f"run directory {str(path)!r} is not a directory")
+    _require_file(path / "config.yaml", path, "the run's resolved config")
+    _require_file(path / "checkpoint.pt", path, "the trained networks; was train.checkpoint off?")
+    return path
+
+
+def load_run(run_dir: str | Path, device: str | None = "auto") -> LoadedRun:
+    """Load ``run_dir`` (config.yaml, checkpoint.pt, summary.json if present) for evaluation.
+
+    device: "auto" (CUDA when available), "cpu", "cuda:1", ...; None uses the run's train.device.
+    Precision and channels_last follow the run's train settings, resolved on that device.
+    Raises :class:`RunLoadError` naming the path when something is missing or damaged.
+    """
+    path = check_run_dir(run_dir)
+    try:
+        config = load_config(path / "config.yaml")
+    except ConfigError as err:
+        raise RunLoadError(f"run directory {str(path)!r}: config.yaml is not a valid config: {err}") from None
+    try:
+        state = load_checkpoint(path / "checkpoint.pt", map_location="cpu")
+    except CheckpointError as err:
+        raise RunLoadError(f"run directory {str(path)!r}: {err}") from None
+    saved_nets = list(state.get("config", {}).get("strategy", {}).get("networks", []))
+    if saved_nets != list(config.strategy.networks):
+        raise RunLoadError(f"run directory {str(path)!r}: checkpoint.pt holds networks {saved_nets} but "
+                           f"config.yaml names {list(config.strategy.networks)}")
+
+    spec = config.train.device if device is None else device
+    try:
+        torch_device = resolve_device(spec)
+    except (ValueError, RuntimeError) as err:
+        raise RunLoadError(f"cannot evaluate run directory {str(path)!r} on device {spec!r}: {err}") from None
+    precision = resolve_precision(torch_device, config.train.precision, config.train.channels_last)
+    data = build_data(config.data, config.seed)  # the same test set (and limits) as in training
+    try:
+        _, networks = networks_from_checkpoint(state, data.train.num_classes, data.train.image_shape[0],
+                                               torch_device)
+    except (RuntimeError, KeyError, ValueError) as err:  # shape mismatch, unknown model name
+        raise RunLoadError(f"run directory {str(path)!r}: cannot rebuild the networks from checkpoint.pt "
+                           f"({type(err).__name__}: {str(err).splitlines()[0][:300] if str(err) else ''})") from None
+    if precision.channels_last:
+        networks = [net.to(memory_format=torch.channels_last) for net in networks]
+
+    summary = None
+    summary_path = path / "summary.json"
+    if summary_path.is_file():
+        try:
+            summary = json.loads(summary_path.read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise RunLoadError(f"run directory {str(path)!r}: summary.json is unreadable ({err})") from None
+    else:
+        # A checkpoint without a summary is an interrupted run: still worth evaluating, but say so.
+        pos = state.get("position")
+        where = (f" (saved at epoch {pos.get('epoch', 0) + 1}, step {pos.get('step', 0)})"
+                 if isinstance(pos, dict) else "")
+        warnings.warn(f"run directory {str(path)!r} has no summary.json (unfinished run?); evaluating its last "
+                      f"checkpoint{where}", RuntimeWarning, stacklevel=2)
+    return LoadedRun(path, config, [net.eval() for net in networks], data, precision, summary)

@@ -1,0 +1,59 @@
+"""Augmentation-transfer matrix (paper Table 5): accuracy of each network on each fixed test set.
+
+    run = load_run("runs/cifar100_ait/seed0")
+    table = transfer_matrix(run)
+    table["net0"]["gray"]["top1"]        # top-1 (%) of network 0 on the grayscale test set
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from ait.evaluate.accuracy import Predictions, accuracy_table, predict_outputs
+from ait.evaluate.loading import LoadedRun
+from ait.evaluate.testsets import TEST_SETS, applicable_test_sets, fixed_test_set
+
+SetOutputs = dict[str, list[Predictions]]  # test set name -> one Predictions per network
+
+
+def predict_on_test_sets(run: LoadedRun, sets: Iterable[str] = tuple(TEST_SETS), seed: int = 0,
+                         cache_dir: str | Path | None = None, batch_size: int | None = None) -> SetOutputs:
+    """Logits and pooled features of every network on each fixed test set that applies to the data.
+
+    Sets that are no-ops for the data's channel count ("gray" for 1 channel) are left out, so the
+    keys of the result are the sets actually evaluated. One forward pass per set serves both the
+    transfer matrix and the variation metrics.
+    """
+    test = run.data.test
+    names = applicable_test_sets(test.image_shape[0], sets)
+    batch = batch_size or run.eval_batch_size
+    outputs: SetOutputs = {}
+    for name in names:
+        images = fixed_test_set(test.images, name, seed, cache_dir)
+        outputs[name] = predict_outputs(run.networks, images, run.prepare, run.precision, batch)
+    return outputs
+
+
+def transfer_from_outputs(outputs: SetOutputs, labels) -> dict[str, dict[str, dict[str, float]]]:
+    """{"net0": {set: {"top1", "top5"}}, ..., "ensemble": {...} (more than one network)}."""
+    matrix: dict[str, dict[str, dict[str, float]]] = {}
+    for name, preds in outputs.items():
+        table = accuracy_table([p.logits for p in preds], labels)
+        for key, acc in table.items():
+            matrix.setdefault(key, {})[name] = acc
+    return matrix
+
+
+def transfer_matrix(run: LoadedRun, sets: Sequence[str] = ("original", "crop", "gray", "color"), seed: int = 0,
+                    cache_dir: str | Path | None = None, batch_size: int | None = None,
+                    outputs: SetOutputs | None = None) -> dict[str, dict[str, dict[str, float]]]:
+    """Top-1 / top-5 (percent) of each network and of the ensemble on each fixed test set.
+
+    Returns {"net0": {"original": {"top1": f, "top5": f}, "crop": {...}, ...}, ..., "ensemble": ...};
+    "ensemble" (averaged probabilities) only with more than one network. ``outputs`` from
+    :func:`predict_on_test_sets` skips the forward passes.
+    """
+    if outputs is None:
+        outputs = predict_on_test_sets(run, sets, seed, cache_dir, batch_size)
+    return transfer_from_outputs(outputs, run.data.test.labels)
