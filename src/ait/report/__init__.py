@@ -1,0 +1,16 @@
+"""Reports built only from run directories: Markdown tables of the paper and PNG figures.
+
+    ait report runs/ --out reports/cpu            # every run under runs/, grouped by configuration
+
+    from ait.report import build_report
+    build_report(["runs"], "reports/cpu")         # -> Path("reports/cpu/report.md")
+
+Headline numbers are final-epoch top-1, mean ± sample std over seeds; see :mod:`ait.report.build`.
+"""
+
+from ait.report.build import build_report
+from ait.report.cli import add_report_parser, run_report_command
+from ait.report.runs import Group, ReportError, RunRecord, Stat, discover_run_dirs, group_runs, load_run, load_runs
+
+__all__ = ["build_report", "add_report_parser", "run_report_command", "ReportError", "Group", "RunRecord", "Stat",
+           "discover_run_dirs", "group_runs", "load_run", "load_runs"]

@@ -1,0 +1,296 @@
+"""Assemble report.md (tables, figures, sources) and its PNGs from run directories."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Callable, Iterable
+
+from ait.report import tables
+from ait.report.runs import Group, ReportError, display_path, group_runs, load_runs, slug
+from ait.report.tables import Section, compare, md_table
+
+PLOTS = "plots"
+PLOT_PREFIXES = ("curves_", "fig3_", "fig4_", "fig5_", "fig6_")
+
+
+def _ait_candidates(groups: list[Group]) -> list[Group]:
+    return [g for g in groups if g.strategy == "ait" and len(g.networks) == 1 and g.noise == 0 and g.fraction == 1]
+
+
+def _img(section_images: list[str], rel: str, caption: str) -> str:
+    section_images.append(rel)
+    return f"![{caption}]({rel})\n"
+
+
+class _Builder:
+    def __init__(self, groups: list[Group], out_dir: Path, plots_ok: bool):
+        self.groups, self.out_dir, self.plots_ok = groups, out_dir, plots_ok
+        self.missing: list[str] = []
+
+    def path(self, name: str) -> tuple[Path, str]:
+        return self.out_dir / PLOTS / name, f"{PLOTS}/{name}"
+
+    # -- Figure 4 ------------------------------------------------------------------------------
+    def figure4(self) -> Section | None:
+        from ait.report import plots
+
+        buckets: dict[tuple, list[Group]] = {}
+        for g in _ait_candidates(self.groups):
+            if g.default_consistency:
+                buckets.setdefault((g.context(), g.recipe, g.epochs), []).append(g)
+        lines = [gs for gs in buckets.values() if len({g.weight for g in gs}) >= 2]
+        if not lines:
+            self.missing.append("Figure 4 (λ sweep): no AIT setting was run with two or more consistency weights.")
+            return None
+        datasets = [gs[0].dataset for gs in lines]
+        named = []
+        for gs in lines:
+            g = gs[0]
+            label = g.dataset
+            if datasets.count(g.dataset) > 1:
+                label += f" · {g.networks[0]} · {g.recipe} · {g.epochs} ep"
+            named.append((label, sorted(gs, key=lambda x: x.weight)))
+        rows = [[label, f"{g.weight:g}", g.stat().fmt()] for label, gs in named for g in gs]
+        images: list[str] = []
+        body = md_table(["Setting", "λ", "Final top-1"], rows)
+        if self.plots_ok:
+            path, rel = self.path("fig4_lambda.png")
+            plots.lambda_sweep([(label, [(g.weight, g.stat()) for g in gs]) for label, gs in named], path)
+            body = _img(images, rel, "Figure 4: top-1 vs λ") + "\n" + body
+        return Section("Figure 4: loss weight λ", body, [g for _, gs in named for g in gs], images)
+
+    # -- Figure 3 ------------------------------------------------------------------------------
+    def figure3(self) -> Section | None:
+        from ait.report import plots
+
+        buckets: dict[tuple, list[Group]] = {}
+        for g in _ait_candidates(self.groups):
+            if g.weight > 0:
+                buckets.setdefault((g.context(), g.recipe, g.epochs, g.weight), []).append(g)
+        sets = [gs for gs in buckets.values()
+                if len({(g.get("consistency.layer"), g.get("consistency.metric")) for g in gs}) >= 2]
+        if not sets:
+            self.missing.append("Figure 3 (layer × metric): no AIT setting was run with two or more "
+                                "consistency layer/metric combinations.")
+            return None
+        body, used, images = "", [], []
+        for gs in sets:
+            g0 = gs[0]
+            base = next((b for b in self.groups if b.strategy == "baseline" and len(b.networks) == 1
+                         and b.context() == g0.context() and b.recipe == g0.recipe and b.epochs == g0.epochs), None)
+            cells = {(g.get("consistency.layer"), g.get("consistency.metric")): g.stat() for g in gs}
+            layers = sorted({k[0] for k in cells}, key=lambda l: (plots.LAYER_ORDER + (l,)).index(l))
+            order = list(plots.METRIC_NAMES)
+            metrics = sorted({k[1] for k in cells}, key=lambda m: (order.index(m) if m in order else len(order), m))
+            title = f"Figure 3: layer × metric · {g0.dataset} · {g0.networks[0]} · {g0.recipe} · λ={g0.weight:g}"
+            if self.plots_ok:
+                stem = slug(f"{g0.dataset}_{g0.networks[0]}_{g0.recipe}_lambda{g0.weight:g}", g0.key)
+                path, rel = self.path(f"fig3_{stem}.png")
+                plots.ablation_bars(cells, base.stat() if base else None, title, path)
+                body += _img(images, rel, title) + "\n"
+            rows = [[l, *[cells[(l, m)].fmt() if (l, m) in cells else "–" for m in metrics]] for l in layers]
+            body += md_table(["Layer", *metrics], rows)
+            body += f"\nBaseline (no AiLoss): {base.stat().fmt() if base else '– (no matching baseline run)'}\n\n"
+            used += gs + ([base] if base else [])
+        return Section("Figure 3: consistency layer × metric", body, used, images)
+
+    # -- Figure 5 ------------------------------------------------------------------------------
+    def figure5(self) -> Section | None:
+        from ait.report import plots
+
+        comps = compare(self.groups, lambda g: len(g.networks) == 1 and bool(g.eval_runs("variation")))
+        if not comps:
+            self.missing.append("Figure 5 (intra-augmentation variation): no run has eval/variation.json "
+                                "(`ait eval RUN_DIR` writes it).")
+            return None
+        body, used, images = "", [], []
+        for c in comps:
+            series = [("Baseline", c.baseline)] if c.baseline else []
+            series += [(f"AIT λ={c.ait.weight:g}", c.ait)] if c.ait else []
+            pairs: list[str] = []
+            for _, g in series:
+                for run in g.eval_runs("variation"):
+                    for p in run.variation.get("pairs") or list(run.variation.get("networks", {}).get("net0", {})):
+                        if p not in pairs:
+                            pairs.append(p)
+            lead = c.lead
+            title = (f"Figure 5: intra-augmentation variation · {lead.dataset} · {lead.networks[0]} · "
+                     f"{lead.recipe} · {c.text}")
+            if self.plots_ok:
+                keys = "".join(g.key for _, g in series)
+                stem = slug(f"{lead.dataset}_{lead.networks[0]}_{lead.recipe}_{c.kind}", keys)
+                path, rel = self.path(f"fig5_{stem}.png")
+                plots.variation_bars(series, pairs, title, path)
+                body += _img(images, rel, title) + "\n"
+            else:
+                body += f"**{title}**\n\n"
+            headers = ["Test-set pair"] + [f"{m}: {name}" for m in ("KL", "feature L2") for name, _ in series]
+            rows = [[p] + [g.variation_stat(p, m).fmt() for m in ("kl", "feature_l2") for _, g in series]
+                    for p in pairs]
+            body += md_table(headers, rows) + "\n"
+            used += [g for _, g in series]
+        return Section("Figure 5: intra-augmentation variation between test sets", body, used, images)
+
+    # -- Figure 6 ------------------------------------------------------------------------------
+    def figure6(self) -> Section | None:
+        from ait.report import plots
+
+        comps = compare(self.groups, lambda g: len(g.networks) == 1 and bool(g.eval_runs("tsne")))
+        if not comps:
+            self.missing.append("Figure 6 (t-SNE): no run has eval/tsne.json (`ait eval RUN_DIR --tsne` writes it).")
+            return None
+        if not self.plots_ok:
+            self.missing.append("Figure 6 (t-SNE): matplotlib is not installed.")
+            return None
+        body, used, images = "", [], []
+        for c in comps:
+            panels = []
+            for name, g in (("Baseline", c.baseline), ("AIT", c.ait)):
+                if g is None:
+                    continue
+                run = g.eval_runs("tsne")[0]
+                tag = f"λ={g.weight:g}, " if g.strategy == "ait" else ""
+                panels.append((f"{name} ({tag}{g.recipe}, seed {run.seed})", run.tsne))
+                used.append(g)
+            lead = c.lead
+            title = f"Figure 6: t-SNE · {lead.dataset} · {lead.networks[0]} · {c.text}"
+            keys = "".join(g.key for g in (c.baseline, c.ait) if g)
+            path, rel = self.path(f"fig6_{slug(f'{lead.dataset}_{lead.networks[0]}_{lead.recipe}_{c.kind}', keys)}.png")
+            plots.tsne_panels(panels, path)
+            body += _img(images, rel, title) + "\n"
+        return Section("Figure 6: t-SNE of features (colour = source sample)", body, used, images)
+
+    # -- accuracy curves -----------------------------------------------------------------------
+    def curves(self) -> Section | None:
+        from ait.report import plots
+
+        if not self.plots_ok:
+            return None
+        body, images, used = "", [], []
+        for g in self.groups:
+            path, rel = self.path(f"curves_{slug(g.label, g.key)}.png")
+            if plots.accuracy_curves(g, path) is None:
+                self.missing.append(f"Accuracy curve of {g.label}: no test records in metrics.jsonl.")
+                continue
+            body += f"**{g.label}**\n\n" + _img(images, rel, f"test top-1 per epoch: {g.label}") + "\n"
+            used.append(g)
+        if not images:
+            return None
+        return Section("Accuracy curves (test top-1 per evaluated epoch, every seed)", body, [], images)
+
+
+def _matplotlib_available() -> bool:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def build_report(run_dirs: Iterable[str | Path], out_dir: str | Path,
+                 log: Callable[[str], None] | None = None) -> Path:
+    """Write ``out_dir/report.md`` (and ``out_dir/plots/*.png``) from the runs under ``run_dirs``.
+
+    Each path may be a run directory or a parent of run directories (searched recursively for
+    summary.json). A run directory whose summary.json or config.yaml is malformed is skipped: the
+    report and ``log`` (default: stderr) name the file and the problem. Raises ReportError when no
+    readable run is left. Returns the path of report.md.
+    """
+    log = log or (lambda text: print(text, file=sys.stderr))
+    paths = list(run_dirs)
+    if not paths:
+        raise ReportError("no run directories given")
+    runs, skipped, incomplete = load_runs(paths)
+    for d, why in skipped:
+        log(f"ait report: skipping {d}: {why}")
+    if not runs:
+        detail = f"; skipped: {skipped[0][1]}" if skipped else ""
+        raise ReportError(f"no finished run (a directory with summary.json) under {', '.join(map(str, paths))}"
+                          f"{detail}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    plot_dir = out / PLOTS
+    if plot_dir.is_dir():  # stale figures from an earlier report would be misleading
+        for old in plot_dir.glob("*.png"):
+            if old.name.startswith(PLOT_PREFIXES):
+                old.unlink()
+
+    groups = group_runs(runs)
+    plots_ok = _matplotlib_available()
+    b = _Builder(groups, out, plots_ok)
+    sections: list[Section] = []
+    for title, make in (("Table 1 (baseline vs AIT)", tables.table1), ("Table 2 (DML vs multi-AIT)", tables.table2),
+                        ("Table 3 (label noise)", tables.table3), ("Table 4 (training fraction)", tables.table4),
+                        ("Table 5 (augmentation transfer)", tables.table5)):
+        section = make(groups)
+        if section is None:
+            b.missing.append(f"{title}: no runs of that kind" + (
+                " with eval/transfer.json (`ait eval RUN_DIR` writes it)" if "transfer" in title else "") + ".")
+        else:
+            sections.append(section)
+    for make in (b.figure3, b.figure4, b.figure5, b.figure6):
+        section = make()
+        if section is not None:
+            sections.append(section)
+    sections.append(tables.all_groups_table(groups))
+    curves = b.curves()
+    if curves is not None:
+        sections.append(curves)
+
+    text = [_intro(paths, runs, groups, skipped, out)]
+    text += [s.markdown() for s in sections]
+    text.append(_missing(b.missing, runs, groups, skipped, incomplete, plots_ok))
+    report = out / "report.md"
+    report.write_text("\n".join(text))
+    return report
+
+
+def _intro(paths, runs, groups, skipped, out: Path) -> str:
+    where = ", ".join(f"`{display_path(Path(p))}`" for p in paths)
+    lines = [
+        "# AIT report",
+        "",
+        f"{len(runs)} runs in {len(groups)} configurations, found under {where}.",
+        "",
+        "- Headline number: **final-epoch** test top-1 (%), mean ± sample standard deviation over seeds "
+        "(n = number of seeds; std \"–\" when n = 1). Best-epoch accuracy picks the epoch on the test set and "
+        "appears only as a labelled extra column.",
+        "- Runs are grouped by their resolved config without seed, name and out_dir (and display-only keys); "
+        "they are placed in tables by config content (strategy, label noise, training fraction, views, "
+        "consistency layer/metric), not by name.",
+        "- Compute: an AIT step feeds the same number of images as a baseline step, V views of batch/V samples, "
+        "so an AIT epoch has V times the steps. Each comparison row says whether it compares **equal epochs** "
+        "or **equal steps** (\"baseline, same steps as AIT\").",
+    ]
+    if skipped:
+        lines += ["", f"**{len(skipped)} run directories were skipped** (malformed files): see the last section."]
+    return "\n".join(lines) + "\n"
+
+
+def _missing(missing, runs, groups, skipped, incomplete, plots_ok) -> str:
+    lines = ["## Not in this report", ""]
+    if not plots_ok:
+        lines.append("- matplotlib is not installed: no figures (`pip install ait[report]`).")
+    lines += [f"- {m}" for m in missing]
+    for kind, used_by in (("transfer", "Table 5"), ("variation", "Figure 5"), ("tsne", "Figure 6")):
+        lacking = [r for r in runs if getattr(r, kind) is None]
+        if lacking and len(lacking) < len(runs):
+            lines.append(f"- eval/{kind}.json is missing in {len(lacking)} of {len(runs)} runs; {used_by} uses "
+                         "the others only.")
+    for g in groups:
+        seeds = g.seeds
+        if len(set(seeds)) < len(seeds):
+            lines.append(f"- {g.label}: several runs share a seed ({seeds}); they are averaged as separate runs.")
+    for r in runs:
+        lines += [f"- {note}" for note in r.notes]
+    for d, why in skipped:
+        lines.append(f"- Skipped run directory `{display_path(d)}`: {why}")
+    for d in incomplete:
+        lines.append(f"- Unfinished run `{display_path(d)}` (no summary.json yet): not included.")
+    if len(lines) == 2:
+        lines.append("Nothing: every run had every file the report reads.")
+    return "\n".join(lines) + "\n"
+
+
+__all__ = ["build_report", "ReportError"]

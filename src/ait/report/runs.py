@@ -1,0 +1,440 @@
+"""Finding run directories, reading them, and grouping runs that differ only in their seed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+from ait.config import RESUME_MAY_CHANGE
+
+# Config keys that say where or how a run was run or shown, not what it computed: runs differing
+# only here (and in seed/name) are repeats of one configuration. RESUME_MAY_CHANGE is the engine's
+# own list of such keys (out_dir, progress, threads, ...).
+IGNORED_KEYS = ("seed", "name", "data.root", "data.download", "train.checkpoint", *RESUME_MAY_CHANGE)
+# Keys a baseline and an AIT run may differ in and still be "the same experiment otherwise".
+COMPARISON_FREE_KEYS = ("strategy.name", "strategy.views", "consistency", "train.epochs", "train.eval_every")
+STRATEGY_NAMES = {"baseline": "Baseline", "ait": "AIT", "dml": "DML", "multi_ait": "multi-AIT"}
+STRATEGY_ORDER = {"baseline": 0, "ait": 1, "dml": 2, "multi_ait": 3}
+DEFAULT_LAYER, DEFAULT_METRIC = "logits", "kl"
+
+
+class ReportError(RuntimeError):
+    """Nothing to report on: no readable run directory under the given paths."""
+
+
+@dataclass
+class Stat:
+    """Mean and sample standard deviation over seeds (std is None for a single run)."""
+
+    values: list[float]
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+    @property
+    def mean(self) -> float | None:
+        return statistics.fmean(self.values) if self.values else None
+
+    @property
+    def std(self) -> float | None:
+        return statistics.stdev(self.values) if self.n >= 2 else None
+
+    def fmt(self, with_n: bool = True) -> str:
+        """``"71.48 ± 0.23 (n=3)"``; ``"71.48 ± – (n=1)"``; ``"–"`` without values."""
+        if not self.values:
+            return "–"
+        std = "–" if self.std is None else f"{self.std:.2f}"
+        return f"{self.mean:.2f} ± {std}" + (f" (n={self.n})" if with_n else "")
+
+
+@dataclass
+class RunRecord:
+    """One finished run: its summary, resolved config and whatever optional files it has."""
+
+    path: Path
+    summary: dict[str, Any]
+    config: dict[str, Any]
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+    transfer: dict[str, Any] | None = None
+    variation: dict[str, Any] | None = None
+    tsne: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)  # problems with optional files
+
+    @property
+    def seed(self) -> int:
+        return int(self.summary.get("seed", self.config.get("seed", 0)))
+
+    def network(self, key: str) -> dict[str, Any] | None:
+        if key == "ensemble":
+            return self.summary.get("ensemble")
+        return next((n for n in self.summary["networks"] if n.get("key") == key), None)
+
+
+# ----------------------------------------------------------------------------------------------
+# Discovery and loading
+
+
+def discover_run_dirs(paths: Iterable[str | Path]) -> tuple[list[Path], list[Path]]:
+    """(run dirs with summary.json, incomplete run dirs with config.yaml but no summary.json).
+
+    Each path may be a run directory or any parent of run directories; hidden folders are skipped.
+    """
+    found: dict[Path, None] = {}
+    incomplete: dict[Path, None] = {}
+    for raw in paths:
+        root = Path(raw)
+        if not root.exists():
+            raise ReportError(f"{root}: no such file or directory")
+        if root.is_file():
+            root = root.parent  # a summary.json or config.yaml given directly
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            here = Path(dirpath)
+            if "summary.json" in filenames:
+                found.setdefault(here, None)
+            elif "config.yaml" in filenames and ("metrics.jsonl" in filenames or "env.json" in filenames):
+                incomplete.setdefault(here, None)
+    return sorted(found), sorted(incomplete)
+
+
+def _defaults() -> dict[str, Any]:
+    from ait.config import Config  # light: config imports no torch
+
+    return Config().to_dict()
+
+
+def _merge(defaults: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    out = dict(defaults)
+    for key, value in data.items():
+        if isinstance(value, dict) and isinstance(defaults.get(key), dict):
+            out[key] = _merge(defaults[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: cannot be read ({err})") from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from None
+
+
+def _check_summary(path: Path, summary: Any) -> None:
+    if not isinstance(summary, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(summary).__name__}")
+    nets = summary.get("networks")
+    if not isinstance(nets, list) or not nets:
+        raise ValueError(f"{path}: missing or empty 'networks' list")
+    for i, net in enumerate(nets):
+        if not isinstance(net, dict):
+            raise ValueError(f"{path}: networks[{i}] is not an object")
+        for key in ("key", "final_top1"):
+            if key not in net:
+                raise ValueError(f"{path}: networks[{i}] has no {key!r}")
+        if not isinstance(net["final_top1"], (int, float)) or not math.isfinite(net["final_top1"]):
+            raise ValueError(f"{path}: networks[{i}].final_top1 is not a finite number: {net['final_top1']!r}")
+
+
+def load_run(path: str | Path) -> RunRecord:
+    """Read one run directory; ValueError naming the file for a missing or malformed summary/config.
+
+    Optional files (metrics.jsonl, eval/*.json) that are malformed are noted, not fatal.
+    """
+    path = Path(path)
+    summary_path, config_path = path / "summary.json", path / "config.yaml"
+    summary = _read_json(summary_path)
+    _check_summary(summary_path, summary)
+    if not config_path.is_file():
+        raise ValueError(f"{config_path}: missing (needed to group runs by configuration)")
+    try:
+        config = yaml.safe_load(config_path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise ValueError(f"{config_path}: not valid YAML ({err})") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{config_path}: expected a mapping at the top level")
+    record = RunRecord(path, summary, _merge(_defaults(), config))
+
+    metrics_path = path / "metrics.jsonl"
+    if metrics_path.is_file():
+        for i, line in enumerate(metrics_path.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                record.metrics.append(json.loads(line))
+            except json.JSONDecodeError:
+                record.notes.append(f"{metrics_path}: line {i} is not valid JSON; curve cut there")
+                break
+    for name in ("transfer", "variation", "tsne"):
+        eval_path = path / "eval" / f"{name}.json"
+        if eval_path.is_file():
+            try:
+                data = _read_json(eval_path)
+                if not isinstance(data, dict) or ("networks" not in data and name != "tsne") or (
+                        name == "tsne" and "points" not in data):
+                    raise ValueError(f"{eval_path}: unexpected layout")
+                setattr(record, name, data)
+            except ValueError as err:
+                record.notes.append(f"{err}; ignored")
+    return record
+
+
+def load_runs(paths: Iterable[str | Path]) -> tuple[list[RunRecord], list[tuple[Path, str]], list[Path]]:
+    """(readable runs, [(run dir, why skipped)], incomplete run dirs) under ``paths``."""
+    dirs, incomplete = discover_run_dirs(paths)
+    runs, skipped = [], []
+    for d in dirs:
+        try:
+            runs.append(load_run(d))
+        except ValueError as err:
+            skipped.append((d, str(err)))
+    return runs, skipped, incomplete
+
+
+# ----------------------------------------------------------------------------------------------
+# Grouping
+
+
+def _get(config: dict[str, Any], dotted: str) -> Any:
+    node: Any = config
+    for part in dotted.split("."):
+        if not isinstance(node, dict):
+            return None
+        node = node.get(part)
+    return node
+
+
+def _without(config: dict[str, Any], dotted_keys: Iterable[str]) -> dict[str, Any]:
+    data = json.loads(json.dumps(config))
+    for dotted in dotted_keys:
+        *parents, last = dotted.split(".")
+        node = data
+        for part in parents:
+            node = node.get(part, {}) if isinstance(node, dict) else {}
+        if isinstance(node, dict):
+            node.pop(last, None)
+    return data
+
+
+def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def group_key(config: dict[str, Any]) -> str:
+    """A stable id of a configuration: the resolved config minus IGNORED_KEYS, hashed."""
+    text = json.dumps(_without(config, IGNORED_KEYS), sort_keys=True)
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def dataset_label(config: dict[str, Any]) -> str:
+    data = config.get("data", {})
+    name = data.get("dataset", "?")
+    if name == "npz" and data.get("train_file"):
+        train = Path(str(data["train_file"]))
+        name = f"{train.parent.name}/{train.stem}" if train.parent.name else train.stem
+    elif name == "synthetic":
+        name = f"synthetic ({data.get('synthetic_size')})"
+    if data.get("train_limit"):
+        name += f" (first {data['train_limit']})"
+    return name
+
+
+def percent(fraction: float) -> str:
+    return f"{100 * fraction:g}%"
+
+
+@dataclass(eq=False)  # identity: groups are used as dict keys
+class Group:
+    """Runs of one configuration (all seeds)."""
+
+    key: str
+    runs: list[RunRecord]
+    label: str = ""
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.runs[0].config
+
+    def get(self, dotted: str) -> Any:
+        return _get(self.config, dotted)
+
+    @property
+    def strategy(self) -> str:
+        return str(self.get("strategy.name"))
+
+    @property
+    def networks(self) -> list[str]:
+        return list(self.get("strategy.networks") or [])
+
+    @property
+    def views(self) -> list[str]:
+        return list(self.get("strategy.views") or [])
+
+    @property
+    def recipe(self) -> str:
+        """``"rp"`` when every view uses the same recipe, else ``"rp,rg"`` (the paper's notation)."""
+        views = self.views
+        return views[0] if views and len(set(views)) == 1 else ",".join(views)
+
+    @property
+    def weight(self) -> float:
+        return float(self.get("consistency.weight") or 0.0)
+
+    @property
+    def noise(self) -> float:
+        return float(self.get("data.label_noise") or 0.0)
+
+    @property
+    def fraction(self) -> float:
+        return float(self.get("data.train_fraction") or 1.0)
+
+    @property
+    def epochs(self) -> int:
+        return int(self.get("train.epochs"))
+
+    @property
+    def total_steps(self) -> int | None:
+        steps = [r.summary.get("total_steps") for r in self.runs if r.summary.get("total_steps") is not None]
+        return max(set(steps), key=steps.count) if steps else None
+
+    @property
+    def dataset(self) -> str:
+        return dataset_label(self.config)
+
+    @property
+    def default_consistency(self) -> bool:
+        return self.get("consistency.layer") == DEFAULT_LAYER and self.get("consistency.metric") == DEFAULT_METRIC
+
+    @property
+    def seeds(self) -> list[int]:
+        return [r.seed for r in self.runs]
+
+    @property
+    def network_keys(self) -> list[str]:
+        keys = [n["key"] for n in self.runs[0].summary["networks"]]
+        return keys + (["ensemble"] if self.runs[0].summary.get("ensemble") else [])
+
+    def context(self, networks: list[str] | None = None) -> str:
+        """What must match for two groups to be compared (everything but strategy, views,
+        consistency and epochs); step milestones count as fractions of the run's epochs."""
+        data = _without(self.config, IGNORED_KEYS + COMPARISON_FREE_KEYS)
+        if networks is not None:
+            data["strategy"]["networks"] = networks
+        optim = data.get("optim", {})
+        if optim.get("schedule") == "step":
+            # Milestones as fractions of the run, and only those reached: a compute-fair baseline
+            # with twice the epochs and scaled milestones follows the same schedule.
+            epochs = self.epochs or 1
+            optim["milestones"] = [round(m / epochs, 6) for m in optim.get("milestones") or [] if m < epochs]
+        else:  # unused by other schedules
+            optim.pop("milestones", None)
+            optim.pop("gamma", None)
+        return json.dumps(data, sort_keys=True)
+
+    def stat(self, net_key: str = "net0", field_name: str = "final_top1") -> Stat:
+        values = []
+        for run in self.runs:
+            net = run.network(net_key)
+            if net and isinstance(net.get(field_name), (int, float)):
+                values.append(float(net[field_name]))
+        return Stat(values)
+
+    def eval_runs(self, kind: str) -> list[RunRecord]:
+        return [r for r in self.runs if getattr(r, kind) is not None]
+
+    def transfer_stat(self, test_set: str, net_key: str = "net0", metric: str = "top1") -> Stat:
+        values = []
+        for run in self.eval_runs("transfer"):
+            cell = run.transfer.get("networks", {}).get(net_key, {}).get(test_set, {})
+            if isinstance(cell.get(metric), (int, float)):
+                values.append(float(cell[metric]))
+        return Stat(values)
+
+    def variation_stat(self, pair: str, metric: str, net_key: str = "net0") -> Stat:
+        values = []
+        for run in self.eval_runs("variation"):
+            cell = run.variation.get("networks", {}).get(net_key, {}).get(pair, {})
+            if isinstance(cell.get(metric), (int, float)):
+                values.append(float(cell[metric]))
+        return Stat(values)
+
+    def sort_key(self) -> tuple:
+        return (self.dataset, STRATEGY_ORDER.get(self.strategy, 9), self.networks, self.recipe, self.noise,
+                -self.fraction, self.weight, str(self.get("consistency.layer")), str(self.get("consistency.metric")),
+                self.epochs, self.label)
+
+
+def base_label(config: dict[str, Any]) -> str:
+    strategy = str(_get(config, "strategy.name"))
+    head = STRATEGY_NAMES.get(strategy, strategy)
+    if strategy != "baseline":
+        head += f" λ={float(_get(config, 'consistency.weight') or 0):g}"
+    parts = [head, "+".join(_get(config, "strategy.networks") or []), ",".join(_get(config, "strategy.views") or []),
+             dataset_label(config)]
+    if _get(config, "data.label_noise"):
+        parts.append(f"noise {percent(_get(config, 'data.label_noise'))}")
+    if (_get(config, "data.train_fraction") or 1.0) < 1.0:
+        parts.append(f"{percent(_get(config, 'data.train_fraction'))} data")
+    layer, metric = _get(config, "consistency.layer"), _get(config, "consistency.metric")
+    if strategy != "baseline" and (layer, metric) != (DEFAULT_LAYER, DEFAULT_METRIC):
+        parts.append(f"{layer}/{metric}")
+    parts.append(f"{_get(config, 'train.epochs')} ep")
+    return " · ".join(parts)
+
+
+def group_runs(runs: list[RunRecord]) -> list[Group]:
+    """Group runs by configuration; each group gets a readable, unique label."""
+    by_key: dict[str, list[RunRecord]] = {}
+    for run in runs:
+        by_key.setdefault(group_key(run.config), []).append(run)
+    groups = [Group(key, sorted(rs, key=lambda r: (r.seed, str(r.path)))) for key, rs in by_key.items()]
+    for g in groups:
+        g.label = base_label(g.config)
+    # Same label, different configs: name the keys that tell them apart.
+    by_label: dict[str, list[Group]] = {}
+    for g in groups:
+        by_label.setdefault(g.label, []).append(g)
+    for same in by_label.values():
+        if len(same) < 2:
+            continue
+        flats = [flatten(_without(g.config, IGNORED_KEYS)) for g in same]
+        keys = sorted({k for f in flats for k in f if any(f.get(k) != o.get(k) for o in flats)})
+        for g, f in zip(same, flats):
+            g.label += " · " + ", ".join(f"{k}={f.get(k)}" for k in keys)
+    groups.sort(key=Group.sort_key)
+    return groups
+
+
+def slug(text: str, key: str, limit: int = 60) -> str:
+    """A file-name-safe, unique stem for a group's plot."""
+    safe = re.sub(r"[^A-Za-z0-9.=+-]+", "_", text.replace("λ", "lambda")).strip("_")[:limit]
+    return f"{safe}_{hashlib.sha1(key.encode()).hexdigest()[:6]}"
+
+
+def display_path(path: Path) -> str:
+    """A run directory as the user would type it: relative to the working directory when inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+__all__ = ["ReportError", "Stat", "RunRecord", "Group", "discover_run_dirs", "load_run", "load_runs", "group_runs"]

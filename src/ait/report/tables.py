@@ -1,0 +1,293 @@
+"""The paper's tables (1-5) and a table of every configuration, in Markdown, from grouped runs.
+
+Runs are put into tables by what their configs say (strategy, label noise, training fraction,
+views, consistency layer/metric), never by their names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ait.report.runs import Group, Stat, display_path, percent
+
+TEST_SET_NAMES = {"original": "original", "crop": "random crop", "gray": "grayscale", "color": "random color"}
+REPEAT_HINT = ("Repeat a run with `ait train <run>/config.yaml --run-dir <new dir>` "
+               "(the config there is the resolved one; its own directory is taken).")
+
+
+@dataclass
+class Section:
+    """A titled piece of the report and the groups its numbers came from."""
+
+    title: str
+    body: str
+    groups: list[Group] = field(default_factory=list)
+    images: list[str] = field(default_factory=list)  # relative paths of the PNGs it embeds
+
+    def markdown(self) -> str:
+        text = f"## {self.title}\n\n{self.body.rstrip()}\n"
+        if self.groups:
+            text += "\n" + sources(self.groups)
+        return text
+
+
+def md_table(headers: list[str], rows: list[list[str]]) -> str:
+    def clean(cell: str) -> str:
+        return str(cell).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(clean(h) for h in headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(clean(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def sources(groups: list[Group]) -> str:
+    unique = list(dict.fromkeys(groups))
+    lines = ["Sources:"]
+    for g in unique:
+        dirs = ", ".join(f"`{display_path(r.path)}`" for r in g.runs)
+        lines.append(f"- {g.label} (n={len(g.runs)}): {dirs}")
+    lines.append("")
+    lines.append(REPEAT_HINT)
+    return "\n".join(lines) + "\n"
+
+
+def delta(a: Stat, b: Stat) -> str:
+    """``b - a`` of the means, signed; "–" when either side is missing."""
+    if not a.values or not b.values:
+        return "–"
+    return f"{b.mean - a.mean:+.2f}"
+
+
+# ----------------------------------------------------------------------------------------------
+# Pairing baseline and AIT groups
+
+
+@dataclass
+class Comparison:
+    """A baseline group against an AIT group (either may be missing), and how they compare."""
+
+    baseline: Group | None
+    ait: Group | None
+    kind: str  # "equal epochs", "equal steps", "no baseline", "no AIT"
+    text: str
+
+    @property
+    def lead(self) -> Group:
+        return self.ait or self.baseline
+
+
+def _steps(g: Group) -> str:
+    return "?" if g.total_steps is None else str(g.total_steps)
+
+
+def compare(groups: list[Group], keep: Callable[[Group], bool]) -> list[Comparison]:
+    """Pair every kept AIT group with the kept baselines of the same experiment otherwise.
+
+    Same experiment: same context (data, network, optimiser, ...) and the baseline's recipe equals
+    every AIT view's recipe. A baseline with the AIT's epochs is the "equal epochs" comparison (AIT
+    then takes V times the steps); one with the AIT's total steps but more epochs is the separate
+    "baseline, same steps as AIT" (compute-fair) comparison.
+    """
+    aits = [g for g in groups if g.strategy == "ait" and len(g.networks) == 1 and keep(g)]
+    bases = [g for g in groups if g.strategy == "baseline" and len(g.networks) == 1 and keep(g)]
+    out: list[Comparison] = []
+    used: set[str] = set()
+    for a in aits:
+        matches = [b for b in bases if b.context() == a.context() and b.recipe == a.recipe]
+        rows = []
+        for b in matches:
+            same_steps = b.total_steps is not None and b.total_steps == a.total_steps
+            if b.epochs == a.epochs:
+                steps = f"equal steps {_steps(a)}" if same_steps else f"steps baseline/AIT {_steps(b)}/{_steps(a)}"
+                rows.append(Comparison(b, a, "equal epochs", f"equal epochs ({a.epochs}); {steps}"))
+            elif same_steps:
+                text = (f"baseline, same steps as AIT: equal steps ({_steps(a)}); "
+                        f"epochs baseline/AIT {b.epochs}/{a.epochs}")
+                rows.append(Comparison(b, a, "equal steps", text))
+        if not rows:
+            rows.append(Comparison(None, a, "no baseline", "AIT only: no baseline with this setting"))
+        for r in rows:
+            used.add(r.baseline.key if r.baseline else "")
+        out += sorted(rows, key=lambda r: r.kind != "equal epochs")
+    for b in bases:
+        if b.key not in used:
+            out.append(Comparison(b, None, "no AIT", "baseline only: no AIT run with this setting"))
+    return sorted(out, key=lambda c: (c.lead.sort_key()[:1], c.lead.networks, c.lead.recipe, c.lead.noise,
+                                      -c.lead.fraction, c.ait.weight if c.ait else -1, c.kind != "equal epochs",
+                                      c.kind))
+
+
+def _single_net(g: Group) -> bool:
+    """Baselines, and AIT runs as the paper's tables use them (loss on, logits + KL)."""
+    return len(g.networks) == 1 and (g.strategy == "baseline" or (g.weight > 0 and g.default_consistency))
+
+
+def _groups_of(comparisons: list[Comparison]) -> list[Group]:
+    return [g for c in comparisons for g in (c.baseline, c.ait) if g is not None]
+
+
+def _stat(g: Group | None, field_name: str = "final_top1") -> Stat:
+    return g.stat("net0", field_name) if g else Stat([])
+
+
+def _lambda(c: Comparison) -> str:
+    return f"{c.ait.weight:g}" if c.ait else "–"
+
+
+# ----------------------------------------------------------------------------------------------
+# The paper's tables
+
+
+def table1(groups: list[Group]) -> Section | None:
+    comps = compare(groups, lambda g: _single_net(g) and g.noise == 0 and g.fraction == 1)
+    if not any(c.ait for c in comps):
+        return None
+    rows = []
+    for c in comps:
+        b, a = _stat(c.baseline), _stat(c.ait)
+        rows.append([c.lead.dataset, c.lead.networks[0], c.lead.recipe, _lambda(c), c.text, b.fmt(), a.fmt(),
+                     delta(b, a)])
+    body = ("Final-epoch test top-1 (%), mean ± std over seeds. Δ = AIT − baseline.\n\n"
+            + md_table(["Dataset", "Network", "Aug", "λ", "Comparison", "Baseline", "AIT", "Δ"], rows))
+    return Section("Table 1: baseline vs AIT per dataset and network", body, _groups_of(comps))
+
+
+def table2(groups: list[Group]) -> Section | None:
+    multis = [g for g in groups if g.strategy == "multi_ait"]
+    dmls = [g for g in groups if g.strategy == "dml"]
+    if not multis and not dmls:
+        return None
+    singles = [g for g in groups if _single_net(g)]
+
+    def single(kind: str, like: Group) -> Group | None:
+        """The baseline/AIT run of the pair's first network, same experiment otherwise."""
+        if "," in like.recipe:  # a recipe per network: no single-network run is "the same"
+            return None
+        ctx = like.context(networks=like.networks[:1])
+        found = [g for g in singles if g.strategy == kind and g.context() == ctx and g.recipe == like.recipe
+                 and g.epochs == like.epochs]
+        found.sort(key=lambda g: (g.weight != 1.0, g.weight))  # the paper's lambda = 1 first
+        return found[0] if found else None
+
+    pairs: list[tuple[Group | None, Group | None]] = []
+    used: set[str] = set()
+    for m in multis:
+        match = [d for d in dmls if d.context() == m.context() and d.recipe == m.recipe and d.epochs == m.epochs]
+        for d in match or [None]:
+            pairs.append((d, m))
+            if d:
+                used.add(d.key)
+    pairs += [(d, None) for d in dmls if d.key not in used]
+    n_nets = max(len((m or d).networks) for d, m in pairs)
+    headers = ["Dataset", *[f"Net{i + 1}" for i in range(n_nets)], "Aug", "Comparison", "Baseline Net1", "AIT Net1",
+               *[f"DML Net{i + 1}" for i in range(n_nets)], *[f"multi-AIT Net{i + 1}" for i in range(n_nets)]]
+    rows, used_groups = [], []
+    for d, m in pairs:
+        lead = m or d
+        base, ait = single("baseline", lead), single("ait", lead)
+        if d and m:
+            steps = "equal steps" if d.total_steps == m.total_steps else f"steps DML/multi-AIT {_steps(d)}/{_steps(m)}"
+            text = f"equal epochs ({m.epochs}); {steps}; λ DML/multi-AIT {d.weight:g}/{m.weight:g}"
+        else:
+            text = "multi-AIT only" if m else "DML only"
+        nets = lead.networks + [""] * (n_nets - len(lead.networks))
+        cells = [lead.dataset, *nets, lead.recipe, text, _stat(base).fmt(), _stat(ait).fmt()]
+        for g in (d, m):
+            cells += [g.stat(f"net{i}").fmt() if g and i < len(g.networks) else "–" for i in range(n_nets)]
+        rows.append(cells)
+        used_groups += [g for g in (base, ait, d, m) if g]
+    body = ("Final-epoch test top-1 (%) of each network, mean ± std over seeds. Baseline/AIT Net1: the single-network "
+            "runs of Net1 with the same setting, where they exist.\n\n" + md_table(headers, rows))
+    return Section("Table 2: DML vs multi-AIT", body, used_groups)
+
+
+def table3(groups: list[Group]) -> Section | None:
+    comps = compare(groups, lambda g: _single_net(g) and g.noise > 0 and g.fraction == 1)
+    if not comps:
+        return None
+    rows = []
+    for c in comps:
+        b, a = _stat(c.baseline), _stat(c.ait)
+        changed = [r.summary.get("data", {}).get("label_noise_changed_fraction") for g in (c.baseline, c.ait) if g
+                   for r in g.runs]
+        changed = [x for x in changed if isinstance(x, (int, float))]
+        measured = percent(round(sum(changed) / len(changed), 4)) if changed else "–"
+        rows.append([percent(c.lead.noise), measured, c.lead.dataset, c.lead.networks[0], c.lead.recipe, _lambda(c),
+                     c.text, b.fmt(), a.fmt(), delta(b, a)])
+    body = ("Training labels replaced by random classes (test labels intact). Final-epoch test top-1 (%), mean ± std "
+            "over seeds. \"Labels changed\" is measured (a random class may equal the true one).\n\n"
+            + md_table(["Label noise", "Labels changed", "Dataset", "Network", "Aug", "λ", "Comparison", "Baseline",
+                        "AIT", "Δ"], rows))
+    return Section("Table 3: label corruption, baseline vs AIT", body, _groups_of(comps))
+
+
+def table4(groups: list[Group]) -> Section | None:
+    comps = compare(groups, lambda g: _single_net(g) and g.fraction < 1 and g.noise == 0)
+    if not comps:
+        return None
+
+    def both(g: Group | None) -> str:
+        t1, t5 = _stat(g), _stat(g, "final_top5")
+        if not t1.values:
+            return "–"
+        return f"{t1.fmt(with_n=False)} / {t5.fmt(with_n=False)} (n={t1.n})"
+
+    rows = []
+    for c in comps:
+        d1 = delta(_stat(c.baseline), _stat(c.ait))
+        d5 = delta(_stat(c.baseline, "final_top5"), _stat(c.ait, "final_top5"))
+        rows.append([percent(c.lead.fraction), c.lead.dataset, c.lead.networks[0], c.lead.recipe, _lambda(c), c.text,
+                     both(c.baseline), both(c.ait), f"{d1} / {d5}"])
+    body = ("A stratified fraction of the training set; the test set is complete. Final-epoch top-1 / top-5 (%), "
+            "mean ± std over seeds.\n\n"
+            + md_table(["Data", "Dataset", "Network", "Aug", "λ", "Comparison", "Baseline top-1 / top-5",
+                        "AIT top-1 / top-5", "Δ top-1 / top-5"], rows))
+    return Section("Table 4: fraction of the training data, baseline vs AIT", body, _groups_of(comps))
+
+
+def table5(groups: list[Group]) -> Section | None:
+    comps = compare(groups, lambda g: _single_net(g) and bool(g.eval_runs("transfer")) and g.noise == 0
+                    and g.fraction == 1)
+    if not comps:
+        return None
+    test_sets: list[str] = []
+    for g in _groups_of(comps):
+        for run in g.eval_runs("transfer"):
+            for name in run.transfer.get("test_sets") or list(run.transfer.get("networks", {}).get("net0", {})):
+                if name not in test_sets:
+                    test_sets.append(name)
+    headers = ["Aug", "Dataset", "Network", "λ", "Comparison", "n (B / AIT)"]
+    for t in test_sets:
+        headers += [f"{TEST_SET_NAMES.get(t, t)}: Baseline", f"{TEST_SET_NAMES.get(t, t)}: AIT"]
+    rows = []
+    for c in comps:
+        nb = len(c.baseline.eval_runs("transfer")) if c.baseline else 0
+        na = len(c.ait.eval_runs("transfer")) if c.ait else 0
+        cells = [c.lead.recipe, c.lead.dataset, c.lead.networks[0], _lambda(c), c.text,
+                 f"{nb or '–'} / {na or '–'}"]
+        for t in test_sets:
+            for g in (c.baseline, c.ait):
+                cells.append(g.transfer_stat(t).fmt(with_n=False) if g else "–")
+        rows.append(cells)
+    body = ("Top-1 (%) of the final networks on the original test set and on fixed augmented copies of it "
+            "(eval/transfer.json), mean ± std over the seeds that have the file. Aug: the training recipe; "
+            "\"rp,rg\" means a different recipe per view.\n\n" + md_table(headers, rows))
+    return Section("Table 5: augmentation transfer", body, _groups_of(comps))
+
+
+def all_groups_table(groups: list[Group]) -> Section:
+    rows = []
+    for g in groups:
+        for key in g.network_keys:
+            net = g.runs[0].network(key) or {}
+            name = net.get("name", key)
+            rows.append([g.label, f"{key} ({name})" if name != key else key, str(g.epochs), _steps(g),
+                         ", ".join(str(s) for s in g.seeds), g.stat(key).fmt(), g.stat(key, "final_top5").fmt(),
+                         g.stat(key, "best_top1").fmt()])
+    body = ("Every configuration found, final-epoch test accuracy (%), mean ± std over seeds. The best-epoch "
+            "column is an extra: the epoch is picked on the test set, so it is optimistic; do not quote it as "
+            "the result.\n\n"
+            + md_table(["Configuration", "Network", "Epochs", "Steps", "Seeds", "Final top-1", "Final top-5",
+                        "Best-epoch top-1 (extra, optimistic)"], rows))
+    return Section("All configurations", body, list(groups))

@@ -1,0 +1,403 @@
+"""Run a grid of training runs (configs x grid points x seeds), one after another.
+
+    ait sweep configs/cpu/cifar100_resnet20_ait.yaml --seeds 0 1 2 --grid consistency.weight=0,0.5,1,2,4
+    ait sweep configs/cpu/*.yaml --seeds 0 1 --dry-run           # the plan only, trains nothing
+
+Every run gets its own directory, ``default_run_dir`` of its config after the overrides:
+``OUT_DIR/NAME/seedSEED``. With ``--grid``, NAME gets a suffix per grid key, e.g.
+``cpu_cifar100_resnet20_ait_consistency.weight=2``, so grid points never share a directory.
+
+Re-running a sweep is safe and cheap:
+
+- a run whose directory holds ``summary.json`` is complete and is skipped (after checking that its
+  saved config is the planned one: a different config there is an error, never silently reused);
+- a run directory without ``summary.json`` was interrupted: with a ``checkpoint.pt`` it is continued
+  exactly where it stopped (the engine's resume, which refuses a checkpoint of another config);
+  without one, or with ``--restart-interrupted``, it is deleted and trained again from scratch;
+- a directory at a run's path that does not look like a run directory is never deleted: error.
+
+Ctrl-C (or SIGTERM) stops the sweep after the current run saved its checkpoint; the same command
+continues it.
+
+From Python::
+
+    from ait.sweep import plan_sweep, run_sweep
+    plan = plan_sweep(["configs/cpu/cifar10_resnet20_ait.yaml"], seeds=[0, 1],
+                      grid={"consistency.weight": [0.5, 1, 2]})
+    result = run_sweep(["configs/cpu/cifar10_resnet20_ait.yaml"], seeds=[0, 1], grid=["consistency.weight=0.5,1,2"])
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import itertools
+import json
+import re
+import shlex
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import yaml
+
+from ait.config import RESUME_MAY_CHANGE, Config, ConfigError, config_differences, load_config
+
+# A directory holding any of these was made by `ait train`: safe to delete when it is incomplete.
+RUN_DIR_MARKERS = ("config.yaml", "env.json", "metrics.jsonl", "checkpoint.pt")
+
+
+class SweepError(RuntimeError):
+    """The sweep cannot be planned (bad grid, colliding runs, a foreign directory in the way)."""
+
+
+class SweepRunFailed(SweepError):
+    """A run of the sweep failed (and ``continue_on_error`` was off)."""
+
+
+@dataclass
+class PlannedRun:
+    """One run of a sweep: its source, overrides, resolved config, directory and state."""
+
+    source: str  # the config file (or "<dict>"/"<Config>" from Python)
+    overrides: list[str]  # --set overrides, then the grid point's, then seed=N
+    grid_point: dict[str, str]  # grid key -> canonical value text ({} without --grid)
+    config: Config
+    run_dir: Path
+    status: str  # "done" (summary.json present), "todo", "interrupted" (resume or restart), "conflict"
+    reason: str = ""  # why a run is "interrupted" or "conflict"
+
+    @property
+    def resumable(self) -> bool:
+        return self.status == "interrupted" and (self.run_dir / "checkpoint.pt").is_file()
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def seed(self) -> int:
+        return self.config.seed
+
+    @property
+    def command(self) -> str:
+        """The equivalent single ``ait train`` command."""
+        parts = ["ait", "train", self.source, *itertools.chain.from_iterable(("--set", o) for o in self.overrides)]
+        if self.grid_point:  # the name carries the grid point
+            parts += ["--set", f"name={self.name}"]
+        return " ".join(shlex.quote(p) for p in parts)
+
+
+@dataclass
+class SweepResult:
+    plan: list[PlannedRun]
+    trained: list[PlannedRun] = field(default_factory=list)
+    skipped: list[PlannedRun] = field(default_factory=list)
+    failures: list[tuple[PlannedRun, str]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+# ----------------------------------------------------------------------------------------------
+# Planning
+
+
+def split_values(text: str) -> list[str]:
+    """Split ``"0,0.5,[rp, rg]"`` on the commas outside brackets: ``["0", "0.5", "[rp, rg]"]``."""
+    values, depth, current = [], 0, []
+    for ch in text:
+        if ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth -= 1
+        if ch == "," and depth == 0:
+            values.append("".join(current).strip())
+            current = []
+        else:
+            current.append(ch)
+    values.append("".join(current).strip())
+    return values
+
+
+def parse_grid(grid: Mapping[str, Sequence[Any]] | Sequence[str] | None) -> dict[str, list[str]]:
+    """``["KEY=V1,V2", ...]`` or ``{KEY: [V1, V2]}`` as {key: [value texts]} (YAML, as in --set)."""
+    if not grid:
+        return {}
+    out: dict[str, list[str]] = {}
+    items: list[tuple[str, list[str]]] = []
+    if isinstance(grid, Mapping):
+        for key, values in grid.items():
+            if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+                raise SweepError(f"grid {key!r}: expected a list of values, got {values!r}")
+            items.append((key, [v if isinstance(v, str) else json.dumps(v) for v in values]))
+    else:
+        for spec in grid:
+            if "=" not in spec:
+                raise SweepError(f"--grid {spec!r}: expected KEY=V1,V2,..., e.g. consistency.weight=0,0.5,1")
+            key, raw = spec.split("=", 1)
+            items.append((key.strip(), split_values(raw)))
+    for key, values in items:
+        if key in ("seed", "name"):
+            raise SweepError(f"--grid {key}: use --seeds for seeds; names are derived from the grid point")
+        if key in out:
+            raise SweepError(f"--grid {key} is given twice; list all its values in one --grid {key}=V1,V2")
+        if not values or any(v == "" for v in values):
+            raise SweepError(f"--grid {key}: empty value in {values!r}")
+        out[key] = values
+    return out
+
+
+def canonical_value(text: str) -> str:
+    """A short, stable text for a grid value: ``"2.0"`` -> ``2``, ``"[rp, rg]"`` -> ``rp,rg``."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text.strip()
+
+    def fmt(v: Any) -> str:
+        if isinstance(v, bool):
+            return str(v).lower()
+        if isinstance(v, float):
+            return f"{v:g}"
+        if isinstance(v, (list, tuple)):
+            return ",".join(fmt(x) for x in v)
+        if v is None:
+            return "null"
+        return str(v)
+
+    return fmt(value)
+
+
+def name_suffix(grid_point: Mapping[str, str]) -> str:
+    """``{"consistency.weight": "2"}`` -> ``"consistency.weight=2"``; safe as one path component."""
+    parts = []
+    for key, value in grid_point.items():
+        text = f"{key}={value}"
+        safe = re.sub(r"[^A-Za-z0-9._=+,-]+", "-", text).strip("-")
+        if safe != text:  # lossy: keep distinct values distinct
+            safe += "-" + hashlib.sha1(text.encode()).hexdigest()[:6]
+        parts.append(safe)
+    return "_".join(parts)
+
+
+def run_state(config: Config, run_dir: Path) -> tuple[str, str]:
+    """(status, reason) of a planned run's directory."""
+    if not run_dir.exists():
+        return "todo", ""
+    if not run_dir.is_dir():
+        return "conflict", f"{run_dir} exists and is not a directory"
+    if (run_dir / "summary.json").is_file():
+        saved = run_dir / "config.yaml"
+        if saved.is_file():
+            try:
+                existing = yaml.safe_load(saved.read_text()) or {}
+            except yaml.YAMLError as err:
+                return "conflict", f"{saved} is not valid YAML ({err})"
+            # Keys the engine lets a resumed run change (progress display, threads, ...) do not
+            # make a finished run another experiment.
+            diffs = config_differences(existing, config.to_dict(), ignore=RESUME_MAY_CHANGE)
+            if diffs:
+                return "conflict", (f"{run_dir} holds a finished run of a different config (there -> planned: "
+                                    + "; ".join(diffs[:3]) + ("; ..." if len(diffs) > 3 else "")
+                                    + "); remove it or choose another out_dir or name")
+        return "done", ""
+    contents = list(run_dir.iterdir())
+    if contents and not any((run_dir / m).exists() for m in RUN_DIR_MARKERS):
+        return "conflict", f"{run_dir} exists but does not look like a run directory; not deleting it"
+    return "interrupted", "no summary.json: the run did not finish"
+
+
+def plan_sweep(configs: Sequence[str | Path | dict | Config], seeds: Sequence[int] | None = None,
+               grid: Mapping[str, Sequence[Any]] | Sequence[str] | None = None,
+               overrides: Sequence[str] = ()) -> list[PlannedRun]:
+    """Expand configs x (cartesian product of the grid) x seeds into planned runs, in that order.
+
+    ``seeds=None`` keeps each config's own seed. Raises ConfigError for an invalid config or grid
+    value (naming the key) and SweepError when two different runs would share a directory.
+    """
+    from ait.engine.rundir import default_run_dir  # late: rundir imports torch
+
+    if not configs:
+        raise SweepError("no config given")
+    grid_values = parse_grid(grid)
+    keys = list(grid_values)
+    points = [dict(zip(keys, combo)) for combo in itertools.product(*grid_values.values())] if keys else [{}]
+    plan: list[PlannedRun] = []
+    by_dir: dict[Path, PlannedRun] = {}
+    for source in configs:
+        label = str(source) if isinstance(source, (str, Path)) else f"<{type(source).__name__}>"
+        base = load_config(source, list(overrides))
+        for point in points:
+            point_overrides = [f"{k}={v}" for k, v in point.items()]
+            canon = {k: canonical_value(v) for k, v in point.items()}
+            run_seeds = list(seeds) if seeds else [base.seed]
+            for seed in run_seeds:
+                run_overrides = [*overrides, *point_overrides, f"seed={int(seed)}"]
+                cfg = load_config(source, run_overrides)
+                if canon:
+                    cfg = dataclasses.replace(cfg, name=f"{base.name}_{name_suffix(canon)}")
+                run_dir = default_run_dir(cfg)
+                planned = PlannedRun(label, run_overrides, canon, cfg, run_dir, *run_state(cfg, run_dir))
+                key = run_dir.resolve()
+                if key in by_dir:
+                    other = by_dir[key]
+                    if other.config.to_dict() == cfg.to_dict():
+                        continue  # the same run asked for twice (same file twice, "2" and "2.0")
+                    raise SweepError(
+                        f"two different runs would share {run_dir}: {other.command} and {planned.command}; "
+                        "give the configs different names (--set name=...) or out_dirs")
+                by_dir[key] = planned
+                plan.append(planned)
+    return plan
+
+
+# ----------------------------------------------------------------------------------------------
+# Running
+
+
+def _train_one(planned: PlannedRun, train_fn: Callable[..., dict], restart_interrupted: bool) -> dict:
+    """Train one planned run; an interrupted one is resumed from its checkpoint, else restarted."""
+    if planned.resumable and not restart_interrupted:
+        return train_fn(planned.config, run_dir=planned.run_dir, resume=True)
+    return train_fn(planned.config, run_dir=planned.run_dir, overwrite=planned.status == "interrupted")
+
+
+def describe_plan(plan: Sequence[PlannedRun], restart_interrupted: bool = False) -> str:
+    counts = {s: sum(p.status == s for p in plan) for s in ("done", "todo", "interrupted", "conflict")}
+    to_do = counts["todo"] + counts["interrupted"]
+    text = f"sweep: {len(plan)} runs, {counts['done']} done, {to_do} to do"
+    if counts["interrupted"]:
+        resumable = 0 if restart_interrupted else sum(p.resumable for p in plan)
+        text += f" ({counts['interrupted']} interrupted: {resumable} resumed from checkpoint.pt, " \
+                f"{counts['interrupted'] - resumable} restarted from scratch)"
+    if counts["conflict"]:
+        text += f", {counts['conflict']} in conflict"
+    return text
+
+
+def execute_plan(plan: Sequence[PlannedRun], dry_run: bool = False, continue_on_error: bool = False,
+                 log: Callable[[str], None] = print, train_fn: Callable[..., dict] | None = None,
+                 restart_interrupted: bool = False) -> SweepResult:
+    """Train the runs of ``plan`` that are not done, in order; see :func:`run_sweep`."""
+    result = SweepResult(list(plan))
+    log(describe_plan(plan, restart_interrupted))
+    conflicts = [p for p in plan if p.status == "conflict"]
+    for p in conflicts:
+        log(f"  conflict: {p.reason}")
+    if dry_run:
+        for i, p in enumerate(plan, 1):
+            log(f"  [{i}/{len(plan)}] {p.status:<11} {p.run_dir}  <- {p.command}")
+        return result
+    if conflicts:
+        raise SweepError(f"{len(conflicts)} run directories are in conflict; first: {conflicts[0].reason}")
+    # Late: importing the engine loads torch. A run stopped by a signal has saved its checkpoint;
+    # the sweep stops with it (the same command continues), it is not a failure to skip past.
+    from ait.engine.run import RunInterrupted
+
+    if train_fn is None:
+        from ait.engine.run import train as train_fn
+
+    to_do = [p for p in plan if p.status in ("todo", "interrupted")]
+    result.skipped = [p for p in plan if p.status == "done"]
+    for i, p in enumerate(to_do, 1):
+        note = ""
+        if p.status == "interrupted":
+            note = " (interrupted: resuming from checkpoint.pt)" if p.resumable and not restart_interrupted \
+                else " (interrupted: restarting from scratch)"
+        log(f"[{i}/{len(to_do)}] training {p.name} seed {p.seed} -> {p.run_dir}{note}")
+        start = time.perf_counter()
+        try:
+            summary = _train_one(p, train_fn, restart_interrupted)
+        except (KeyboardInterrupt, RunInterrupted):
+            log(f"[{i}/{len(to_do)}] interrupted: {p.run_dir}; run the same command again to continue")
+            raise
+        except Exception as err:  # noqa: BLE001 - any failure of one run is reported with its run
+            message = f"{type(err).__name__}: {err}"
+            result.failures.append((p, message))
+            log(f"[{i}/{len(to_do)}] FAILED {p.run_dir}: {message}")
+            if not continue_on_error:
+                raise SweepRunFailed(f"run {p.run_dir} failed: {message}\n  repeat it alone with: {p.command}"
+                                     "\n  (pass --continue-on-error to go on with the other runs)") from err
+            continue
+        result.trained.append(p)
+        tops = ", ".join(f"{n['key']} {n['final_top1']:.2f}" for n in summary.get("networks", []))
+        log(f"[{i}/{len(to_do)}] done in {time.perf_counter() - start:.1f} s: final top-1 {tops}")
+    log(f"sweep finished: {len(result.trained)} trained, {len(result.skipped)} already done, "
+        f"{len(result.failures)} failed")
+    for p in plan:
+        failed = next((m for q, m in result.failures if q is p), None)
+        log(f"  {'FAILED' if failed else 'ok    '} {p.run_dir}" + (f"  ({failed})" if failed else ""))
+    return result
+
+
+def run_sweep(configs: Sequence[str | Path | dict | Config], seeds: Sequence[int] | None = None,
+              grid: Mapping[str, Sequence[Any]] | Sequence[str] | None = None, overrides: Sequence[str] = (),
+              dry_run: bool = False, continue_on_error: bool = False, log: Callable[[str], None] = print,
+              train_fn: Callable[..., dict] | None = None, restart_interrupted: bool = False) -> SweepResult:
+    """Plan the sweep and train every run not yet done, one after another.
+
+    A failing run raises SweepRunFailed (after the runs before it are saved) unless
+    ``continue_on_error``, which records it in ``result.failures`` and goes on. Interrupted runs
+    are resumed from their checkpoint unless ``restart_interrupted``. ``train_fn`` defaults to
+    :func:`ait.engine.run.train` (tests pass a spy).
+    """
+    plan = plan_sweep(configs, seeds=seeds, grid=grid, overrides=overrides)
+    return execute_plan(plan, dry_run=dry_run, continue_on_error=continue_on_error, log=log, train_fn=train_fn,
+                        restart_interrupted=restart_interrupted)
+
+
+# ----------------------------------------------------------------------------------------------
+# Command line
+
+
+def add_sweep_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "sweep", help="train a grid of runs (configs x --grid x --seeds), skipping finished ones",
+        description="Train every combination of CONFIG, --grid values and --seeds, one run after another. "
+                    "Finished runs (summary.json present) are skipped; interrupted ones are resumed from their "
+                    "checkpoint (or restarted without one).")
+    p.add_argument("configs", nargs="+", metavar="CONFIG", help="YAML config files (see configs/)")
+    p.add_argument("--seeds", nargs="+", type=int, default=None, metavar="SEED",
+                   help="seeds to run for every config and grid point (default: each config's own seed)")
+    p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
+                   help="values to sweep for one config key; several --grid options make a cartesian product. "
+                        "Lists go in brackets: --grid 'strategy.views=[rp,rp],[rp,rg]'")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value in every run, e.g. --set train.epochs=5 (repeatable)")
+    p.add_argument("--dry-run", action="store_true", help="print the plan and the run directories; train nothing")
+    p.add_argument("--continue-on-error", action="store_true",
+                   help="after a failed run, go on with the others (default: stop at the first failure)")
+    p.add_argument("--restart-interrupted", action="store_true",
+                   help="train interrupted runs again from scratch (default: resume them from checkpoint.pt)")
+    p.set_defaults(handler=run_sweep_command)
+    return p
+
+
+def run_sweep_command(args: argparse.Namespace) -> int:
+    """``ait sweep``: 0 when every run is done, 1 when some failed, 2 for a bad config or plan."""
+    from ait.data import DataError
+    from ait.engine.rundir import RunDirError
+    from ait.engine.run import RunInterrupted
+
+    try:
+        result = run_sweep(args.configs, seeds=args.seeds, grid=args.grid, overrides=args.overrides,
+                           dry_run=args.dry_run, continue_on_error=args.continue_on_error,
+                           log=lambda text: print(text, flush=True), restart_interrupted=args.restart_interrupted)
+    except SweepRunFailed as err:
+        print(f"ait sweep: error: {err}", file=sys.stderr)
+        return 1
+    except RunInterrupted as err:
+        print(f"ait sweep: {err}", file=sys.stderr)
+        return 128 + err.signum
+    except KeyboardInterrupt:
+        print("ait sweep: interrupted", file=sys.stderr)
+        return 130
+    except (ConfigError, DataError, RunDirError, SweepError) as err:
+        print(f"ait sweep: error: {err}", file=sys.stderr)
+        return 2
+    return 0 if result.ok else 1
