@@ -3,6 +3,9 @@
     ait train CONFIG [--set KEY=VALUE ...] [--run-dir DIR] [--overwrite]
     ait train --resume RUN_DIR      # continue an interrupted run exactly where it stopped
     ait export RUN_DIR --out FILE.safetensors
+    ait eval RUN_DIR... [--transfer] [--variation] [--tsne] [--all]
+    ait sweep CONFIG... [--seeds 0 1 2] [--grid KEY=V1,V2] [--set KEY=VALUE]
+    ait report RUN_DIR... --out DIR
     ait demo [--data PATH] [--epochs N] [--out-dir DIR]
     ait models                      # the registered architectures
     ait config CONFIG [--set ...]   # print the resolved config without training
@@ -53,6 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", default="runs", help="where the demo's run directories go (default: runs)")
 
     sub.add_parser("models", help="list the registered architectures")
+
+    from ait.evaluate.command import add_eval_parser
+    from ait.report.cli import add_report_parser
+    from ait.sweep import add_sweep_parser
+
+    add_eval_parser(sub)
+    add_sweep_parser(sub)
+    add_report_parser(sub)
     return parser
 
 
@@ -95,6 +106,18 @@ def main(argv: list[str] | None = None) -> int:
             from ait.demo import run_demo
 
             run_demo(data=args.data, epochs=args.epochs, train_limit=args.train_limit, out_dir=args.out_dir)
+        elif args.command == "eval":
+            from ait.evaluate.command import run_eval
+
+            return run_eval(args)
+        elif args.command == "sweep":
+            from ait.sweep import run_sweep_command
+
+            return run_sweep_command(args)
+        elif args.command == "report":
+            from ait.report.cli import run_report_command
+
+            return run_report_command(args)
         elif args.command == "models":
             from ait import models
 
