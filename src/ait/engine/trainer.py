@@ -77,6 +77,13 @@ class BranchTrainer:
         # Which views each network sees, in branch order; which views are used at all.
         self.views_of = [[v for (n, v) in self.branches if n == k] for k in range(len(self.networks))]
         self.used_views = sorted({v for _, v in self.branches})
+        # Views with the same recipe are augmented in one call on the repeated batch (draws stay
+        # per sample, so the copies get independent views) and then sliced: one kernel launch per
+        # recipe, and a network fed all of them gets the whole tensor without a concatenation.
+        by_recipe: dict[views_lib.Recipe, list[int]] = {}
+        for v in self.used_views:
+            by_recipe.setdefault(self.recipes[v], []).append(v)
+        self.view_groups = list(by_recipe.items())
         if any(not vs for vs in self.views_of):
             raise ValueError(f"every network needs at least one branch, got branches {self.branches}")
 
@@ -94,8 +101,20 @@ class BranchTrainer:
 
     def make_views(self, images: torch.Tensor, generator: torch.Generator | None) -> dict[int, torch.Tensor]:
         """uint8 (B, C, H, W) -> {view index: normalised augmented float batch (B, C, H, W)}."""
+        return self._make_views(images, generator)[0]
+
+    def _make_views(self, images: torch.Tensor, generator: torch.Generator | None):
+        """Views per index, and {tuple of view indices: (len * B, C, H, W) tensor holding them in order}."""
         x = images.float().div_(255.0)
-        return {v: self.normalise(views_lib.augment(x, self.recipes[v], generator)) for v in self.used_views}
+        b = x.shape[0]
+        views, stacked = {}, {}
+        for recipe, vs in self.view_groups:
+            batch = x if len(vs) == 1 else x.repeat(len(vs), 1, 1, 1)  # (len(vs) * B, C, H, W)
+            out = self.normalise(views_lib.augment(batch, recipe, generator))
+            stacked[tuple(vs)] = out
+            for j, v in enumerate(vs):
+                views[v] = out[j * b:(j + 1) * b]
+        return views, stacked
 
     def loss(self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None = None,
              shard: slice | None = None):
@@ -105,14 +124,16 @@ class BranchTrainer:
         drawn for every sample, so a sample's views do not depend on the number of processes, and
         this rank trains on ``shard`` of them.
         """
-        views = self.make_views(images, generator)
+        views, stacked = self._make_views(images, generator)
         if shard is not None:
-            views = {v: x[shard] for v, x in views.items()}
+            views, stacked = {v: x[shard] for v, x in views.items()}, {}
             labels = labels[shard]
         ce_terms, correct, branch_outputs = [], [], {}
         for k, forward in enumerate(self.forwards):
             vs = self.views_of[k]
-            x = views[vs[0]] if len(vs) == 1 else torch.cat([views[v] for v in vs])  # (len(vs) * B, C, H, W)
+            x = stacked.get(tuple(vs))
+            if x is None:
+                x = views[vs[0]] if len(vs) == 1 else torch.cat([views[v] for v in vs])  # (len(vs) * B, C, H, W)
             with self.precision.autocast():
                 out = forward(x)
             logits = out.logits.float()  # (len(vs) * B, K)
