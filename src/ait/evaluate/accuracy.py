@@ -11,31 +11,6 @@ if TYPE_CHECKING:  # annotations only: ait.engine imports this module, a runtime
     from ait.engine.precision import Precision
 
 
-@torch.no_grad()
-def predict_logits(networks: Sequence[nn.Module], images: torch.Tensor, prepare, precision: Precision,
-                   batch_size: int = 500) -> list[torch.Tensor]:
-    """Logits of every network for every image, in float32 on the CPU.
-
-    images: (N, C, H, W) uint8 (on any device); ``prepare`` maps a uint8 batch on the training
-    device to the normalised network input. Returns one (N, num_classes) tensor per network.
-    """
-    was_training = [net.training for net in networks]
-    for net in networks:
-        net.eval()
-    outputs: list[list[torch.Tensor]] = [[] for _ in networks]
-    try:
-        for start in range(0, images.shape[0], batch_size):
-            batch = images[start:start + batch_size].to(precision.device, non_blocking=True)
-            x = prepare(batch)
-            with precision.autocast():
-                for k, net in enumerate(networks):
-                    outputs[k].append(net(x).float().cpu())
-    finally:
-        for net, mode in zip(networks, was_training):
-            net.train(mode)
-    return [torch.cat(o) for o in outputs]
-
-
 class Predictions(NamedTuple):
     """One network's outputs on a whole image set, float32 on the CPU."""
 
@@ -69,6 +44,16 @@ def predict_outputs(networks: Sequence[nn.Module], images: torch.Tensor, prepare
         for net, mode in zip(networks, was_training):
             net.train(mode)
     return [Predictions(torch.cat(l), torch.cat(f)) for l, f in zip(logits, features)]
+
+
+def predict_logits(networks: Sequence[nn.Module], images: torch.Tensor, prepare, precision: Precision,
+                   batch_size: int = 500) -> list[torch.Tensor]:
+    """Logits (N, num_classes) of every network for every image, float32 on the CPU.
+
+    images: (N, C, H, W) uint8 (on any device); ``prepare`` maps a uint8 batch on the training
+    device to the normalised network input.
+    """
+    return [p.logits for p in predict_outputs(networks, images, prepare, precision, batch_size)]
 
 
 def topk_accuracy(logits: torch.Tensor, labels: torch.Tensor, k: int) -> float:
