@@ -103,3 +103,13 @@ def test_apply_override_creates_missing_sections():
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(ConfigError, match="nope.yaml"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_config_differences_fill_defaults_and_list_changed_keys():
+    from ait.config import config_differences
+
+    current = load_config(overrides=["consistency.weight=3"]).to_dict()
+    older = load_config().to_dict()
+    del older["train"]["sync_batchnorm"]  # saved before the key existed: its default applies
+    assert config_differences(older, current) == ["consistency.weight: 1.0 -> 3.0"]
+    assert config_differences(older, current, ignore=("consistency.weight",)) == []

@@ -322,13 +322,25 @@ def _deep_copy(data: Any) -> Any:
     return data
 
 
+def _resolved_or_raw(data: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return config_from_dict(_deep_copy(data)).to_dict()
+    except ConfigError:  # not valid under the current schema: compare what was written
+        return data
+
+
 # Keys that may change when a run is resumed: they do not change what is computed.
 RESUME_MAY_CHANGE = ("out_dir", "train.progress", "train.num_threads", "train.eval_batch_size",
                      "train.checkpoint_every_steps", "train.max_nonfinite_skips", "train.dist_timeout_s")
 
 
 def config_differences(a: dict[str, Any], b: dict[str, Any], ignore: tuple = ()) -> list[str]:
-    """Dotted keys whose values differ between two plain config dicts, as "key: a -> b"."""
+    """Dotted keys whose values differ between two plain config dicts, as "key: a -> b".
+
+    Both sides are first resolved (defaults filled in), so a config saved before a key was added to
+    the schema still matches a current config that leaves that key at its default.
+    """
+    a, b = _resolved_or_raw(a), _resolved_or_raw(b)
     out: list[str] = []
 
     def walk(x: Any, y: Any, prefix: str) -> None:
