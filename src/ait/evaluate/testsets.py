@@ -23,7 +23,7 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import torch
 
@@ -70,13 +70,19 @@ def default_cache_dir() -> Path:
     return base / "ait" / "testsets"
 
 
-def cache_key(images: torch.Tensor, recipe: Recipe, seed: int) -> str:
-    """sha256 hex of the source images (dtype, shape, bytes), the recipe, the seed and CODE_VERSION."""
+def images_key(images: torch.Tensor, descriptor: str) -> str:
+    """sha256 hex of ``descriptor`` (what is derived, how, code version) and the source images
+    (dtype, shape, bytes): the cache key of any image set derived from ``images``."""
     h = hashlib.sha256()
-    h.update(f"{CODE_VERSION}|{recipe!r}|seed={int(seed)}|{images.dtype}|{tuple(images.shape)}|".encode())
+    h.update(f"{descriptor}|{images.dtype}|{tuple(images.shape)}|".encode())
     array = images.detach().cpu().contiguous().numpy()
     h.update(memoryview(array).cast("B"))  # hashes in place, no copy of the image bytes
     return h.hexdigest()
+
+
+def cache_key(images: torch.Tensor, recipe: Recipe, seed: int) -> str:
+    """sha256 hex of the source images (dtype, shape, bytes), the recipe, the seed and CODE_VERSION."""
+    return images_key(images, f"{CODE_VERSION}|{recipe!r}|seed={int(seed)}")
 
 
 def generate_test_set(images: torch.Tensor, recipe: Recipe, seed: int) -> torch.Tensor:
@@ -137,16 +143,27 @@ def fixed_test_set(images: torch.Tensor, name: str, seed: int = 0,
     if recipe is None:
         return images
     key = cache_key(images, recipe, seed)
+    return cached_images(images, name, key, lambda: generate_test_set(images, recipe, seed), cache_dir)
+
+
+def cached_images(images: torch.Tensor, stem: str, key: str, generate: Callable[[], torch.Tensor],
+                  cache_dir: str | Path | None = None) -> torch.Tensor:
+    """A uint8 image set of the shape of ``images``, cached as ``<cache>/<stem>-<key[:24]>.pt``.
+
+    Returns the cached copy when that file is valid for ``key`` (see :func:`images_key`), else
+    ``generate()``, written atomically. An unwritable cache directory only costs a warning: the
+    set is returned uncached. Shared by the fixed test sets and the common corruptions.
+    """
     path = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    path = path / f"{name}-{key[:24]}.pt"
+    path = path / f"{stem}-{key[:24]}.pt"
     cached = _read_cached(path, key, images)
     if cached is not None:
         return cached
-    out = generate_test_set(images, recipe, seed)
+    out = generate()
     try:
         _write_atomic(out, key, path)
     except OSError as err:
-        warnings.warn(f"could not cache test set {name!r} at {str(path)!r}: {err}", RuntimeWarning, stacklevel=2)
+        warnings.warn(f"could not cache test set {stem!r} at {str(path)!r}: {err}", RuntimeWarning, stacklevel=3)
     return out
 
 

@@ -1,0 +1,151 @@
+"""Accuracy under common corruptions (CIFAR-10-C / CIFAR-100-C) and the mean corruption error (mCE).
+
+    run = load_run("runs/cifar10_ait/seed0")
+    acc = corruption_accuracy(run)                                 # local generation, 15 x 5 sets
+    acc = corruption_accuracy(run, source="data/CIFAR-10-C")       # the official .npy files
+    acc["net0"]["fog"]["3"]                                        # top-1 (%) of network 0, fog, severity 3
+    mean_corruption_accuracy(acc["net0"])                          # mean over corruptions and severities
+    mean_corruption_error(corruption_errors(acc["net0"]), corruption_errors(base["net0"]))["mce"]
+
+mCE follows Hendrycks & Dietterich (2019): for each corruption c, the corruption error
+CE_c = 100 * sum_s E(c, s) / sum_s E_baseline(c, s) over the severities s, with top-1 errors E
+in percent; mCE is the mean of CE_c over the corruptions, in percent (100 = as robust as the
+baseline, lower is better). The unnormalised mean error is the plain mean of E over corruptions
+and severities (= 100 - mean corruption accuracy). The paper normalises by AlexNet on ImageNet-C;
+on CIFAR there is no standard reference network, so the baseline is a run of your choice
+(typically the plain "baseline" strategy of the same model).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from ait.data.errors import DataError
+from ait.evaluate.accuracy import accuracy_table, predict_logits
+from ait.evaluate.corruptions import CORRUPTIONS, SEVERITIES, corrupted_test_set, load_cifar_c
+from ait.evaluate.loading import LoadedRun
+
+# network key ("net0", ..., "ensemble") -> corruption -> severity ("1".."5") -> top-1 (%)
+Accuracies = dict[str, dict[str, float]]
+
+
+def check_selection(corruptions: Iterable[str], severities: Iterable[int]) -> tuple[list[str], list[int]]:
+    """The corruptions and severities as lists, after checking them (ValueError lists the valid values)."""
+    corruptions, severities = list(corruptions), list(severities)
+    unknown = [c for c in corruptions if c not in CORRUPTIONS]
+    if unknown or not corruptions:
+        raise ValueError(f"unknown corruption(s) {unknown}; valid names: {', '.join(CORRUPTIONS)}" if unknown
+                         else "no corruption selected")
+    bad = [s for s in severities if isinstance(s, bool) or not isinstance(s, int) or s not in SEVERITIES]
+    if bad or not severities:
+        raise ValueError(f"severities must be integers in 1..5, got {bad or severities}")
+    if len(set(corruptions)) != len(corruptions) or len(set(severities)) != len(severities):
+        raise ValueError(f"repeated corruption or severity in {corruptions} / {severities}")
+    return corruptions, severities
+
+
+def _official_set(run: LoadedRun, folder: str | Path, name: str, severity: int):
+    images, labels = load_cifar_c(folder, name, severity)
+    path = Path(folder).expanduser() / f"{name}.npy"
+    shape = tuple(run.data.test.image_shape)
+    if tuple(images.shape[1:]) != shape:
+        raise DataError(f"{str(path)!r}: holds images of shape {tuple(images.shape[1:])} (C, H, W) but the run's "
+                        f"networks take {shape}")
+    num_classes = run.data.test.num_classes
+    if labels.numel() and int(labels.max()) >= num_classes:
+        raise DataError(f"{str(path.with_name('labels.npy'))!r}: labels go up to {int(labels.max())} but the run has "
+                        f"{num_classes} classes (CIFAR-100-C files for a CIFAR-10 run?)")
+    return images, labels
+
+
+def corruption_accuracy(run: LoadedRun, corruptions: Sequence[str] = CORRUPTIONS,
+                        severities: Sequence[int] = SEVERITIES, seed: int = 0, source: str | Path | None = None,
+                        cache_dir: str | Path | None = None, batch_size: int | None = None) -> dict[str, Accuracies]:
+    """Top-1 (%) of every network, and of their ensemble, on each corruption and severity.
+
+    source: None generates the corrupted sets from the run's own test set (seeded, cached like the
+    fixed test sets; see :mod:`ait.evaluate.corruptions`); a folder reads the official CIFAR-10-C /
+    CIFAR-100-C ``.npy`` files with their own labels (the run's test set is then not used).
+    Returns {"net0": {corruption: {"1": top1, ...}, ...}, ..., "ensemble": {...} (more than one
+    network)}, severities as strings (JSON keys), in the order given.
+    """
+    corruptions, severities = check_selection(corruptions, severities)
+    test = run.data.test
+    batch = batch_size or run.eval_batch_size
+    result: dict[str, Accuracies] = {}
+    for name in corruptions:
+        for severity in severities:
+            if source is None:
+                images, labels = corrupted_test_set(test.images, name, severity, seed, cache_dir), test.labels
+            else:
+                images, labels = _official_set(run, source, name, severity)
+            logits = predict_logits(run.networks, images, run.prepare, run.precision, batch)
+            for key, acc in accuracy_table(logits, labels).items():
+                result.setdefault(key, {}).setdefault(name, {})[str(severity)] = acc["top1"]
+    return result
+
+
+def mean_corruption_accuracy(accuracies: Accuracies) -> float:
+    """Mean top-1 (%) over all corruptions and severities of one network's {corruption: {severity: top1}}."""
+    values = [v for per_severity in accuracies.values() for v in per_severity.values()]
+    if not values:
+        raise ValueError("no corruption accuracies to average")
+    return sum(values) / len(values)
+
+
+def corruption_errors(accuracies: Accuracies) -> Accuracies:
+    """{corruption: {severity: top-1 error (%) = 100 - top-1}}."""
+    return {c: {s: 100.0 - v for s, v in per.items()} for c, per in accuracies.items()}
+
+
+def mean_corruption_error(run_errors: Accuracies, baseline_errors: Accuracies) -> dict[str, Any]:
+    """mCE of one network against a baseline network, from their top-1 errors (%).
+
+    run_errors, baseline_errors: {corruption: {severity: error (%)}}; the baseline must have every
+    (corruption, severity) of the run (extra ones are ignored). Returns
+    {"mce": f, "mean_error": f, "ce": {corruption: f}}: CE_c = 100 * sum_s E(c, s) / sum_s
+    E_baseline(c, s), mce = mean of CE_c over corruptions (%), mean_error = unnormalised mean of E
+    over corruptions and severities (%). A run compared with itself has mCE 100. Raises ValueError
+    when the baseline lacks an entry or has zero error summed over a corruption's severities.
+    """
+    if not run_errors:
+        raise ValueError("no corruption errors given")
+    ce: dict[str, float] = {}
+    all_errors: list[float] = []
+    for name, per in run_errors.items():
+        base = baseline_errors.get(name, {})
+        missing = [s for s in per if s not in base]
+        if missing:
+            raise ValueError(f"the baseline has no error for corruption {name!r} at severities {missing}")
+        denominator = sum(base[s] for s in per)
+        if denominator <= 0:
+            raise ValueError(f"the baseline makes no error on corruption {name!r} (severities {list(per)}): "
+                             "its corruption error is undefined")
+        ce[name] = 100.0 * sum(per.values()) / denominator
+        all_errors.extend(per.values())
+    return {"mce": sum(ce.values()) / len(ce), "mean_error": sum(all_errors) / len(all_errors), "ce": ce}
+
+
+def corruption_summary(accuracy: dict[str, Accuracies], seed: int, source: str | Path | None,
+                       corruptions: Sequence[str], severities: Sequence[int],
+                       baseline: dict[str, Accuracies] | None = None,
+                       baseline_dir: str | Path | None = None) -> dict[str, Any]:
+    """The content of RUN_DIR/eval/corruptions.json (format in :func:`ait.evaluate.command.run_eval`).
+
+    mCE of every network (and the ensemble) is taken against the baseline's network 0.
+    """
+    mce = None
+    if baseline is not None:
+        base_errors = corruption_errors(baseline["net0"])
+        mce = {key: mean_corruption_error(corruption_errors(acc), base_errors)["mce"] for key, acc in accuracy.items()}
+    return {
+        "seed": int(seed),
+        "source": "local" if source is None else str(Path(source).expanduser()),
+        "severities": [int(s) for s in severities],
+        "corruptions": list(corruptions),
+        "networks": accuracy,
+        "mean_top1": {key: mean_corruption_accuracy(acc) for key, acc in accuracy.items()},
+        "mce": mce,
+        "baseline": None if baseline_dir is None else str(baseline_dir),
+    }

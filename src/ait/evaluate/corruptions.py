@@ -1,0 +1,626 @@
+"""Common corruptions of CIFAR-10-C / CIFAR-100-C (Hendrycks & Dietterich, ICLR 2019), made locally
+or read from the official files.
+
+    images = corrupted_test_set(run.data.test.images, "fog", severity=3, seed=0)  # uint8 (N, C, H, W), cached
+    images, labels = load_cifar_c("data/CIFAR-10-C", "fog", 3)                    # the official arrays
+
+15 corruptions (:data:`CORRUPTIONS`, in the benchmark's order) x 5 severities (1 mildest .. 5).
+The severity constants are the CIFAR ones of the official generator, ``make_cifar_c.py``
+(github.com/hendrycks/robustness, ``ImageNet-C/create_c/make_cifar_c.py``), which are milder
+than the ImageNet-C ones; the code here is our own (numpy, torch and Pillow: no Wand/ImageMagick,
+OpenCV, scikit-image or SciPy), vectorised over the batch except for the two Pillow-based
+corruptions (jpeg_compression and pixelate: one Pillow call per image, as the official script).
+
+**Local generation is statistically comparable to, not bit-identical with, the official files.**
+The random draws differ (a seeded ``numpy.random.Generator`` instead of numpy's global state) and
+the interpolation, JPEG and rounding details of the libraries the official script used are
+re-implemented, not called. Two corruptions are approximations by necessity:
+
+- frost: the official script blends crops of six frost photographs (not distributed with the
+  data set). Here the frost layer is a seeded procedural ice texture (a plasma-fractal haze plus
+  thin bright crystal streaks, tinted pale blue, values in [0, 1] like the photographs'), blended
+  with the CIFAR constants exactly as the official code does: ``clip(a * image + b * frost)``.
+- motion_blur (and the streaks of snow): the official script calls ImageMagick's motion blur
+  through Wand. Here it is a re-implementation of that kernel: a one-sided line of
+  ``2 * ceil(radius) + 1`` taps with Gaussian weights ``exp(-i^2 / (2 sigma^2))``, offsets rounded
+  to whole pixels along the angle, edge pixels repeated; the CIFAR radius / sigma constants and
+  the official random angle ranges (uniform in [-45, 45] degrees; snow [-135, -45]).
+
+Quirks of the official script that are kept on purpose, so that severities mean the same thing:
+glass_blur's pixel "swap" is in effect a copy from a neighbour at offset ``randint(-1, 1)``,
+that is -1 or 0 (a swap of numpy views; see :func:`glass_blur`); zoom_blur's zoom factors are
+``numpy.arange(1, end, 0.01)`` (which includes ``end`` by floating-point rounding); fog's plasma
+fractal scales its noise by ``wibble * uniform(-wibble, wibble)``; results are truncated to
+uint8 (``np.uint8(x)``), not rounded. Severities are not all monotone in the official constants (the tests check the
+monotone parts): elastic_transform's severity 1 is a pure random affine warp (up to 2.56 px per
+control point) and severities 2-5 shrink the affine part (2.24 .. 0.96 px) while growing the
+elastic, non-affine part, so the pixel difference from the clean image falls with severity while
+the local distortion rises; glass_blur's severities 1-3 make one pass of pixel moves under a
+growing blur (which smooths the moved pixels back) and 4-5 two passes; motion_blur's severities
+3 and 4 differ only in the radius (6 vs 8), beyond three sigmas (sigma 2), so they are all but
+equal; frost's image weight falls (1 .. 0.75) as its frost weight rises, so the mean change
+peaks at severity 3 although the frost's share of the image grows throughout.
+
+Images: uint8 (N, C, H, W) with C = 1 (grayscale path: snow uses the image itself as its luma,
+frost the luma of its texture) or C = 3 (RGB); other channel counts raise ValueError. The
+constants are CIFAR's, in pixels of a 32x32 image; other sizes (>= 8 px) work but are not
+calibrated.
+
+Randomness: one ``numpy.random.Generator`` per (seed, corruption, chunk of 1000 images); never
+the global RNG. The severity is left out of the generator on purpose (common random numbers):
+for one seed, every severity of a corruption starts from the same random stream (the same noise
+pattern, angles, snow, frost, fog, displacements), so a higher severity is a stronger version of the same
+corruption of each image. The official files draw afresh for every severity; the distribution
+of each severity's set, hence its expected accuracy, is the same either way. The output is a
+pure function of (images, name, severity, seed, CODE_VERSION): bump CODE_VERSION whenever
+generation changes, so that cached sets regenerate.
+
+Official files (``load_cifar_c``): one ``<corruption>.npy`` per corruption, uint8
+(5 * n, 32, 32, 3) with severities 1..5 stacked as 5 blocks of n = 10000 test images, and
+``labels.npy`` (5 * n labels, or the n labels of one block).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ait.data.errors import DataError
+from ait.evaluate.testsets import cached_images, images_key
+
+# Bump when generation changes (constants, draw order, chunking): cached sets then regenerate.
+CODE_VERSION = "ait-corruptions-1"
+
+CORRUPTIONS: tuple[str, ...] = (
+    "gaussian_noise", "shot_noise", "impulse_noise",
+    "defocus_blur", "glass_blur", "motion_blur", "zoom_blur",
+    "snow", "frost", "fog",
+    "brightness", "contrast", "elastic_transform", "pixelate", "jpeg_compression",
+)
+SEVERITIES: tuple[int, ...] = (1, 2, 3, 4, 5)
+
+# Corruptions whose result depends on the seed; the others are deterministic functions of the image.
+RANDOM_CORRUPTIONS: frozenset[str] = frozenset({
+    "gaussian_noise", "shot_noise", "impulse_noise", "glass_blur", "motion_blur", "snow", "frost", "fog",
+    "elastic_transform",
+})
+
+# Images corrupted per generator: bounds the float working memory (~ a few 10 MB per array).
+_CHUNK = 1000
+_LUMA = (0.299, 0.587, 0.114)  # ITU-R 601, as OpenCV's RGB2GRAY in the official snow
+_EPS = 1e-3  # added before truncation to uint8, so that k / 255 * 255 computed in float stays k
+
+# ---------------------------------------------------------------- CIFAR severity constants
+# From make_cifar_c.py (hendrycks/robustness, ImageNet-C/create_c/make_cifar_c.py), one entry per severity.
+GAUSSIAN_NOISE = (0.04, 0.06, 0.08, 0.09, 0.10)  # std on [0, 1]
+SHOT_NOISE = (500, 250, 100, 75, 50)  # photons per unit intensity: poisson(x * c) / c
+IMPULSE_NOISE = (0.01, 0.02, 0.03, 0.05, 0.07)  # fraction of values set to 0 or 1 (salt and pepper)
+DEFOCUS_BLUR = ((0.3, 0.4), (0.4, 0.5), (0.5, 0.6), (1, 0.2), (1.5, 0.1))  # disk radius, anti-alias sigma
+GLASS_BLUR = ((0.05, 1, 1), (0.25, 1, 1), (0.4, 1, 1), (0.25, 1, 2), (0.4, 1, 2))  # sigma, max delta, iterations
+MOTION_BLUR = ((6, 1), (6, 1.5), (6, 2), (8, 2), (9, 2.5))  # ImageMagick radius, sigma
+ZOOM_BLUR_END = (1.06, 1.11, 1.16, 1.21, 1.26)  # zoom factors numpy.arange(1, end, 0.01)
+SNOW = ((0.1, 0.2, 1, 0.6, 8, 3, 0.95),  # loc, scale, zoom, threshold, blur radius, blur sigma, blend
+        (0.1, 0.2, 1, 0.5, 10, 4, 0.9),
+        (0.15, 0.3, 1.75, 0.55, 10, 4, 0.9),
+        (0.25, 0.3, 2.25, 0.6, 12, 6, 0.85),
+        (0.3, 0.3, 1.25, 0.65, 14, 12, 0.8))
+FROST = ((1, 0.2), (1, 0.3), (0.9, 0.4), (0.85, 0.4), (0.75, 0.45))  # image weight, frost weight
+FOG = ((0.2, 3), (0.5, 3), (0.75, 2.5), (1, 2), (1.5, 1.75))  # fog amount, plasma wibble decay
+BRIGHTNESS = (0.05, 0.1, 0.15, 0.2, 0.3)  # added to HSV value
+CONTRAST = (0.75, 0.5, 0.4, 0.3, 0.15)  # factor towards the per-channel mean
+_IMSIZE = 32  # elastic constants are multiples of the CIFAR image size
+ELASTIC_TRANSFORM = tuple((_IMSIZE * a, _IMSIZE * s, _IMSIZE * f) for a, s, f in (  # alpha, sigma, affine (px)
+    (0, 0, 0.08), (0.05, 0.2, 0.07), (0.08, 0.06, 0.06), (0.1, 0.04, 0.05), (0.1, 0.03, 0.03)))
+PIXELATE = (0.95, 0.9, 0.85, 0.75, 0.65)  # downscale factor (Pillow BOX both ways)
+JPEG_COMPRESSION = (80, 65, 58, 50, 40)  # Pillow JPEG quality
+
+Array = np.ndarray  # float32 (N, H, W, C) in [0, 1] unless said otherwise
+
+
+# ---------------------------------------------------------------- helpers (numpy, batched)
+def _float(u8: Array) -> Array:
+    return u8.astype(np.float32) / np.float32(255.0)
+
+
+def _luma(x: Array) -> Array:
+    """(N, H, W, C) -> (N, H, W, 1); the image itself for one channel."""
+    if x.shape[-1] == 1:
+        return x
+    return (x[..., 0:1] * _LUMA[0] + x[..., 1:2] * _LUMA[1] + x[..., 2:3] * _LUMA[2]).astype(np.float32)
+
+
+def _reflect101(i: Array, n: int) -> Array:
+    """Border index map 'dcb|abcd|cba' (OpenCV BORDER_REFLECT_101)."""
+    if n == 1:
+        return np.zeros_like(i)
+    period = 2 * (n - 1)
+    i = np.abs(i) % period
+    return np.where(i >= n, period - i, i)
+
+
+def _symmetric(i: Array, n: int) -> Array:
+    """Border index map 'dcba|abcd|dcba' (SciPy / scikit-image mode 'reflect')."""
+    i = i % (2 * n)
+    return np.where(i >= n, 2 * n - 1 - i, i)
+
+
+def _nearest(i: Array, n: int) -> Array:
+    """Border index map 'aaa|abcd|ddd' (mode 'nearest', ImageMagick's edge pixels)."""
+    return np.clip(i, 0, n - 1)
+
+
+def _gaussian_kernel(sigma: float, truncate: float) -> Array:
+    """SciPy's 1-D Gaussian: radius int(truncate * sigma + 0.5), weights normalised to sum 1."""
+    radius = int(truncate * sigma + 0.5)
+    t = np.arange(-radius, radius + 1, dtype=np.float64)
+    k = np.exp(-0.5 * (t / sigma) ** 2) if sigma > 0 else (t == 0).astype(np.float64)
+    return (k / k.sum()).astype(np.float32)
+
+
+def _correlate1d(x: Array, kernel: Array, axis: int, border) -> Array:
+    """1-D correlation of ``x`` with an odd-length ``kernel`` along ``axis``, ``border`` index map."""
+    n, r = x.shape[axis], len(kernel) // 2
+    padded = np.take(x, border(np.arange(-r, n + r), n), axis=axis)
+    out = np.zeros_like(x)
+    for j, w in enumerate(kernel):
+        out += w * np.take(padded, np.arange(j, j + n), axis=axis)
+    return out
+
+
+def _gaussian_filter(x: Array, sigma: float, truncate: float = 4.0, border=_nearest) -> Array:
+    """Spatial Gaussian blur of (N, H, W[, C]) over axes 1 and 2 (scikit-image ``gaussian``)."""
+    if sigma <= 0:
+        return x
+    k = _gaussian_kernel(sigma, truncate)
+    return _correlate1d(_correlate1d(x, k, 1, border), k, 2, border)
+
+
+def _filter2d(x: Array, kernel: Array, border=_reflect101) -> Array:
+    """2-D correlation of (N, H, W, C) with an odd (kh, kw) kernel (OpenCV ``filter2D``)."""
+    _, h, w, _ = x.shape
+    rh, rw = kernel.shape[0] // 2, kernel.shape[1] // 2
+    padded = x[:, border(np.arange(-rh, h + rh), h)][:, :, border(np.arange(-rw, w + rw), w)]
+    out = np.zeros_like(x)
+    for i in range(kernel.shape[0]):
+        for j in range(kernel.shape[1]):
+            if kernel[i, j] != 0:
+                out += kernel[i, j] * padded[:, i:i + h, j:j + w]
+    return out
+
+
+def _gather(x: Array, rows: Array, cols: Array) -> Array:
+    """x (N, H, W, C), integer rows / cols broadcastable to (N, h, w) -> (N, h, w, C)."""
+    n = np.arange(x.shape[0]).reshape(-1, 1, 1)
+    return x[n, rows, cols]
+
+
+def _bilinear(x: Array, ys: Array, xs: Array, border) -> Array:
+    """Bilinear samples of x (N, H, W, C) at float pixel coordinates ys, xs (N, h, w)."""
+    h, w = x.shape[1:3]
+    y0, x0 = np.floor(ys), np.floor(xs)
+    wy, wx = (ys - y0)[..., None].astype(np.float32), (xs - x0)[..., None].astype(np.float32)
+    y0, x0 = y0.astype(np.int64), x0.astype(np.int64)
+    r0, r1 = border(y0, h), border(y0 + 1, h)
+    c0, c1 = border(x0, w), border(x0 + 1, w)
+    top = _gather(x, r0, c0) * (1 - wx) + _gather(x, r0, c1) * wx
+    bottom = _gather(x, r1, c0) * (1 - wx) + _gather(x, r1, c1) * wx
+    return top * (1 - wy) + bottom * wy
+
+
+def _resample_axis(x: Array, coords: Array, axis: int) -> Array:
+    """Linear interpolation of x along ``axis`` at 1-D float ``coords`` (all inside the axis)."""
+    n = x.shape[axis]
+    i0 = np.clip(np.floor(coords).astype(np.int64), 0, n - 1)
+    i1 = np.minimum(i0 + 1, n - 1)
+    shape = [1] * x.ndim
+    shape[axis] = len(coords)
+    w = (coords - i0).astype(np.float32).reshape(shape)
+    return np.take(x, i0, axis=axis) * (1 - w) + np.take(x, i1, axis=axis) * w
+
+
+def _zoom_coords(n: int, zoom: float) -> Array:
+    """Source coordinates of the official ``clipped_zoom`` along one axis of length n.
+
+    Crop the centre ceil(n / zoom) pixels, enlarge them to round(crop * zoom) with SciPy's
+    order-1 zoom (corners aligned), keep the centre n pixels.
+    """
+    crop = int(np.ceil(n / zoom))
+    top = (n - crop) // 2
+    size = int(round(crop * zoom))
+    trim = (size - n) // 2
+    j = np.arange(n, dtype=np.float64) + trim
+    scale = (crop - 1) / (size - 1) if size > 1 else 0.0
+    return top + j * scale
+
+
+def _clipped_zoom(x: Array, zoom: float) -> Array:
+    """Zoom (N, H, W, C) into its centre by ``zoom`` (>= 1), keeping the size."""
+    x = _resample_axis(x, _zoom_coords(x.shape[1], zoom), 1)
+    return _resample_axis(x, _zoom_coords(x.shape[2], zoom), 2)
+
+
+def _motion_blur(x: Array, radius: float, sigma: float, angles: Array) -> Array:
+    """ImageMagick-style motion blur of (N, H, W, C), one angle (degrees) per image.
+
+    A one-sided line of 2 * ceil(radius) + 1 taps with weights exp(-i^2 / (2 sigma^2)) (normalised),
+    tap i at the whole-pixel offset (round(i cos a), round(i sin a)) (x right, y down); pixels past
+    the border repeat the edge.
+    """
+    _, h, w, _ = x.shape
+    width = int(2 * math.ceil(radius) + 1)
+    taps = np.arange(width, dtype=np.float64)
+    weights = np.exp(-taps ** 2 / (2.0 * sigma * sigma))
+    weights /= weights.sum()
+    theta = np.deg2rad(angles)
+    rows0, cols0 = np.arange(h).reshape(1, h, 1), np.arange(w).reshape(1, 1, w)
+    out = np.zeros_like(x)
+    for i, weight in enumerate(weights):
+        dx = np.ceil(i * np.cos(theta) - 0.5).astype(np.int64).reshape(-1, 1, 1)
+        dy = np.ceil(i * np.sin(theta) - 0.5).astype(np.int64).reshape(-1, 1, 1)
+        out += np.float32(weight) * _gather(x, np.clip(rows0 + dy, 0, h - 1), np.clip(cols0 + dx, 0, w - 1))
+    return out
+
+
+def _plasma_fractal(n: int, mapsize: int, decay: float, rng: np.random.Generator) -> Array:
+    """(n, mapsize, mapsize) diamond-square height maps in [0, 1], as the official ``plasma_fractal``.
+
+    mapsize must be a power of two. The noise added at each level is wibble * U(-wibble, wibble)
+    with wibble starting at 100 and divided by ``decay`` per level (the official scaling).
+    """
+    maps = np.zeros((n, mapsize, mapsize), dtype=np.float64)
+    step, wibble = mapsize, 100.0
+
+    def wibbled_mean(total: Array) -> Array:
+        return total / 4 + wibble * rng.uniform(-wibble, wibble, total.shape)
+
+    while step >= 2:
+        half = step // 2
+        corners = maps[:, 0::step, 0::step]
+        squares = corners + np.roll(corners, -1, axis=1)
+        squares = squares + np.roll(squares, -1, axis=2)
+        maps[:, half::step, half::step] = wibbled_mean(squares)
+        centres = maps[:, half::step, half::step]
+        corners = maps[:, 0::step, 0::step]
+        left = centres + np.roll(centres, 1, axis=1) + corners + np.roll(corners, -1, axis=2)
+        maps[:, 0::step, half::step] = wibbled_mean(left)
+        top = centres + np.roll(centres, 1, axis=2) + corners + np.roll(corners, -1, axis=1)
+        maps[:, half::step, 0::step] = wibbled_mean(top)
+        step //= 2
+        wibble /= decay
+    maps -= maps.min(axis=(1, 2), keepdims=True)
+    maps /= np.maximum(maps.max(axis=(1, 2), keepdims=True), 1e-12)
+    return maps.astype(np.float32)
+
+
+def _power_of_two(n: int) -> int:
+    return max(4, 1 << (int(n) - 1).bit_length())
+
+
+def _frost_texture(n: int, h: int, w: int, rng: np.random.Generator) -> Array:
+    """(n, h, w, 3) procedural frost in [0, 1]: stand-in for the official crops of frost photographs.
+
+    A plasma-fractal haze (ice of varying thickness) plus 16 thin bright streaks per image (crystal
+    needles: random centres, directions, lengths 3-14 px, Gaussian profiles of 0.4-0.9 px), with a
+    little fine grain, tinted pale blue like the photographs. Mean about 0.55, crystals reach 1.
+    """
+    size = _power_of_two(max(h, w))
+    haze = _plasma_fractal(n, size, 2.0, rng)[:, :h, :w]  # (n, h, w)
+    ys, xs = np.meshgrid(np.arange(h, dtype=np.float32), np.arange(w, dtype=np.float32), indexing="ij")
+    crystals = np.zeros((n, h, w), dtype=np.float32)
+    for _ in range(16):
+        cy = rng.uniform(-2, h + 2, (n, 1, 1)).astype(np.float32)
+        cx = rng.uniform(-2, w + 2, (n, 1, 1)).astype(np.float32)
+        angle = rng.uniform(0, np.pi, (n, 1, 1)).astype(np.float32)
+        half = rng.uniform(1.5, 7.0, (n, 1, 1)).astype(np.float32)
+        width = rng.uniform(0.4, 0.9, (n, 1, 1)).astype(np.float32)
+        strength = rng.uniform(0.3, 1.0, (n, 1, 1)).astype(np.float32)
+        dy, dx = ys - cy, xs - cx
+        along = np.clip(dx * np.cos(angle) + dy * np.sin(angle), -half, half)
+        dist2 = (dx - along * np.cos(angle)) ** 2 + (dy - along * np.sin(angle)) ** 2
+        crystals = np.maximum(crystals, strength * np.exp(-dist2 / (2 * width * width)))
+    grain = rng.uniform(-0.04, 0.04, (n, h, w)).astype(np.float32)
+    t = np.clip(0.22 + 0.45 * haze + 0.55 * crystals + grain, 0, 1)
+    tint = np.asarray((0.84, 0.92, 1.0), dtype=np.float32)
+    return t[..., None] * tint
+
+
+def _check_c(c: int) -> None:
+    if c not in (1, 3):
+        raise ValueError(f"common corruptions need 1- or 3-channel images, got {c} channels")
+
+
+# ---------------------------------------------------------------- the 15 corruptions
+# Each takes uint8 (N, H, W, C), a severity 1..5 and a Generator; returns float in [0, 1] or uint8.
+def gaussian_noise(u8: Array, severity: int, rng: np.random.Generator) -> Array:
+    x = _float(u8)
+    noise = rng.standard_normal(x.shape, dtype=np.float32) * np.float32(GAUSSIAN_NOISE[severity - 1])
+    return np.clip(x + noise, 0, 1)
+
+
+def shot_noise(u8: Array, severity: int, rng: np.random.Generator) -> Array:
+    c = SHOT_NOISE[severity - 1]
+    return np.clip(rng.poisson(_float(u8).astype(np.float64) * c) / c, 0, 1).astype(np.float32)
+
+
+def impulse_noise(u8: Array, severity: int, rng: np.random.Generator) -> Array:
+    """Salt and pepper on single values (every channel on its own), as scikit-image's 's&p'."""
+    x = _float(u8)
+    flipped = rng.random(x.shape, dtype=np.float32) < IMPULSE_NOISE[severity - 1]
+    salted = rng.random(x.shape, dtype=np.float32) < 0.5
+    x[flipped & salted] = 1.0
+    x[flipped & ~salted] = 0.0
+    return x
+
+
+def _disk_kernel(radius: float, alias_blur: float) -> Array:
+    """The official ``disk``: an aliased disk, normalised, then a 3x3 Gaussian (sigma alias_blur)."""
+    r = max(8, int(math.ceil(radius)))
+    grid = np.arange(-r, r + 1)
+    yy, xx = np.meshgrid(grid, grid, indexing="ij")
+    disk = (xx ** 2 + yy ** 2 <= radius ** 2).astype(np.float64)
+    disk /= disk.sum()
+    g = np.exp(-np.arange(-1, 2) ** 2 / (2.0 * alias_blur ** 2))
+    g /= g.sum()
+    padded = np.pad(disk, 1)
+    n = disk.shape[0]
+    kernel = sum(g[i] * g[j] * padded[i:i + n, j:j + n] for i in range(3) for j in range(3))
+    rows, cols = np.nonzero(kernel)
+    k = max(np.abs(rows - r).max(), np.abs(cols - r).max())
+    return kernel[r - k:r + k + 1, r - k:r + k + 1].astype(np.float32)
+
+
+def defocus_blur(u8: Array, severity: int, rng: np.random.Generator) -> Array:
+    radius, alias_blur = DEFOCUS_BLUR[severity - 1]
+    return np.clip(_filter2d(_float(u8), _disk_kernel(radius, alias_blur)), 0, 1)
+
+
+def glass_blur(u8: Array, severity: int, rng: np.random.Generator) -> Array:
+    """Blur, move every pixel by up to one pixel (1 or 2 passes), blur again.
+
+    The official loop ``x[h, w], x[h', w'] = x[h', w'], x[h, w]`` (h, w from the bottom-right
+    towards the top-left, h' = h + dy, w' = w + dx with dx, dy = randint(-1, 1), i.e. -1 or 0)
+    reads like a swap but copies: numpy's ``x[h, w]`` is a view, so ``x[h', w']`` is left as it
+    was. Each visited pixel therefore takes the value of its up/left neighbour (h', w'), which
+    the loop visits later, so before any change of this pass: one gather per pass here.
+    """
+    sigma, delta, iterations = GLASS_BLUR[severity - 1]
+    assert delta == 1, "the gather equals the official loop only for offsets in {-1, 0}"
+    n, h, w, _ = u8.shape
+    x = np.floor(_gaussian_filter(_float(u8), sigma) * 255 + _EPS).clip(0, 255).astype(np.uint8)
+    rows = np.arange(h - delta, delta, -1)  # the official visiting order (the draws follow it)
+    cols = np.arange(w - delta, delta, -1)
+    images = np.arange(n).reshape(-1, 1, 1)
+    for _ in range(iterations):
+        offsets = rng.integers(-delta, delta, size=(len(rows), len(cols), 2, n))  # (dx, dy) per position
+        dx, dy = offsets[:, :, 0].transpose(2, 0, 1), offsets[:, :, 1].transpose(2, 0, 1)  # (n, rows, cols)
+        x[:, rows[:, None], cols[None, :]] = x[images, rows[None, :, None] + dy, cols[None, None, :] + dx]
+    return np.clip(_gaussian_filter(_float(x), sigma), 0, 1)
+
+
+def motion_blur(u8: Array, severity: int, rng: np.random.Generator) -> Array:
+    """Approximation of ImageMagick's motion blur (see :func:`_motion_blur`), angle U(-45, 45) degrees."""
+    radius, sigma = MOTION_BLUR[severity - 1]
+    angles = rng.uniform(-45, 45, u8.shape[0])
+    return np.clip(_motion_blur(_float(u8), radius, sigma, angles), 0, 1)
+
+
+def zoom_blur(u8: Array, severity: int, rng: np.random.Generator) -> Array:
+    x = _float(u8)
+    zooms = np.arange(1, ZOOM_BLUR_END[severity - 1], 0.01)
+    out = np.zeros_like(x)
+    for zoom in zooms:
+        out += _clipped_zoom(x, float(zoom))
+    return np.clip((x + out) / (len(zooms) + 1), 0, 1)
+
+
+def snow(u8: Array, severity: int, rng: np.random.Generator) -> Array:
+    loc, scale, zoom, threshold, blur_radius, blur_sigma, blend = SNOW[severity - 1]
+    x = _float(u8)
+    n, h, w, _ = x.shape
+    layer = rng.normal(loc, scale, (n, h, w, 1)).astype(np.float32)
+    layer = _clipped_zoom(layer, zoom)
+    layer[layer < threshold] = 0
+    layer = np.floor(np.clip(layer, 0, 1) * 255) / np.float32(255)  # the official 8-bit PNG round trip
+    layer = _motion_blur(layer.astype(np.float32), blur_radius, blur_sigma, rng.uniform(-135, -45, n))
+    x = blend * x + (1 - blend) * np.maximum(x, _luma(x) * 1.5 + 0.5)
+    return np.clip(x + layer + layer[:, ::-1, ::-1], 0, 1).astype(np.float32)
+
+
+def frost(u8: Array, severity: int, rng: np.random.Generator) -> Array:
+    """Approximation: procedural frost texture (:func:`_frost_texture`) with the official blend."""
+    weight, frost_weight = FROST[severity - 1]
+    x = _float(u8)
+    texture = _frost_texture(x.shape[0], x.shape[1], x.shape[2], rng)
+    if x.shape[-1] == 1:
+        texture = _luma(texture)
+    return np.clip(weight * x + frost_weight * texture, 0, 1).astype(np.float32)
+
+
+def fog(u8: Array, severity: int, rng: np.random.Generator) -> Array:
+    amount, decay = FOG[severity - 1]
+    x = _float(u8)
+    n, h, w, _ = x.shape
+    plasma = _plasma_fractal(n, _power_of_two(max(h, w)), decay, rng)[:, :h, :w, None]
+    top = x.max(axis=(1, 2, 3), keepdims=True)
+    return np.clip((x + amount * plasma) * top / (top + amount), 0, 1).astype(np.float32)
+
+
+def brightness(u8: Array, severity: int, rng: np.random.Generator) -> Array:
+    """HSV value + c (clipped), hue and saturation kept: every channel scales by V' / V."""
+    x = _float(u8)
+    value = x.max(axis=3, keepdims=True)
+    new_value = np.clip(value + BRIGHTNESS[severity - 1], 0, 1)
+    scale = np.divide(new_value, value, out=np.zeros_like(value), where=value > 0)
+    return np.clip(np.where(value > 0, x * scale, new_value), 0, 1).astype(np.float32)
+
+
+def contrast(u8: Array, severity: int, rng: np.random.Generator) -> Array:
+    x = _float(u8)
+    means = x.mean(axis=(1, 2), keepdims=True)  # per image and channel
+    return np.clip((x - means) * CONTRAST[severity - 1] + means, 0, 1).astype(np.float32)
+
+
+def elastic_transform(u8: Array, severity: int, rng: np.random.Generator) -> Array:
+    """Random affine warp of three control points (reflect-101 border), then a smooth random
+    displacement field (alpha * Gaussian(sigma) of U(-1, 1) noise, symmetric border), bilinear."""
+    alpha, sigma, affine = ELASTIC_TRANSFORM[severity - 1]
+    x = _float(u8)
+    n, h, w, _ = x.shape
+    centre = np.asarray((w // 2, h // 2), dtype=np.float64)  # (x, y)
+    half = min(h, w) // 3
+    src = np.stack([centre + half, (centre[0] + half, centre[1] - half), centre - half])  # (3, 2) as (x, y)
+    dst = src[None] + rng.uniform(-affine, affine, (n, 3, 2)).astype(np.float32)
+    # The affine map src -> dst (OpenCV getAffineTransform), then its inverse to sample dst from src.
+    ones = np.ones((3, 1))
+    forward = np.linalg.solve(np.concatenate([src, ones], axis=1)[None], dst).transpose(0, 2, 1)  # (n, 2, 3)
+    full = np.concatenate([forward, np.broadcast_to(np.asarray([[[0.0, 0.0, 1.0]]]), (n, 1, 3))], axis=1)
+    inverse = np.linalg.inv(full)[:, :2]  # (n, 2, 3)
+    ys, xs = np.meshgrid(np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64), indexing="ij")
+    src_x = inverse[:, 0, 0, None, None] * xs + inverse[:, 0, 1, None, None] * ys + inverse[:, 0, 2, None, None]
+    src_y = inverse[:, 1, 0, None, None] * xs + inverse[:, 1, 1, None, None] * ys + inverse[:, 1, 2, None, None]
+    x = _bilinear(x, src_y, src_x, _reflect101)
+    if alpha > 0:
+        dx = _gaussian_filter(rng.uniform(-1, 1, (n, h, w)), sigma, truncate=3, border=_symmetric) * alpha
+        dy = _gaussian_filter(rng.uniform(-1, 1, (n, h, w)), sigma, truncate=3, border=_symmetric) * alpha
+        x = _bilinear(x, ys + dy, xs + dx, _symmetric)
+    return np.clip(x, 0, 1).astype(np.float32)
+
+
+def _pil_each(u8: Array, fn: Callable[[Image.Image], Image.Image]) -> Array:
+    out = np.empty_like(u8)
+    for i in range(u8.shape[0]):
+        img = Image.fromarray(u8[i, :, :, 0] if u8.shape[-1] == 1 else u8[i])
+        res = np.asarray(fn(img))
+        out[i] = res.reshape(u8.shape[1:])
+    return out
+
+
+def pixelate(u8: Array, severity: int, rng: np.random.Generator) -> Array:
+    c = PIXELATE[severity - 1]
+    h, w = u8.shape[1:3]
+    small = (max(1, int(w * c)), max(1, int(h * c)))
+    return _pil_each(u8, lambda img: img.resize(small, Image.BOX).resize((w, h), Image.BOX))
+
+
+def jpeg_compression(u8: Array, severity: int, rng: np.random.Generator) -> Array:
+    quality = JPEG_COMPRESSION[severity - 1]
+
+    def compress(img: Image.Image) -> Image.Image:
+        buffer = io.BytesIO()
+        img.save(buffer, "JPEG", quality=quality)
+        buffer.seek(0)
+        with Image.open(buffer) as decoded:
+            return decoded.convert(img.mode)
+
+    return _pil_each(u8, compress)
+
+
+_FUNCTIONS: dict[str, Callable[[Array, int, np.random.Generator], Array]] = {
+    "gaussian_noise": gaussian_noise, "shot_noise": shot_noise, "impulse_noise": impulse_noise,
+    "defocus_blur": defocus_blur, "glass_blur": glass_blur, "motion_blur": motion_blur, "zoom_blur": zoom_blur,
+    "snow": snow, "frost": frost, "fog": fog, "brightness": brightness, "contrast": contrast,
+    "elastic_transform": elastic_transform, "pixelate": pixelate, "jpeg_compression": jpeg_compression,
+}
+assert tuple(_FUNCTIONS) == CORRUPTIONS
+
+
+# ---------------------------------------------------------------- public API
+def check_corruption(name: str, severity: int) -> None:
+    """Raise ValueError for an unknown corruption name or a severity outside 1..5."""
+    if name not in _FUNCTIONS:
+        raise ValueError(f"unknown corruption {name!r}; valid names: {', '.join(CORRUPTIONS)}")
+    if isinstance(severity, bool) or not isinstance(severity, (int, np.integer)) or severity not in SEVERITIES:
+        raise ValueError(f"corruption severity must be an integer in 1..5, got {severity!r}")
+
+
+def _to_uint8(result: Array) -> Array:
+    if result.dtype == np.uint8:
+        return result
+    return np.clip(np.floor(result * np.float32(255) + np.float32(_EPS)), 0, 255).astype(np.uint8)
+
+
+def apply_corruption(images: torch.Tensor, name: str, severity: int, seed: int = 0) -> torch.Tensor:
+    """uint8 (N, C, H, W) -> the same images with corruption ``name`` at ``severity`` (1..5), uint8 on the CPU.
+
+    C must be 1 or 3 and H, W at least 8 (ValueError otherwise). Deterministic for a given seed;
+    corruptions in :data:`RANDOM_CORRUPTIONS` differ between seeds, and different (name,
+    severity) pairs draw independent random numbers from the same seed.
+    """
+    check_corruption(name, severity)
+    if images.dim() != 4 or images.dtype != torch.uint8:
+        raise ValueError(f"images must be uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
+    _check_c(images.shape[1])
+    if min(images.shape[2:]) < 8:
+        raise ValueError(f"common corruptions need images of at least 8x8 pixels, got {tuple(images.shape[2:])}")
+    source = images.detach().cpu().permute(0, 2, 3, 1).contiguous().numpy()  # (N, H, W, C)
+    out = np.empty_like(source)
+    entropy = int(seed) % (1 << 64)
+    for chunk, start in enumerate(range(0, source.shape[0], _CHUNK)):
+        rng = np.random.default_rng([entropy, CORRUPTIONS.index(name), chunk])  # no severity: see below
+        out[start:start + _CHUNK] = _to_uint8(_FUNCTIONS[name](source[start:start + _CHUNK], int(severity), rng))
+    return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
+
+
+def corruption_key(images: torch.Tensor, name: str, severity: int, seed: int) -> str:
+    """Cache key: sha256 of the images, the corruption, its severity, the seed and CODE_VERSION."""
+    return images_key(images, f"{CODE_VERSION}|corruption={name}|severity={int(severity)}|seed={int(seed)}")
+
+
+def corrupted_test_set(images: torch.Tensor, name: str, severity: int, seed: int = 0,
+                       cache_dir: str | Path | None = None) -> torch.Tensor:
+    """``apply_corruption(images, name, severity, seed)``, cached like the fixed test sets.
+
+    Cached as ``<cache>/<name>-s<severity>-<key prefix>.pt`` in the fixed test sets' cache
+    directory (``cache_dir``, else ``$AIT_CACHE_DIR/testsets``, else ``~/.cache/ait/testsets``),
+    with the key checked on every load (see :func:`ait.evaluate.testsets.cached_images`).
+    """
+    check_corruption(name, severity)
+    if images.dim() != 4 or images.dtype != torch.uint8:
+        raise ValueError(f"test images must be uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
+    key = corruption_key(images, name, severity, seed)
+    return cached_images(images, f"{name}-s{int(severity)}", key,
+                         lambda: apply_corruption(images, name, severity, seed), cache_dir)
+
+
+def load_cifar_c(folder: str | Path, corruption: str, severity: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The official CIFAR-10-C / CIFAR-100-C images of one corruption and severity.
+
+    ``folder`` holds ``<corruption>.npy`` (uint8 (5 * n, H, W, 3), severities 1..5 stacked as 5
+    blocks of n images; n = 10000, 32x32 in the official files) and ``labels.npy`` (5 * n labels,
+    or the n labels of one block). Returns (uint8 (n, 3, H, W), int64 (n,)). Raises
+    :class:`ait.data.errors.DataError` naming the file when it is missing or of the wrong shape.
+    """
+    check_corruption(corruption, severity)
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        raise DataError(f"{str(root)!r}: not a directory; expected the CIFAR-10-C / CIFAR-100-C folder "
+                        "with <corruption>.npy and labels.npy")
+    images = _load_npy(root / f"{corruption}.npy")
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] not in (1, 3) or images.shape[0] % 5:
+        raise DataError(f"{str(root / f'{corruption}.npy')!r}: expected uint8 (5 * n, H, W, 3) with the 5 "
+                        f"severities stacked (official: (50000, 32, 32, 3)), got {images.dtype} {images.shape}")
+    n = images.shape[0] // 5
+    labels = _load_npy(root / "labels.npy")
+    if labels.ndim != 1 or labels.shape[0] not in (n, 5 * n) or not np.issubdtype(labels.dtype, np.integer):
+        raise DataError(f"{str(root / 'labels.npy')!r}: expected {5 * n} (or {n}) integer labels to match "
+                        f"{corruption}.npy {images.shape}, got {labels.dtype} {labels.shape}")
+    block = slice((severity - 1) * n, severity * n)
+    out = torch.from_numpy(np.array(images[block])).permute(0, 3, 1, 2).contiguous()  # a copy off the memmap
+    labels = labels[block] if labels.shape[0] == 5 * n else labels
+    return out, torch.from_numpy(np.array(labels, dtype=np.int64))
+
+
+def _load_npy(path: Path) -> Array:
+    if not path.is_file():
+        raise DataError(f"{str(path)!r}: file not found (the official CIFAR-10-C / CIFAR-100-C folder has one "
+                        "<corruption>.npy per corruption and labels.npy)")
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise DataError(f"{str(path)!r}: not a readable .npy file ({err})") from None
