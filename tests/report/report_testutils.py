@@ -25,7 +25,8 @@ def make_run(root: Path, name: str, seed: int, top1: float | list[float], *, str
              dataset: str = "cifar100", noise: float = 0.0, fraction: float = 1.0, epochs: int = 4,
              steps_per_epoch: int | None = None, top5: float | list[float] | None = None, layer: str = "logits",
              metric: str = "kl", lr: float = 0.1, transfer: dict | None = None, variation: dict | None = None,
-             tsne: bool = False, label_changed: float | None = None) -> Path:
+             tsne: bool = False, label_changed: float | None = None, corruptions: dict | None = None,
+             mce: float | None = None) -> Path:
     """Write RUN_DIR = root/name/seed{seed} with config.yaml, summary.json, metrics.jsonl (+ eval/*.json)."""
     networks = networks or (["resnet20"] if strategy in ("baseline", "ait") else ["resnet20", "resnet20"])
     default_views = {"baseline": ["rp"], "ait": ["rp", "rp"], "dml": ["rp"], "multi_ait": ["rp"] * len(networks)}
@@ -77,6 +78,11 @@ def make_run(root: Path, name: str, seed: int, top1: float | list[float], *, str
         (run / "eval" / "variation.json").write_text(json.dumps({
             "seed": seed, "pairs": list(variation),
             "networks": {"net0": {p: {"kl": kl, "feature_l2": l2} for p, (kl, l2) in variation.items()}}}))
+    if corruptions is not None:  # {"gaussian_noise": {"1": top1, "2": top1}, ...}
+        (run / "eval" / "corruptions.json").write_text(json.dumps({
+            "seed": 0, "source": "local", "severities": sorted({int(k) for c in corruptions.values() for k in c}),
+            "corruptions": list(corruptions), "networks": {"net0": corruptions},
+            "mean_top1": {"net0": 0.0}, "mce": {"net0": mce} if mce is not None else None, "baseline": None}))
     if tsne:
         samples, variants = 6, 8
         points, sample, variant, label = [], [], [], []

@@ -11,7 +11,7 @@ from ait.report.runs import Group, ReportError, display_path, group_runs, load_r
 from ait.report.tables import Section, compare, md_table
 
 PLOTS = "plots"
-PLOT_PREFIXES = ("curves_", "fig3_", "fig4_", "fig5_", "fig6_")
+PLOT_PREFIXES = ("curves_", "fig3_", "fig4_", "fig5_", "fig6_", "corruptions_")
 
 
 def _ait_candidates(groups: list[Group]) -> list[Group]:
@@ -161,6 +161,36 @@ class _Builder:
             body += _img(images, rel, title) + "\n"
         return Section("Figure 6: t-SNE of features (colour = source sample)", body, used, images)
 
+    # -- common corruptions (beyond the paper) ---------------------------------------------------
+    def corruptions(self) -> Section | None:
+        from ait.report import plots
+
+        groups = [g for g in self.groups if g.eval_runs("corruptions")]
+        if not groups:
+            self.missing.append("Corruption robustness: no run has eval/corruptions.json "
+                                "(`ait eval RUN_DIR --corruptions` writes it).")
+            return None
+        first = groups[0].eval_runs("corruptions")[0].corruptions
+        names = list(first.get("corruptions") or [])
+        severities = [str(s) for s in first.get("severities") or []]
+        source = first.get("source", "local")
+        rows = [[g.label, g.stat().fmt(), g.corruption_stat().fmt(), g.mce_stat().fmt()] for g in groups]
+        body = (f"Top-1 (%) on the test set and under the {len(names)} common corruptions of Hendrycks & "
+                f"Dietterich (2019) at severities {', '.join(severities)} ({'generated locally' if source == 'local' else 'official files from ' + source}), "
+                "mean ± std over seeds; mCE (%) is relative to the baseline run named at evaluation "
+                "(100 = as robust as it; lower is better).\n\n")
+        body += md_table(["Configuration", "Clean top-1", "Corrupted top-1 (mean)", "mCE"], rows) + "\n"
+        per = [[name] + [g.corruption_stat(corruption=name).fmt(with_n=False) for g in groups] for name in names]
+        body += "\nPer corruption (top-1, mean over severities):\n\n"
+        body += md_table(["Corruption"] + [g.label for g in groups], per) + "\n"
+        images: list[str] = []
+        if self.plots_ok and severities:
+            path, rel = self.path("corruptions_severity.png")
+            plots.corruption_severity([(g.label, g) for g in groups], severities,
+                                      "Top-1 under common corruptions by severity", path)
+            body = _img(images, rel, "top-1 against corruption severity") + "\n" + body
+        return Section("Beyond the paper: common-corruption robustness", body, groups, images)
+
     # -- accuracy curves -----------------------------------------------------------------------
     def curves(self) -> Section | None:
         from ait.report import plots
@@ -229,7 +259,7 @@ def build_report(run_dirs: Iterable[str | Path], out_dir: str | Path,
                 " with eval/transfer.json (`ait eval RUN_DIR` writes it)" if "transfer" in title else "") + ".")
         else:
             sections.append(section)
-    for make in (b.figure3, b.figure4, b.figure5, b.figure6):
+    for make in (b.figure3, b.figure4, b.figure5, b.figure6, b.corruptions):
         section = make()
         if section is not None:
             sections.append(section)

@@ -147,6 +147,24 @@ def variation_bars(series: list[tuple[str, Group]], pairs: list[str], title: str
     return _save(fig, path)
 
 
+def corruption_severity(series: list[tuple[str, Group]], severities: list[str], title: str, path: Path) -> Path:
+    """Top-1 averaged over the corruptions against severity, one line per configuration."""
+    fig = _figure(6.5, 4.2)
+    ax = fig.subplots()
+    for label, group in series:
+        stats = [group.corruption_stat(severity=s) for s in severities]
+        xs = [int(s) for s, st in zip(severities, stats) if st.values]
+        ax.errorbar(xs, [st.mean for st in stats if st.values], yerr=[st.std or 0.0 for st in stats if st.values],
+                    marker="o", capsize=3, label=label)
+    ax.set_xticks([int(s) for s in severities])
+    ax.set_xlabel("corruption severity")
+    ax.set_ylabel("top-1 (%), mean over corruptions")
+    ax.set_title(_wrap(title, 80), fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
 def tsne_panels(panels: list[tuple[str, dict[str, Any]]], path: Path) -> Path:
     """Figure 6: t-SNE of features, one panel per model; colour = the source sample."""
     from matplotlib import colormaps

@@ -68,6 +68,7 @@ class RunRecord:
     transfer: dict[str, Any] | None = None
     variation: dict[str, Any] | None = None
     tsne: dict[str, Any] | None = None
+    corruptions: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)  # problems with optional files
 
     @property
@@ -177,7 +178,7 @@ def load_run(path: str | Path) -> RunRecord:
             except json.JSONDecodeError:
                 record.notes.append(f"{metrics_path}: line {i} is not valid JSON; curve cut there")
                 break
-    for name in ("transfer", "variation", "tsne"):
+    for name in ("transfer", "variation", "tsne", "corruptions"):
         eval_path = path / "eval" / f"{name}.json"
         if eval_path.is_file():
             try:
@@ -374,6 +375,27 @@ class Group:
             cell = run.variation.get("networks", {}).get(net_key, {}).get(pair, {})
             if isinstance(cell.get(metric), (int, float)):
                 values.append(float(cell[metric]))
+        return Stat(values)
+
+    def corruption_stat(self, corruption: str | None = None, severity: str | None = None,
+                        net_key: str = "net0") -> Stat:
+        """Top-1 under corruption per run, averaged over the corruptions and severities selected
+        (None: all of them), then mean +- std over the runs that have eval/corruptions.json."""
+        values = []
+        for run in self.eval_runs("corruptions"):
+            table = run.corruptions.get("networks", {}).get(net_key, {})
+            cells = [acc for name, by_severity in table.items() if corruption in (None, name)
+                     for sev, acc in by_severity.items() if severity in (None, str(sev))]
+            if cells:
+                values.append(statistics.fmean(cells))
+        return Stat(values)
+
+    def mce_stat(self, net_key: str = "net0") -> Stat:
+        values = []
+        for run in self.eval_runs("corruptions"):
+            mce = (run.corruptions.get("mce") or {}).get(net_key)
+            if isinstance(mce, (int, float)):
+                values.append(float(mce))
         return Stat(values)
 
     def sort_key(self) -> tuple:

@@ -1,0 +1,28 @@
+"""The corruption section of `ait report`: mean +- std over seeds, per corruption, severity plot."""
+
+from ait.report import build_report
+from report_testutils import make_run
+
+
+def test_corruption_table_and_severity_plot(tmp_path):
+    runs = tmp_path / "runs"
+    for seed, (low, high) in enumerate([(40.0, 20.0), (44.0, 24.0)]):
+        make_run(runs, "base", seed, 60.0 + seed, strategy="baseline", mce=100.0,
+                 corruptions={"gaussian_noise": {"1": low, "5": high}, "fog": {"1": low + 10, "5": high + 10}})
+        make_run(runs, "ait", seed, 62.0 + seed, strategy="ait", mce=90.0 + seed,
+                 corruptions={"gaussian_noise": {"1": low + 5, "5": high + 5}, "fog": {"1": low + 15, "5": high + 15}})
+    report = build_report([runs], tmp_path / "out").read_text()
+    assert "common-corruption robustness" in report
+    # Baseline: per seed, mean over 2 corruptions x 2 severities = 35 and 39 -> 37.00 +- 2.83.
+    assert "37.00 ± 2.83 (n=2)" in report
+    assert "42.00 ± 2.83 (n=2)" in report  # AIT: 5 points higher everywhere
+    assert "90.50 ± 0.71 (n=2)" in report  # AIT mCE over seeds
+    assert "| gaussian_noise |" in report and "| fog |" in report
+    png = tmp_path / "out" / "plots" / "corruptions_severity.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_no_corruption_files_is_listed_as_missing(tmp_path):
+    make_run(tmp_path / "runs", "base", 0, 60.0, strategy="baseline")
+    report = build_report([tmp_path / "runs"], tmp_path / "out").read_text()
+    assert "Corruption robustness: no run has eval/corruptions.json" in report
