@@ -93,6 +93,7 @@ class TrainConfig:
     channels_last: bool | None = None  # None: on where it helps (CPU and CUDA convolutions)
     device: str = "auto"  # "auto" (cuda if available, else cpu), "cpu", "cuda", "cuda:1"
     num_threads: int | None = None  # torch CPU threads; None = torch's default
+    compile: bool = False  # torch.compile the training forward passes (GPUs; it did not help on CPUs)
     max_steps_per_epoch: int | None = None  # cut epochs short (smoke tests)
     progress: str = "auto"  # "bar", "plain" (one line per epoch, for logs), "none", "auto"
     checkpoint: bool = True  # save the whole training state at the end of each epoch

@@ -110,3 +110,23 @@ def test_bad_data_fails_before_the_run_directory_is_made(tmp_path):
         ait.train(cfg)
     assert not (tmp_path / "runs").exists()
     assert yaml.safe_dump(cfg)  # the user's config object is untouched and still plain data
+
+
+def test_compiled_forward_trains_like_eager(tmp_path, monkeypatch):
+    compiled_calls = []
+    real_compile = torch.compile
+
+    def spy(fn, *args, **kwargs):
+        compiled_calls.append(fn)
+        return real_compile(fn, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "compile", spy)
+    eager = ait.train(tiny_config(tmp_path, "ait", train={"epochs": 1, "max_steps_per_epoch": 3}), run_dir=tmp_path / "e")
+    compiled = ait.train(tiny_config(tmp_path, "ait", train={"epochs": 1, "max_steps_per_epoch": 3, "compile": True}),
+                         run_dir=tmp_path / "c")
+    we = load_checkpoint(tmp_path / "e" / "checkpoint.pt")["networks"][0]
+    wc = load_checkpoint(tmp_path / "c" / "checkpoint.pt")["networks"][0]
+    for key in we:
+        assert torch.allclose(we[key].float(), wc[key].float(), rtol=1e-3, atol=1e-4), key
+    assert compiled["total_steps"] == eager["total_steps"] == 3
+    assert len(compiled_calls) == 1  # one network, compiled once, only when asked for

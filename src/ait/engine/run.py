@@ -235,6 +235,8 @@ def _train(cfg: Config, ctx: distributed.DistContext, run_dir, overwrite: bool, 
 
     recipes = [views_lib.parse_recipe(v) for v in s.views]
     forwards = distributed.wrap_for_training(networks, ctx, device, t.sync_batchnorm)
+    if t.compile:
+        forwards = [torch.compile(forward) for forward in forwards]
     trainer = BranchTrainer(networks, recipes, s.branches(), cfg.consistency, precision, data.mean, data.std,
                             forwards=forwards, network_names=s.networks)
 
