@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 TORCH_VERSION ?= 2.13.0
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test clean fashion-mnist
 
 # The virtual environment is made once; torch is installed before the project because a bare
 # `torch` requirement with no torch present pulls a multi-GB CUDA build.
@@ -18,9 +18,13 @@ $(VENV)/.installed: pyproject.toml
 setup: $(VENV)/.installed
 
 # Fashion-MNIST comes from Debian's package where apt is available (offline-installable here).
+# (apt-get update only when the package lists do not know it yet; sudo only when not root.)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 fashion-mnist:
 	@test -d /usr/share/datasets/fashion-mnist || \
-	  (command -v apt-get >/dev/null && { [ "$$(id -u)" = 0 ] && apt-get install -y -q dataset-fashion-mnist || sudo apt-get install -y -q dataset-fashion-mnist; }) || \
+	  { command -v apt-get >/dev/null && \
+	    { $(SUDO) apt-get install -y -q dataset-fashion-mnist || \
+	      { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q dataset-fashion-mnist; }; }; } || \
 	  echo "Could not install dataset-fashion-mnist; the demo will say where to put the data."
 
 demo: setup fashion-mnist
