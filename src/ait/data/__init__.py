@@ -1,5 +1,6 @@
 """Datasets as in-memory uint8 tensors: CIFAR folders, Fashion-MNIST IDX files, `.npz` arrays;
-label noise, class-balanced fractions and a deterministic, shardable epoch sampler.
+label noise, class-balanced fractions and a deterministic, shardable epoch sampler; ImageNet-style
+image folders decoded per sample into uint8 views (:mod:`ait.data.imagefolder`).
 
     from ait.data import load_dataset, EpochSampler
     train = load_dataset("npz", "../shared/data/cifar10/train-20000.npz", train=True)
@@ -11,6 +12,16 @@ from ait.data.cifar import load_cifar
 from ait.data.errors import DataError
 from ait.data.fashion_mnist import load_fashion_mnist, read_idx
 from ait.data.fractions import stratified_subset
+from ait.data.imagefolder import (
+    IMAGENET_NORMALIZATION,
+    ImageFolderIndex,
+    ImageFolderLoader,
+    ImageFolderViews,
+    fraction_subset,
+    imagefolder_loader,
+    scan_image_folder,
+    verify_images,
+)
 from ait.data.noise import corrupt_labels
 from ait.data.registry import (
     DATASETS,
@@ -27,9 +38,15 @@ __all__ = [
     "NORMALIZATION",
     "DataError",
     "EpochSampler",
+    "IMAGENET_NORMALIZATION",
+    "ImageFolderIndex",
+    "ImageFolderLoader",
+    "ImageFolderViews",
     "ImageArrays",
     "channel_stats",
     "corrupt_labels",
+    "fraction_subset",
+    "imagefolder_loader",
     "load_cifar",
     "load_dataset",
     "load_fashion_mnist",
@@ -38,5 +55,7 @@ __all__ = [
     "normalization_for",
     "read_class_names",
     "read_idx",
+    "scan_image_folder",
     "stratified_subset",
+    "verify_images",
 ]

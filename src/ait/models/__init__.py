@@ -6,6 +6,7 @@ pooling and a linear head, with :meth:`Classifier.forward_all` exposing all thre
     from ait import models
     model = models.create("resnet20", num_classes=10)             # 3x32x32 inputs
     model = models.create("wrn16_4", num_classes=10, in_channels=1)  # e.g. Fashion-MNIST 1x28x28
+    model = models.create("resnet50", num_classes=1000)          # ImageNet 3x224x224
     models.available()  # ['mobilenetv2', 'resnet110', ..., 'wrn40_2']
 """
 
@@ -14,12 +15,14 @@ from ait.models.registry import available, create, register
 
 # Imported for their side effect of registering their factories (and re-exported for direct use).
 from ait.models.cifar_resnet import CifarResNet, cifar_resnet  # noqa: E402
+from ait.models.imagenet_resnet import ImageNetResNet, resnet18, resnet50  # noqa: E402
 from ait.models.mobilenetv2 import MobileNetV2  # noqa: E402
 from ait.models.wide_resnet import WideResNet, wide_resnet  # noqa: E402
 
 __all__ = [
     "Classifier",
     "CifarResNet",
+    "ImageNetResNet",
     "MobileNetV2",
     "ModelOutputs",
     "WideResNet",
@@ -27,5 +30,7 @@ __all__ = [
     "cifar_resnet",
     "create",
     "register",
+    "resnet18",
+    "resnet50",
     "wide_resnet",
 ]
