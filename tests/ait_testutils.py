@@ -33,6 +33,30 @@ if "test_tiny" not in models.available():
     models.register("test_tiny")(lambda num_classes, in_channels: TinyNet(num_classes, in_channels))
 
 
+def make_image_folder(root: Path, train_per_class: int = 4, val_per_class: int = 2, classes: str = "abc",
+                      size: tuple[int, int] = (40, 48)) -> Path:
+    """An ImageNet-layout folder root/{train,val}/<class>/<image> of small noise images, PNG and JPEG
+    alternating, each class with its own mean colour (so there is something to learn). Returns root."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    w, h = size
+    for split, count in (("train", train_per_class), ("val", val_per_class)):
+        for c, name in enumerate(classes):
+            folder = root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for k in range(count):
+                base = np.zeros(3)
+                base[c % 3] = 150
+                pixels = np.clip(base + rng.normal(60, 40, (h, w, 3)), 0, 255).astype(np.uint8)
+                if k % 2:
+                    Image.fromarray(pixels).save(folder / f"img{k}.png")
+                else:
+                    Image.fromarray(pixels).save(folder / f"img{k}.JPEG", quality=90)
+    return root
+
+
 def tiny_config(tmp_path: Path, strategy_name: str = "ait", **sections) -> dict:
     """A run config on synthetic data with the tiny network; sections override parts of it."""
     views = {"baseline": ["rp"], "ait": ["rp", "rp"], "dml": ["rp"], "multi_ait": ["rp", "rp"]}[strategy_name]

@@ -23,7 +23,11 @@ import yaml
 
 STRATEGIES = ("baseline", "ait", "dml", "multi_ait")
 LAYERS = ("feature_map", "feature", "logits")
-DATASETS = ("cifar10", "cifar100", "fashion_mnist", "npz", "synthetic")
+DATASETS = ("cifar10", "cifar100", "fashion_mnist", "npz", "synthetic", "imagefolder")
+# View recipes made by a data loader rather than by ait.views on the device. "rrc": the paper's
+# ImageNet training view, RandomResizedCrop(data.image_size, scale 0.08-1, ratio 3/4-4/3) then a
+# horizontal flip (p = 0.5), drawn independently for every view of a sample (sec. 4.1).
+LOADER_RECIPES = ("rrc",)
 
 
 class ConfigError(ValueError):
@@ -33,15 +37,21 @@ class ConfigError(ValueError):
 @dataclass
 class DataConfig:
     dataset: str = "cifar10"  # one of DATASETS
-    root: str | None = None  # dataset folder (cifar*, fashion_mnist); None = the default place
+    root: str | None = None  # dataset folder (cifar*, fashion_mnist; imagefolder: holds train/ and val/)
     train_file: str | None = None  # npz: training arrays
     test_file: str | None = None  # npz: test arrays
     download: bool = False  # cifar: fetch the official archive when the folder is absent
     label_noise: float = 0.0  # fraction of training labels replaced by random classes (Table 3)
     train_fraction: float = 1.0  # stratified fraction of the training set kept (Table 4)
-    train_limit: int | None = None  # keep only the first N training samples (quick runs, tests)
-    test_limit: int | None = None  # evaluate on the first N test samples only
+    train_limit: int | None = None  # keep only the first N training samples (imagefolder: N evenly spaced ones)
+    test_limit: int | None = None  # evaluate on the first N test samples only (imagefolder: N evenly spaced)
     synthetic_size: int = 512  # synthetic: number of training samples (tests and smoke runs)
+    # imagefolder only (ImageNet layout root/{train,val}/<class>/<image>; views are strategy.views "rrc"):
+    image_size: int = 224  # side of the training views and of the evaluation centre crop
+    eval_resize: int | None = None  # shorter side before the centre crop; None = image_size * 256 / 224
+    workers: int = 8  # DataLoader processes decoding images (per rank); 0 decodes in the training process
+    skip_corrupt: bool = False  # a file that fails to decode is replaced by the next one instead of failing
+    verify_images: bool = False  # decode every file once before training; with skip_corrupt drop bad ones
 
 
 @dataclass
@@ -136,10 +146,28 @@ class Config:
         if d.dataset == "npz":
             check("data.train_file", bool(d.train_file), "a path to an .npz file", d.train_file)
             check("data.test_file", bool(d.test_file), "a path to an .npz file", d.test_file)
+        streamed = d.dataset == "imagefolder"
+        if streamed:
+            check("data.root", bool(d.root), "the folder holding train/<class>/<images> and val/<class>/<images> "
+                  "(e.g. data/imagenet)", d.root)
+            check("data.image_size", d.image_size >= 8, "an integer >= 8 (pixels)", d.image_size)
+            check("data.eval_resize", d.eval_resize is None or d.eval_resize >= d.image_size,
+                  f"null or an integer >= data.image_size ({d.image_size})", d.eval_resize)
+            check("data.workers", d.workers >= 0, "an integer >= 0", d.workers)
         choice("strategy.name", s.name, STRATEGIES)
         for i, name in enumerate(s.networks):
             choice(f"strategy.networks[{i}]", name, models.available())
         for i, name in enumerate(s.views):
+            if streamed and name not in LOADER_RECIPES:
+                raise ConfigError(f"strategy.views[{i}]: {name!r} is not a view of data.dataset=imagefolder, whose "
+                                  f"views are made by its loader: use {', '.join(map(repr, LOADER_RECIPES))} "
+                                  "(RandomResizedCrop + flip), e.g. strategy.views=[rrc, rrc] for AIT")
+            if not streamed and name in LOADER_RECIPES:
+                raise ConfigError(f"strategy.views[{i}]: {name!r} (RandomResizedCrop + flip) is made by the "
+                                  "image-folder loader, so it needs data.dataset=imagefolder; in-memory datasets use "
+                                  "the batch recipes (rh, rp, rg, rc, rpg, ...)")
+            if streamed:
+                continue
             try:
                 views.parse_recipe(name)
             except ValueError as err:
@@ -331,7 +359,7 @@ def _resolved_or_raw(data: dict[str, Any]) -> dict[str, Any]:
 
 
 # Keys that may change when a run is resumed: they do not change what is computed.
-RESUME_MAY_CHANGE = ("out_dir", "train.progress", "train.num_threads", "train.eval_batch_size",
+RESUME_MAY_CHANGE = ("out_dir", "data.workers", "train.progress", "train.num_threads", "train.eval_batch_size",
                      "train.checkpoint_every_steps", "train.max_nonfinite_skips", "train.dist_timeout_s")
 
 

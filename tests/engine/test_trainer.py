@@ -119,3 +119,35 @@ def test_non_finite_loss_stops_before_any_update(batch):
 def test_network_without_branch_is_an_error():
     with pytest.raises(ValueError, match="every network needs at least one branch"):
         make([(0, 0)], 2, ["rp"])
+
+
+def make_premade(branches, n_networks):
+    """A trainer whose views come from the data loader (no recipes), with recording networks."""
+    torch.manual_seed(0)
+    nets = [Recorder(models.create("test_tiny", 10)) for _ in range(n_networks)]
+    trainer = BranchTrainer(nets, None, branches, ConsistencyConfig(), CPU_FP32, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+    return trainer, nets
+
+
+def test_premade_views_are_only_normalised_and_routed_like_made_ones(batch):
+    images, labels = batch
+    views = torch.stack([images, images.flip(-1)], dim=1)  # uint8 (8, 2, 3, 32, 32) from a "loader"
+    first, second = images, images.flip(-1)
+    trainer, nets = make_premade([(0, 0), (0, 1)], 1)  # AIT: both views, view-major, in one pass
+    total, stats = trainer.loss(views, labels, premade=True)
+    prepare = trainer.prepare_eval
+    assert torch.equal(nets[0].inputs, torch.cat([prepare(first), prepare(second)]))
+    assert stats.images == [16] and stats.consistency.item() > 0 and torch.isfinite(total)
+
+    trainer, nets = make_premade([(0, 0), (1, 1)], 2)  # multi-AIT: each network its own view
+    trainer.loss(views, labels, premade=True)
+    assert torch.equal(nets[0].inputs, prepare(first)) and torch.equal(nets[1].inputs, prepare(second))
+
+    trainer, nets = make_premade([(0, 0), (1, 0)], 2)  # DML: one view shared (a 1-view loader)
+    trainer.loss(views[:, :1], labels, premade=True)
+    assert torch.equal(nets[0].inputs, prepare(first)) and torch.equal(nets[1].inputs, prepare(first))
+
+    with pytest.raises(ValueError, match="premade=True"):
+        trainer.loss(images, labels)  # no recipes: it cannot augment
+    with pytest.raises(ValueError, match=r"\(B, V, C, H, W\)"):
+        make_premade([(0, 0), (0, 1)], 1)[0].loss(views[:, :1], labels, premade=True)  # one view short

@@ -29,8 +29,10 @@ view) alone, so a batch is identical whatever the number of workers or which wor
 
 from __future__ import annotations
 
+import functools
 import math
 import os
+import signal
 import warnings
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -532,6 +534,14 @@ class ImageFolderLoader(DataLoader):
         self.batch_sampler.set_epoch(epoch, start_batch)  # type: ignore[union-attr]
         self.dataset.set_epoch(epoch)  # type: ignore[attr-defined]
 
+    def close(self) -> None:
+        """Shut the persistent workers down now (they restart if the loader is iterated again)."""
+        iterator = getattr(self, "_iterator", None)
+        self._iterator = None
+        shutdown = getattr(iterator, "_shutdown_workers", None)  # torch's own shutdown path
+        if shutdown is not None:
+            shutdown()
+
 
 def imagefolder_loader(
     dataset: ImageFolderViews,
@@ -543,12 +553,21 @@ def imagefolder_loader(
     rank: int = 0,
     world_size: int = 1,
     prefetch_factor: int | None = None,
+    ignore_sigterm: bool = False,
 ) -> ImageFolderLoader:
     """A loader yielding (views uint8 (B, V, 3, size, size), labels int64 (B,)).
 
     ``batch_size`` is global; each of ``world_size`` ranks gets batch_size / world_size samples.
     Workers are persistent (no re-fork and re-pickling of the index every epoch); memory is
     pinned when CUDA is available. Call ``loader.set_epoch(e)`` before each epoch.
+
+    Workers ignore SIGINT: Ctrl-C in a terminal reaches every process of the group, and the main
+    process decides what happens (``ait train`` saves a checkpoint at the next step, which needs
+    the workers alive). ``ignore_sigterm`` does the same for SIGTERM (a scheduler signalling the
+    whole process tree); the caller must then shut the workers down itself
+    (:meth:`ImageFolderLoader.close`) before the interpreter exits, since multiprocessing stops
+    leftover workers at exit with SIGTERM. The loader has its own torch Generator (seeded by
+    ``seed``) for the workers' base seed, so iterating it never advances the global torch RNG.
     """
     if int(workers) < 0:
         raise ValueError(f"workers must be >= 0, got {workers!r}")
@@ -556,11 +575,20 @@ def imagefolder_loader(
                                    world_size)
     extra = {}
     if workers > 0:
-        extra = {"persistent_workers": True, "prefetch_factor": prefetch_factor or 2}
+        extra = {"persistent_workers": True, "prefetch_factor": prefetch_factor or 2,
+                 "worker_init_fn": functools.partial(_ignore_signals, bool(ignore_sigterm))}
     return ImageFolderLoader(
         dataset,
         batch_sampler=batches,
         num_workers=int(workers),
         pin_memory=torch.cuda.is_available(),
+        generator=torch.Generator().manual_seed(int(seed) % (1 << 63)),
         **extra,
     )
+
+
+def _ignore_signals(sigterm: bool, worker_id: int) -> None:
+    """DataLoader worker initialisation: leave SIGINT (and SIGTERM if asked) to the main process."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sigterm:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)

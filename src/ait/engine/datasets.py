@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ait.config import DataConfig
-from ait.data import ImageArrays, corrupt_labels, load_dataset, load_npz, normalization_for, stratified_subset
+from ait.data import (DataError, ImageArrays, corrupt_labels, load_dataset, load_npz, normalization_for,
+                      stratified_subset)
 from ait.data.synthetic import make_synthetic_split
 
 
@@ -25,6 +26,10 @@ def build_data(cfg: DataConfig, seed: int) -> RunData:
     The training subset and the label noise depend on ``seed`` so that each seed of an experiment
     sees its own draw, as independent repetitions should.
     """
+    if cfg.dataset == "imagefolder":
+        raise DataError(f"{cfg.root}: data.dataset=imagefolder is streamed from disk during training "
+                        "(ait.engine.streams.ImageFolderStream), not loaded into memory; evaluations that need the "
+                        "whole test set as arrays (ait eval) support in-memory datasets only")
     if cfg.dataset == "synthetic":
         train, test = make_synthetic_split(cfg.synthetic_size, max(cfg.synthetic_size // 4, 10), seed=1234)
     elif cfg.dataset == "npz":

@@ -63,6 +63,14 @@ class DistContext:
         dist.broadcast_object_list(box, src=0)
         return box[0]
 
+    def gather_objects(self, obj: Any) -> list[Any]:
+        """Every rank's picklable ``obj``, in rank order, on every rank."""
+        if not self.enabled:
+            return [obj]
+        parts: list[Any] = [None] * self.world_size
+        dist.all_gather_object(parts, obj)
+        return parts
+
     def gather_cat(self, tensor: torch.Tensor) -> torch.Tensor:
         """Concatenate every rank's (n_r, ...) CPU tensor in rank order (sizes may differ)."""
         if not self.enabled:

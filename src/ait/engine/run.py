@@ -5,6 +5,8 @@ From the command line::
     ait train configs/cpu/cifar10_resnet20_ait.yaml --set train.epochs=5
     ait train --resume runs/cpu_cifar10_resnet20_ait/seed0          # continue an interrupted run
     torchrun --nproc_per_node=8 -m ait train configs/paper/table1_cifar100_resnet32_ait.yaml
+    torchrun --nproc_per_node=8 -m ait train configs/paper/table1_imagenet_resnet50_ait.yaml \
+        --set data.root=/datasets/imagenet                              # ImageFolder train/ + val/
 
 From Python::
 
@@ -14,8 +16,10 @@ From Python::
 
 A run whose directory holds a checkpoint but no summary is continued where it stopped, provided
 the config is the same (differing keys are listed and the run is refused otherwise). Resuming is
-exact: the views of each step are seeded by (seed, epoch, step), the sampler by (seed, epoch), and
-the checkpoint holds the optimisers, schedules, RNG states and the partial sums of the epoch.
+exact: the views of each step are seeded by (seed, epoch, step) (image folders: by (seed, epoch,
+sample, view)), the sampler by (seed, epoch), and the checkpoint holds the optimisers, schedules,
+RNG states and the partial sums of the epoch. Where batches come from -- arrays on the device or
+image files decoded by loader workers -- is :mod:`ait.engine.streams`'s business.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import shutil
 import signal
 import sys
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,18 +39,16 @@ import torch
 from ait import models
 from ait import views as views_lib
 from ait.config import RESUME_MAY_CHANGE, Config, config_differences, load_config
-from ait.data import EpochSampler
 from ait.engine import distributed
 from ait.engine.checkpoint import (CheckpointError, capture_rng, load_checkpoint, restore_rng,
                                    save_checkpoint)
-from ait.engine.datasets import build_data
 from ait.engine.optim import build_optimizer, build_scheduler
 from ait.engine.precision import resolve_device, resolve_precision
 from ait.engine.progress import Progress
 from ait.engine.rundir import (RunDirError, append_jsonl, default_run_dir, environment_record, prepare_run_dir,
                                write_json, write_run_header)
+from ait.engine.streams import build_stream, evaluate_sharded, pad_to_multiple, samples_per_step  # noqa: F401
 from ait.engine.trainer import BranchTrainer, NonFiniteLossError
-from ait.evaluate.accuracy import accuracy_table, predict_logits
 
 # Fields of a metrics record that measure time, not training: they differ between a resumed and an
 # uninterrupted run; everything else is identical.
@@ -69,14 +71,6 @@ def step_seed(seed: int, epoch: int, step: int) -> int:
     """Seed of the view generator for one step: a function of (seed, epoch, step) alone, so any
     step can be replayed without the generator's history (exact resume, reproducible views)."""
     return (seed * 1_000_003 + epoch) * 1_000_033 + step
-
-
-def samples_per_step(config: Config) -> int:
-    """Samples drawn per step: ``batch_size`` images per network, so AIT with V views takes
-    ``batch_size / V`` samples (DESIGN.md section 1: an AIT epoch has V times the steps)."""
-    if config.strategy.name == "ait":
-        return config.train.batch_size // len(config.strategy.views)
-    return config.train.batch_size
 
 
 @dataclass
@@ -193,22 +187,26 @@ def train(config: Config | dict | str | Path, overrides: list[str] | tuple = (),
     cfg = load_config(config, overrides)
     ctx = distributed.init_distributed(cfg.train.dist_timeout_s)
     try:
-        return _train(cfg, ctx, run_dir, overwrite, resume)
+        with ExitStack() as resources:  # data loader workers: shut down however the run ends
+            return _train(cfg, ctx, run_dir, overwrite, resume, resources)
     finally:
         distributed.shutdown(ctx)
 
 
-def _train(cfg: Config, ctx: distributed.DistContext, run_dir, overwrite: bool, resume: bool) -> dict[str, Any]:
+def _train(cfg: Config, ctx: distributed.DistContext, run_dir, overwrite: bool, resume: bool,
+           resources: ExitStack) -> dict[str, Any]:
     t, s = cfg.train, cfg.strategy
     if t.num_threads:
         torch.set_num_threads(t.num_threads)
     device = resolve_device(distributed.device_for(ctx, t.device))
     precision = resolve_precision(device, t.precision, t.channels_last)
-    data = build_data(cfg.data, cfg.seed)  # fails on bad data before anything is written
+    # In-memory arrays on the device, or an image folder streamed by loader workers (ait.engine.streams);
+    # fails on bad data before anything is written.
+    stream = resources.enter_context(closing(build_stream(cfg, ctx, device)))
 
     # Networks are built in order from the run's seed, so a seed fixes every initialisation.
     torch.manual_seed(cfg.seed)
-    in_channels, num_classes = data.train.image_shape[0], data.train.num_classes
+    in_channels, num_classes = stream.in_channels, stream.num_classes
     networks = []
     for name in s.networks:
         net = models.create(name, num_classes=num_classes, in_channels=in_channels).to(device)
@@ -233,18 +231,15 @@ def _train(cfg: Config, ctx: distributed.DistContext, run_dir, overwrite: bool, 
     if ctx.is_main and state is None:
         write_run_header(run_path, cfg, environment_record(device, precision.name))
 
-    recipes = [views_lib.parse_recipe(v) for v in s.views]
+    # Views made by the data loader ("rrc" of image folders) need no recipes: the trainer only normalises them.
+    recipes = None if stream.premade else [views_lib.parse_recipe(v) for v in s.views]
     forwards = distributed.wrap_for_training(networks, ctx, device, t.sync_batchnorm)
     if t.compile:
         forwards = [torch.compile(forward) for forward in forwards]
-    trainer = BranchTrainer(networks, recipes, s.branches(), cfg.consistency, precision, data.mean, data.std,
+    trainer = BranchTrainer(networks, recipes, s.branches(), cfg.consistency, precision, stream.mean, stream.std,
                             forwards=forwards, network_names=s.networks)
 
-    # Small datasets live on the training device as uint8; views are made there, batch by batch.
-    train_images = data.train.images.to(device)
-    train_labels = data.train.labels.to(device)
-    sampler = EpochSampler(len(data.train), samples_per_step(cfg), seed=cfg.seed)
-    steps_per_epoch = min(len(sampler), t.max_steps_per_epoch or len(sampler))
+    steps_per_epoch = min(stream.num_batches, t.max_steps_per_epoch or stream.num_batches)
     optimizers = [build_optimizer(net, name, cfg.optim) for net, name in zip(networks, s.networks)]
     schedulers = [build_scheduler(opt, cfg.optim, steps_per_epoch, t.epochs) for opt in optimizers]
     generator = torch.Generator(device=device)
@@ -276,9 +271,8 @@ def _train(cfg: Config, ctx: distributed.DistContext, run_dir, overwrite: bool, 
 
     progress = Progress(t.progress if ctx.is_main else "none", total_epochs=t.epochs,
                         steps_per_epoch=steps_per_epoch, name=cfg.name)
-    progress.start(run_path, data.info, precision.name, device, resumed_at=(pos.epoch, pos.step) if state else None)
+    progress.start(run_path, stream.info, precision.name, device, resumed_at=(pos.epoch, pos.step) if state else None)
     wall_start = time.perf_counter() - pos.wall_seconds
-    shard_size = None
     with stop_on_signals() as signals:
         while pos.epoch < t.epochs:
             epoch = pos.epoch
@@ -286,17 +280,13 @@ def _train(cfg: Config, ctx: distributed.DistContext, run_dir, overwrite: bool, 
                 pos.epoch_lr = optimizers[0].param_groups[0]["lr"]
             progress.begin_epoch(epoch, done=pos.step)
             resumed_from = time.perf_counter() - pos.epoch_seconds
-            for step, idx in enumerate(sampler.batches(epoch, start=pos.step), start=pos.step):
+            for step, batch in enumerate(stream.batches(epoch, start=pos.step), start=pos.step):
                 if step >= steps_per_epoch:
                     break
-                if ctx.enabled:  # every rank draws the views of the whole global batch, trains on its shard
-                    shard_size = (len(idx) + ctx.world_size - 1) // ctx.world_size
-                    idx = pad_to_multiple(idx, ctx.world_size)
-                shard = slice(ctx.rank * shard_size, (ctx.rank + 1) * shard_size) if ctx.enabled else None
-                idx = idx.to(device)
-                generator.manual_seed(step_seed(cfg.seed, epoch, step))
+                generator.manual_seed(step_seed(cfg.seed, epoch, step))  # the trainer's views (in-memory data)
                 try:
-                    stats = trainer.step(train_images[idx], train_labels[idx], optimizers, schedulers, generator, shard)
+                    stats = trainer.step(batch.images, batch.labels, optimizers, schedulers, generator, batch.shard,
+                                         premade=batch.premade)
                 except NonFiniteLossError as err:
                     pos.nonfinite_skips += 1
                     where = f"epoch {epoch + 1}, step {step + 1}"
@@ -324,7 +314,7 @@ def _train(cfg: Config, ctx: distributed.DistContext, run_dir, overwrite: bool, 
                     progress.close()
                     raise RunInterrupted(f"stopped by signal {stop} at epoch {epoch + 1}, step {pos.step}; the checkpoint "
                                          f"is saved: continue with `ait train --resume {run_path}`", stop)
-            record = finish_epoch(cfg, ctx, pos, networks, trainer, data, precision, epoch, wall_start)
+            record = finish_epoch(cfg, ctx, pos, networks, trainer, stream, precision, epoch, wall_start)
             history.append(record)
             if ctx.is_main:
                 append_jsonl(run_path / "metrics.jsonl", record)
@@ -334,7 +324,7 @@ def _train(cfg: Config, ctx: distributed.DistContext, run_dir, overwrite: bool, 
             progress.end_epoch(record)
 
     pos.wall_seconds = time.perf_counter() - wall_start
-    summary = build_summary(cfg, run_path, history, pos, data.info, precision.name, device, steps_per_epoch,
+    summary = build_summary(cfg, run_path, history, pos, stream.info, precision.name, device, steps_per_epoch,
                             ctx.world_size)
     if ctx.is_main:
         write_json(run_path / "summary.json", summary)
@@ -342,13 +332,7 @@ def _train(cfg: Config, ctx: distributed.DistContext, run_dir, overwrite: bool, 
     return summary
 
 
-def pad_to_multiple(idx: torch.Tensor, multiple: int) -> torch.Tensor:
-    """Repeat the first indices so that every rank gets an equal shard (only the last batch is short)."""
-    short = (-len(idx)) % multiple
-    return torch.cat([idx, idx[:short]]) if short else idx
-
-
-def finish_epoch(cfg: Config, ctx, pos: Position, networks, trainer: BranchTrainer, data, precision, epoch: int,
+def finish_epoch(cfg: Config, ctx, pos: Position, networks, trainer: BranchTrainer, stream, precision, epoch: int,
                  wall_start: float) -> dict[str, Any]:
     """The epoch's metrics record (reduced over ranks), with a test evaluation when it is due."""
     t = cfg.train
@@ -374,20 +358,10 @@ def finish_epoch(cfg: Config, ctx, pos: Position, networks, trainer: BranchTrain
     }
     if (epoch + 1) % t.eval_every == 0 or epoch + 1 == t.epochs:
         eval_start = time.perf_counter()
-        record["test"] = evaluate_sharded(ctx, networks, data.test, trainer.prepare_eval, precision, t.eval_batch_size)
+        record["test"] = stream.evaluate(networks, trainer.prepare_eval, precision, t.eval_batch_size)
         record["eval_seconds"] = round(time.perf_counter() - eval_start, 3)
     record["wall_seconds"] = round(time.perf_counter() - wall_start, 3)
     return record
-
-
-def evaluate_sharded(ctx, networks, test, prepare, precision, batch_size: int) -> dict[str, dict[str, float]]:
-    """Top-1/top-5 per network and ensemble; with several ranks each evaluates a contiguous shard
-    and the logits are gathered, so every test sample counts exactly once."""
-    n = len(test)
-    lo, hi = n * ctx.rank // ctx.world_size, n * (ctx.rank + 1) // ctx.world_size
-    logits = predict_logits(networks, test.images[lo:hi], prepare, precision, batch_size)
-    logits = [ctx.gather_cat(part) for part in logits]
-    return accuracy_table(logits, test.labels)
 
 
 def read_history(path: Path, upto_epoch: int, rewrite: bool) -> list[dict[str, Any]]:

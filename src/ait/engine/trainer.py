@@ -4,6 +4,7 @@ A strategy is a list of branches (network index, view index) (DESIGN.md section 
 
     uint8 batch (B, C, H, W) on the device
       -> one augmented, normalised float batch per view       (ait.views, per-sample random)
+         [or uint8 views (B, V, C, H, W) made by a data loader (premade=True): normalised only]
       -> each network runs once on the concatenation of its views (timm's trick: one forward)
       -> CE per network (mean over all its images)  +  lambda * AiLoss over all branches
       -> one backward, every optimiser steps
@@ -47,7 +48,8 @@ class BranchTrainer:
 
     Args:
         networks: the models (``ait.models.Classifier``), already on the device.
-        recipes: one ``ait.views.Recipe`` per view index.
+        recipes: one ``ait.views.Recipe`` per view index; None when the views come ready-made from
+            a data loader (then every call passes ``premade=True``).
         branches: (network index, view index) pairs, e.g. [(0, 0), (0, 1)] for AIT.
         consistency: loss weight, layer, metric.
         precision: device, autocast dtype and memory format.
@@ -57,7 +59,7 @@ class BranchTrainer:
         network_names: for error messages (default "net0", "net1", ...).
     """
 
-    def __init__(self, networks: Sequence[nn.Module], recipes: Sequence[views_lib.Recipe],
+    def __init__(self, networks: Sequence[nn.Module], recipes: Sequence[views_lib.Recipe] | None,
                  branches: Sequence[tuple[int, int]], consistency: ConsistencyConfig, precision: Precision,
                  mean: Sequence[float], std: Sequence[float], forwards: Sequence | None = None,
                  network_names: Sequence[str] | None = None):
@@ -65,7 +67,7 @@ class BranchTrainer:
         self.forwards = list(forwards) if forwards is not None else [net.forward_all for net in self.networks]
         self.names = [f"net{k} ({name})" for k, name in enumerate(network_names)] if network_names else \
             [f"net{k}" for k in range(len(self.networks))]
-        self.recipes = list(recipes)
+        self.recipes = list(recipes) if recipes is not None else None
         self.branches = [tuple(b) for b in branches]
         self.precision = precision
         self.weight = float(consistency.weight)
@@ -81,7 +83,7 @@ class BranchTrainer:
         # per sample, so the copies get independent views) and then sliced: one kernel launch per
         # recipe, and a network fed all of them gets the whole tensor without a concatenation.
         by_recipe: dict[views_lib.Recipe, list[int]] = {}
-        for v in self.used_views:
+        for v in self.used_views if self.recipes is not None else ():
             by_recipe.setdefault(self.recipes[v], []).append(v)
         self.view_groups = list(by_recipe.items())
         if any(not vs for vs in self.views_of):
@@ -105,6 +107,9 @@ class BranchTrainer:
 
     def _make_views(self, images: torch.Tensor, generator: torch.Generator | None):
         """Views per index, and {tuple of view indices: (len * B, C, H, W) tensor holding them in order}."""
+        if self.recipes is None:
+            raise ValueError("this trainer has no augmentation recipes (its views come from the data loader): "
+                             "pass uint8 views (B, V, C, H, W) with premade=True")
         x = images.float().div_(255.0)
         b = x.shape[0]
         views, stacked = {}, {}
@@ -116,15 +121,39 @@ class BranchTrainer:
                 views[v] = out[j * b:(j + 1) * b]
         return views, stacked
 
+    def _premade_views(self, views: torch.Tensor):
+        """uint8 views (B, V, C, H, W), already augmented -> the same pair as :meth:`_make_views`.
+
+        The used views are converted in one go, view-major, so a network fed all of them (AIT) gets
+        one (len * B, C, H, W) tensor without a concatenation.
+        """
+        if views.dim() != 5 or views.shape[1] <= self.used_views[-1]:
+            raise ValueError(f"premade views must be uint8 (B, V, C, H, W) with V > {self.used_views[-1]}, "
+                             f"got {views.dtype} {tuple(views.shape)}")
+        b = views.shape[0]
+        used = self.used_views
+        x = views[:, used] if used != list(range(views.shape[1])) else views  # (B, len(used), C, H, W)
+        x = x.transpose(0, 1).reshape(len(used) * b, *views.shape[2:])  # view-major (len(used) * B, C, H, W)
+        out = self.normalise(x.float().div_(255.0))
+        per_view = {v: out[j * b:(j + 1) * b] for j, v in enumerate(used)}
+        return per_view, {tuple(used): out}
+
     def loss(self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None = None,
-             shard: slice | None = None):
+             shard: slice | None = None, premade: bool = False):
         """Forward all branches; returns (total loss, StepStats). images uint8 (B, C, H, W), labels (B,).
 
         With ``shard`` (distributed training), ``images`` is the whole global batch: its views are
         drawn for every sample, so a sample's views do not depend on the number of processes, and
         this rank trains on ``shard`` of them.
+
+        premade=True: ``images`` are uint8 views (B, V, C, H, W) already augmented by the data
+        loader (view v of the strategy at ``images[:, v]``); they are only scaled to [0, 1],
+        normalised and put in the run's memory format. ``generator`` is then unused.
         """
-        views, stacked = self._make_views(images, generator)
+        if premade:
+            views, stacked = self._premade_views(images)
+        else:
+            views, stacked = self._make_views(images, generator)
         if shard is not None:
             views, stacked = {v: x[shard] for v, x in views.items()}, {}
             labels = labels[shard]
@@ -160,13 +189,14 @@ class BranchTrainer:
 
     def step(self, images: torch.Tensor, labels: torch.Tensor, optimizers: Sequence[torch.optim.Optimizer],
              schedulers: Sequence = (), generator: torch.Generator | None = None,
-             shard: slice | None = None) -> StepStats:
-        """One optimisation step of every network. Raises NonFiniteLossError before any update."""
+             shard: slice | None = None, premade: bool = False) -> StepStats:
+        """One optimisation step of every network (arguments as :meth:`loss`). Raises
+        NonFiniteLossError before any update."""
         for net in self.networks:
             net.train()
         for opt in optimizers:
             opt.zero_grad(set_to_none=True)
-        total, stats = self.loss(images, labels, generator, shard)
+        total, stats = self.loss(images, labels, generator, shard, premade)
         # One host sync per step: the price of never applying a NaN update.
         if not torch.isfinite(total.detach()):
             raise NonFiniteLossError(f"non-finite training loss: {self.describe_nonfinite(stats)}; "

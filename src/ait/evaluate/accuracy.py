@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Iterable, NamedTuple, Sequence
 
 import torch
 from torch import nn
@@ -19,6 +19,33 @@ class Predictions(NamedTuple):
 
 
 @torch.no_grad()
+def predict_batches(networks: Sequence[nn.Module], batches: Iterable[torch.Tensor], prepare, precision: Precision,
+                    features: bool = True) -> list[Predictions]:
+    """Logits (and pooled features unless ``features`` is False) of every network for every image of
+    ``batches``, an iterable of uint8 (n, C, H, W) tensors on any device (in-memory slices, or a
+    data loader streaming from disk). Returns one :class:`Predictions` per network, in batch order;
+    without features, ``feature`` is an empty (N, 0) tensor."""
+    was_training = [net.training for net in networks]
+    for net in networks:
+        net.eval()
+    logits: list[list[torch.Tensor]] = [[] for _ in networks]
+    feats: list[list[torch.Tensor]] = [[] for _ in networks]
+    try:
+        for batch in batches:
+            x = prepare(batch.to(precision.device, non_blocking=True))
+            with precision.autocast():
+                for k, net in enumerate(networks):
+                    out = net.forward_all(x)
+                    logits[k].append(out.logits.float().cpu())
+                    feats[k].append(out.feature.float().cpu() if features else out.logits.new_empty(len(x), 0).cpu())
+    finally:
+        for net, mode in zip(networks, was_training):
+            net.train(mode)
+    if not logits[0]:
+        raise ValueError("no images to predict")
+    return [Predictions(torch.cat(l), torch.cat(f)) for l, f in zip(logits, feats)]
+
+
 def predict_outputs(networks: Sequence[nn.Module], images: torch.Tensor, prepare, precision: Precision,
                     batch_size: int = 500) -> list[Predictions]:
     """Logits and pooled features of every network for every image (one forward pass each).
@@ -26,24 +53,8 @@ def predict_outputs(networks: Sequence[nn.Module], images: torch.Tensor, prepare
     images: (N, C, H, W) uint8 (on any device); networks must have ``forward_all`` (every
     ``ait.models.Classifier`` does). Returns one :class:`Predictions` per network.
     """
-    was_training = [net.training for net in networks]
-    for net in networks:
-        net.eval()
-    logits: list[list[torch.Tensor]] = [[] for _ in networks]
-    features: list[list[torch.Tensor]] = [[] for _ in networks]
-    try:
-        for start in range(0, images.shape[0], batch_size):
-            batch = images[start:start + batch_size].to(precision.device, non_blocking=True)
-            x = prepare(batch)
-            with precision.autocast():
-                for k, net in enumerate(networks):
-                    out = net.forward_all(x)
-                    logits[k].append(out.logits.float().cpu())
-                    features[k].append(out.feature.float().cpu())
-    finally:
-        for net, mode in zip(networks, was_training):
-            net.train(mode)
-    return [Predictions(torch.cat(l), torch.cat(f)) for l, f in zip(logits, features)]
+    slices = (images[start:start + batch_size] for start in range(0, images.shape[0], batch_size))
+    return predict_batches(networks, slices, prepare, precision)
 
 
 def predict_logits(networks: Sequence[nn.Module], images: torch.Tensor, prepare, precision: Precision,
@@ -53,7 +64,8 @@ def predict_logits(networks: Sequence[nn.Module], images: torch.Tensor, prepare,
     images: (N, C, H, W) uint8 (on any device); ``prepare`` maps a uint8 batch on the training
     device to the normalised network input.
     """
-    return [p.logits for p in predict_outputs(networks, images, prepare, precision, batch_size)]
+    slices = (images[start:start + batch_size] for start in range(0, images.shape[0], batch_size))
+    return [p.logits for p in predict_batches(networks, slices, prepare, precision, features=False)]
 
 
 def topk_accuracy(logits: torch.Tensor, labels: torch.Tensor, k: int) -> float:
