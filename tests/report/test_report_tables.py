@@ -211,3 +211,18 @@ def test_command_line(tmp_path, capsys):
     assert capsys.readouterr().out.strip() == str(tmp_path / "out" / "report.md")
     args = parser.parse_args(["report", str(tmp_path / "empty_nothing"), "--out", str(tmp_path / "out")])
     assert run_report_command(args) == 2 and "ait report: error" in capsys.readouterr().err
+
+
+def test_mixed_view_ait_is_compared_with_the_first_views_baseline(tmp_path):
+    runs = tmp_path / "runs"
+    for seed in (0, 1):
+        make_run(runs, "base_rp", seed, 30.0 + seed, strategy="baseline", views=["rp"],
+                 transfer={"original": 30.0 + seed, "crop": 29.0, "gray": 14.0, "color": 29.5})
+        make_run(runs, "ait_rprg", seed, 37.0 + seed, strategy="ait", views=["rp", "rg"],
+                 transfer={"original": 37.0 + seed, "crop": 35.0, "gray": 24.0, "color": 36.5})
+        make_run(runs, "base_rg", seed, 20.0, strategy="baseline", views=["rg"])  # not AIT's first view
+    report = build_report([runs], tmp_path / "out").read_text()
+    table5 = report.split("## Table 5")[1].split("## ")[0]
+    row = next(line for line in table5.splitlines() if line.startswith("| rp,rg"))
+    assert "baseline trained with rp (AIT's first view)" in row
+    assert "30.50 ± 0.71" in row and "37.50 ± 0.71" in row
