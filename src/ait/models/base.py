@@ -27,6 +27,16 @@ class ModelOutputs(NamedTuple):
     logits: torch.Tensor  # (N, num_classes)
 
 
+def init_conv_bn(module: nn.Module) -> None:
+    """He (fan_out) init for every conv, identity for every BatchNorm: the ResNet family's scheme."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
 class Classifier(nn.Module):
     """Base class: subclasses build ``self.head`` (nn.Linear) and implement :meth:`trunk`."""
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ait.models.base import Classifier
+from ait.models.base import Classifier, init_conv_bn
 from ait.models.registry import check_positive_int, register
 
 __all__ = ["BasicBlock", "CifarResNet", "cifar_resnet"]
@@ -77,12 +77,7 @@ class CifarResNet(Classifier):
         self.layer1, self.layer2, self.layer3 = stages
         self.head = nn.Linear(self.feature_dim, num_classes)
 
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_conv_bn(self)
 
     def trunk(self, x: torch.Tensor) -> torch.Tensor:
         """(N, in_channels, H, W) -> (N, 64, ceil(H/4), ceil(W/4))."""

@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ait.models.base import Classifier
+from ait.models.base import Classifier, init_conv_bn
 from ait.models.registry import check_positive_int, register
 
 __all__ = ["Bottleneck", "ImageNetBasicBlock", "ImageNetResNet", "resnet18", "resnet50"]
@@ -134,12 +134,7 @@ class ImageNetResNet(Classifier):
         # nn.Linear keeps PyTorch's default init, as torchvision does.
         self.head = nn.Linear(self.feature_dim, num_classes)
 
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_conv_bn(self)
         if zero_init_residual:
             # Each residual branch starts as zero, so every block starts as the identity.
             for m in self.modules():

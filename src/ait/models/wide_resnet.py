@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ait.models.base import Classifier
+from ait.models.base import Classifier, init_conv_bn
 from ait.models.registry import check_positive_int, register
 
 __all__ = ["PreActBlock", "WideResNet", "wide_resnet"]
@@ -89,12 +89,7 @@ class WideResNet(Classifier):
         self.final = nn.Sequential(nn.BatchNorm2d(self.feature_dim), nn.ReLU(inplace=True))
         self.head = nn.Linear(self.feature_dim, num_classes)
 
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_conv_bn(self)
         nn.init.zeros_(self.head.bias)  # as in the reference implementations
 
     def trunk(self, x: torch.Tensor) -> torch.Tensor:
