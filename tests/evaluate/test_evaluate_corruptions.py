@@ -46,15 +46,28 @@ def smooth_image(n: int = 32) -> torch.Tensor:
     return (torch.stack([r, g, b]) * 255).round().to(torch.uint8)[None]
 
 
+def textured_images(count: int = 3, n: int = 32) -> torch.Tensor:
+    """uint8 (count, 3, n, n) stand-ins for photographs: coloured blocks with hard edges, a smooth
+    shading and pixel noise, seeded. Used where the real CIFAR images are absent."""
+    g = torch.Generator().manual_seed(0)
+    blocks = torch.rand(count, 3, 7, 7, generator=g)  # 7 does not divide 32: edges off every pixel grid
+    edges = torch.nn.functional.interpolate(blocks, size=(n, n), mode="nearest")
+    shade = torch.linspace(0.7, 1.0, n).view(1, 1, 1, n)
+    noise = 0.06 * torch.randn(count, 3, n, n, generator=g)
+    return ((edges * shade + noise).clamp(0, 1) * 255).round().to(torch.uint8)
+
+
 @pytest.fixture(scope="module")
 def images() -> torch.Tensor:
-    """The smooth synthetic image plus, when the shared data is here, 3 real CIFAR-10 test images."""
-    parts = [smooth_image()]
+    """The smooth synthetic image plus 3 real CIFAR-10 test images when the shared data is here,
+    or 3 textured synthetic images otherwise."""
     path = SHARED_DATA / "cifar10" / "test.npz"
     if path.is_file():
         with np.load(path) as data:
-            parts.append(torch.from_numpy(data["images"][[3, 7, 21]]).permute(0, 3, 1, 2).contiguous())
-    return torch.cat(parts)
+            extra = torch.from_numpy(data["images"][[3, 7, 21]]).permute(0, 3, 1, 2).contiguous()
+    else:
+        extra = textured_images()
+    return torch.cat([smooth_image(), extra])
 
 
 @pytest.fixture(scope="module")
