@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -9,6 +10,18 @@ from torch import nn
 
 from ait import models
 from ait.models.base import Classifier
+
+@contextmanager
+def one_torch_thread():
+    """Run with one torch thread: on 2 shared cores, multi-threaded kernels oversubscribe and run
+    many times slower at the tiny sizes of the tests."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from ait_testutils import one_torch_thread
 from PIL import Image
 
 from ait.data import (
@@ -30,10 +31,8 @@ from ait.data.imagefolder import (
 
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+    with one_torch_thread():
+        yield
 
 
 def _noise_image(w: int, h: int, seed: int) -> Image.Image:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from ait_testutils import one_torch_thread
 import torch.nn.functional as F
 
 from ait import models
@@ -16,11 +17,8 @@ FEATURE_DIM = {"resnet18": 512, "resnet50": 2048}
 
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread():
-    # 2 shared cores: multi-threaded kernels oversubscribe at these tiny sizes.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+    with one_torch_thread():
+        yield
 
 
 def _count(model: torch.nn.Module) -> int:

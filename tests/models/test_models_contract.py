@@ -8,6 +8,7 @@ import copy
 
 import pytest
 import torch
+from ait_testutils import one_torch_thread
 import torch.nn.functional as F
 from torch import nn
 
@@ -35,12 +36,8 @@ _CACHE: dict[tuple[str, int], models.Classifier] = {}
 
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread_and_model_cache():
-    # With 2 cores shared with other jobs, multi-threaded intra-op kernels oversubscribe and run
-    # ~10x slower than one thread at these tiny batch sizes.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+    with one_torch_thread():
+        yield
     _CACHE.clear()  # WRN-28-10 alone is ~150 MB; don't hold it for the rest of the session
 
 
