@@ -38,6 +38,7 @@ def test_overrides_parse_values_as_yaml():
     ("consistancy.weight=3", "did you mean 'consistency'"),
     ("train.epochs", "expected KEY=VALUE"),
     ("seed.x=1", "has no sub-keys"),
+    ("train.progress=off", "quote the word"),
 ])
 def test_bad_overrides_are_named(override, message):
     with pytest.raises(ConfigError, match=message):

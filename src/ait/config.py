@@ -252,6 +252,12 @@ def _coerce(key: str, value: Any, tp: Any) -> Any:
     if tp is str:
         if isinstance(value, str):
             return value
+        if isinstance(value, bool):
+            # YAML 1.1 reads unquoted on/off/yes/no as booleans; say so, since the user typed a word.
+            raise ConfigError(
+                f"{key}: expected a string, got {value!r} (YAML reads unquoted on/off/yes/no as "
+                f"true/false; quote the word, e.g. {key}: 'off')"
+            )
         raise ConfigError(f"{key}: expected a string, got {value!r}")
     raise ConfigError(f"{key}: unsupported type {_type_name(tp)}")  # pragma: no cover
 
