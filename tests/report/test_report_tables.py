@@ -2,11 +2,14 @@
 
 import argparse
 import re
+import statistics
 
 import pytest
 
 from ait.report import ReportError, build_report, discover_run_dirs, group_runs, load_runs
 from ait.report.cli import add_report_parser, run_report_command
+from ait.report.runs import Stat
+from ait.report.tables import effect_size
 from report_testutils import cell, make_run
 
 TRANSFER = {"original": 60.0, "crop": 50.0, "gray": 40.0, "color": 55.0}
@@ -43,6 +46,8 @@ def test_mean_std_over_seeds_and_groups(tmp_path):
     row = next(r for r in t1 if r[3] == "1" and r[4].startswith("equal epochs"))
     assert row[5] == cell(base) and row[6] == cell(ait)
     assert row[7] == f"{(sum(ait) - sum(base)) / 2:+.2f}"
+    pooled = ((statistics.variance(base) + statistics.variance(ait)) / 2) ** 0.5  # equal n: the mean variance
+    assert row[8] == f"{(statistics.fmean(ait) - statistics.fmean(base)) / pooled:+.1f}"
     assert "steps baseline/AIT 40/80" in row[4]
 
     every = section(text, "All configurations")
@@ -226,3 +231,14 @@ def test_mixed_view_ait_is_compared_with_the_first_views_baseline(tmp_path):
     row = next(line for line in table5.splitlines() if line.startswith("| rp,rg"))
     assert "baseline trained with rp (AIT's first view)" in row
     assert "30.50 ± 0.71" in row and "37.50 ± 0.71" in row
+
+
+@pytest.mark.parametrize("a, b, expected", [
+    ([1.0], [3.0], "–"),  # no group with two seeds: no spread to compare with
+    ([1.0, 3.0], [4.0], "+1.4"),  # the pair alone gives the std: sqrt(2); (4 - 2) / 1.414
+    ([2.0, 2.0], [2.0, 2.0], "–"),  # zero spread: undefined, not infinite
+    ([10.0, 12.0, 14.0], [8.0, 9.0, 10.0], "-1.9"),  # pooled variance (8 + 2) / 4 = 2.5; -3 / 1.58
+    ([], [1.0, 2.0], "–"),
+])
+def test_effect_size_in_pooled_seed_stds(a, b, expected):
+    assert effect_size(Stat(a), Stat(b)) == expected

@@ -59,6 +59,32 @@ def delta(a: Stat, b: Stat) -> str:
     return f"{b.mean - a.mean:+.2f}"
 
 
+def pooled_std(a: Stat, b: Stat) -> float | None:
+    """The seed-to-seed standard deviation estimated from both groups together (pooled sample std).
+
+    None when neither group has two runs, or when every run of a group gave the same number.
+    """
+    dof = (a.n - 1) + (b.n - 1) if a.n and b.n else 0
+    if dof < 1:
+        return None
+    squares = sum((x - s.mean) ** 2 for s in (a, b) for x in s.values)
+    std = (squares / dof) ** 0.5
+    return std if std > 0 else None
+
+
+def effect_size(a: Stat, b: Stat) -> str:
+    """``(b - a) / pooled std`` of the means, e.g. ``"+5.7"``: how many seed stds the difference spans."""
+    std = pooled_std(a, b)
+    if std is None:
+        return "–"
+    return f"{(b.mean - a.mean) / std:+.1f}"
+
+
+EFFECT_NOTE = ("Δ / std: the difference in units of the seed-to-seed standard deviation pooled over both groups "
+               "(\"–\" when no group has two seeds); with few seeds, read about 3 or more as clear, below 2 as "
+               "within seed noise.")
+
+
 # ----------------------------------------------------------------------------------------------
 # Pairing baseline and AIT groups
 
@@ -156,9 +182,9 @@ def table1(groups: list[Group]) -> Section | None:
     for c in comps:
         b, a = _stat(c.baseline), _stat(c.ait)
         rows.append([c.lead.dataset, c.lead.networks[0], c.lead.recipe, _lambda(c), c.text, b.fmt(), a.fmt(),
-                     delta(b, a)])
-    body = ("Final-epoch test top-1 (%), mean ± std over seeds. Δ = AIT − baseline.\n\n"
-            + md_table(["Dataset", "Network", "Aug", "λ", "Comparison", "Baseline", "AIT", "Δ"], rows))
+                     delta(b, a), effect_size(b, a)])
+    body = (f"Final-epoch test top-1 (%), mean ± std over seeds. Δ = AIT − baseline. {EFFECT_NOTE}\n\n"
+            + md_table(["Dataset", "Network", "Aug", "λ", "Comparison", "Baseline", "AIT", "Δ", "Δ / std"], rows))
     return Section("Table 1: baseline vs AIT per dataset and network", body, _groups_of(comps))
 
 
@@ -223,11 +249,12 @@ def table3(groups: list[Group]) -> Section | None:
         changed = [x for x in changed if isinstance(x, (int, float))]
         measured = percent(round(sum(changed) / len(changed), 4)) if changed else "–"
         rows.append([percent(c.lead.noise), measured, c.lead.dataset, c.lead.networks[0], c.lead.recipe, _lambda(c),
-                     c.text, b.fmt(), a.fmt(), delta(b, a)])
+                     c.text, b.fmt(), a.fmt(), delta(b, a), effect_size(b, a)])
     body = ("Training labels replaced by random classes (test labels intact). Final-epoch test top-1 (%), mean ± std "
-            "over seeds. \"Labels changed\" is measured (a random class may equal the true one).\n\n"
+            "over seeds. \"Labels changed\" is measured (a random class may equal the true one). "
+            f"{EFFECT_NOTE}\n\n"
             + md_table(["Label noise", "Labels changed", "Dataset", "Network", "Aug", "λ", "Comparison", "Baseline",
-                        "AIT", "Δ"], rows))
+                        "AIT", "Δ", "Δ / std"], rows))
     return Section("Table 3: label corruption, baseline vs AIT", body, _groups_of(comps))
 
 
