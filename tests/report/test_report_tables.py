@@ -59,6 +59,7 @@ def test_mean_std_over_seeds_and_groups(tmp_path):
     assert by_label[next(label for label in lr_rows if "0.05" in label)][5] == cell([50.0, 51.0])
     single = next(r for r in rows if "λ=2" in r[0])
     assert single[5] == "70.00 ± – (n=1)" and single[4] == "0"
+    assert single[8] == f"{10.0 / 60:.2f} ± –"  # make_run's wall_seconds, in minutes
     assert "Best-epoch top-1 (extra" in every and cell([b + 1 for b in base]) in every
     # Every table lists its sources and the command to repeat a run.
     assert "`" + str(runs / "b" / "seed0") + "`" in section(text, "Table 1")

@@ -358,6 +358,11 @@ class Group:
                 values.append(float(net[field_name]))
         return Stat(values)
 
+    def wall_minutes(self) -> Stat:
+        """Wall time of each run in minutes (summary.json ``wall_seconds``, summed over resumes)."""
+        return Stat([float(r.summary["wall_seconds"]) / 60 for r in self.runs
+                     if isinstance(r.summary.get("wall_seconds"), (int, float))])
+
     def eval_runs(self, kind: str) -> list[RunRecord]:
         return [r for r in self.runs if getattr(r, kind) is not None]
 

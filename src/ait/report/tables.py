@@ -320,10 +320,11 @@ def all_groups_table(groups: list[Group]) -> Section:
             name = net.get("name", key)
             rows.append([g.label, f"{key} ({name})" if name != key else key, str(g.epochs), _steps(g),
                          ", ".join(str(s) for s in g.seeds), g.stat(key).fmt(), g.stat(key, "final_top5").fmt(),
-                         g.stat(key, "best_top1").fmt()])
+                         g.stat(key, "best_top1").fmt(), g.wall_minutes().fmt(with_n=False)])
     body = ("Every configuration found, final-epoch test accuracy (%), mean ± std over seeds. The best-epoch "
             "column is an extra: the epoch is picked on the test set, so it is optimistic; do not quote it as "
-            "the result.\n\n"
+            "the result. Wall time: minutes per run (training and its evaluations, all networks of the run), "
+            "as the machine gave them; on a shared machine it varies with the load.\n\n"
             + md_table(["Configuration", "Network", "Epochs", "Steps", "Seeds", "Final top-1", "Final top-5",
-                        "Best-epoch top-1 (extra, optimistic)"], rows))
+                        "Best-epoch top-1 (extra, optimistic)", "Wall time (min/run)"], rows))
     return Section("All configurations", body, list(groups))
