@@ -158,6 +158,19 @@ def test_compute_fair_row_only_with_a_matching_steps_baseline(tmp_path):
     assert all(r[4].startswith(("equal epochs", "baseline, same steps", "baseline only", "AIT only")) for r in rows)
 
 
+def test_compute_fair_row_tolerates_the_rounding_of_partial_batches(tmp_path):
+    # 20,000 images: AIT 15 epochs x 313 steps = 4,695; the 2x baseline 30 x 157 = 4,710 (0.3% more).
+    runs = tmp_path / "runs"
+    for seed in (0, 1):
+        make_run(runs, "a", seed, 62.0 + seed, epochs=15, steps_per_epoch=313)
+        make_run(runs, "b_2x", seed, 63.0 + seed, strategy="baseline", epochs=30, steps_per_epoch=157)
+        make_run(runs, "b_3x", seed, 64.0, strategy="baseline", epochs=45, steps_per_epoch=157)  # 50% more: no
+    rows = table_rows(section(build(tmp_path), "Table 1"))
+    fair = [r for r in rows if "same steps as AIT" in r[4]]
+    assert len(fair) == 1 and fair[0][5] == cell([63.0, 64.0])
+    assert "steps baseline/AIT 4710/4695 (within 1%)" in fair[0][4] and "epochs baseline/AIT 30/15" in fair[0][4]
+
+
 def test_table2_dml_vs_multi_ait(tmp_path):
     runs = tmp_path / "runs"
     for seed in (0, 1):
