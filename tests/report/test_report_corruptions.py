@@ -18,6 +18,9 @@ def test_corruption_table_and_severity_plot(tmp_path):
     assert "42.00 ± 2.83 (n=2)" in report  # AIT: 5 points higher everywhere
     assert "90.50 ± 0.71 (n=2)" in report  # AIT mCE over seeds
     assert "| gaussian_noise |" in report and "| fog |" in report
+    # Per severity, mean over the 2 corruptions: severity 1 gives low + 5 (45, 49), severity 5 high + 5.
+    assert "| 1 | 47.00 ± 2.83 | 52.00 ± 2.83 |" in report
+    assert "| 5 | 27.00 ± 2.83 | 32.00 ± 2.83 |" in report
     png = tmp_path / "out" / "plots" / "corruptions_severity.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

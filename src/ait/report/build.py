@@ -183,6 +183,10 @@ class _Builder:
         per = [[name] + [g.corruption_stat(corruption=name).fmt(with_n=False) for g in groups] for name in names]
         body += "\nPer corruption (top-1, mean over severities):\n\n"
         body += md_table(["Corruption"] + [g.label for g in groups], per) + "\n"
+        by_severity = [[sev] + [g.corruption_stat(severity=sev).fmt(with_n=False) for g in groups]
+                       for sev in severities]
+        body += "\nPer severity (top-1, mean over corruptions; the numbers of the plot):\n\n"
+        body += md_table(["Severity"] + [g.label for g in groups], by_severity) + "\n"
         images: list[str] = []
         if self.plots_ok and severities:
             path, rel = self.path("corruptions_severity.png")
