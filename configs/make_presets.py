@@ -142,19 +142,15 @@ def cpu_presets() -> dict[str, dict]:
         out[f"{dataset}_resnet20_baseline_2x"] = preset(
             f"cpu_{dataset}_resnet20_baseline_2x", cpu_data(dataset), strategy("baseline", ["resnet20"], ["rp"]),
             CPU_OPTIM, {**CPU_TRAIN, "epochs": 2 * CPU_TRAIN["epochs"], "eval_every": 10})
-    out["cifar100_resnet20_dml"] = preset(
-        "cpu_cifar100_resnet20_dml", cpu_data("cifar100"), strategy("dml", ["resnet20", "resnet20"], ["rp"]),
-        CPU_OPTIM, CPU_TRAIN, weight=1.0)
-    out["cifar100_resnet20_multi_ait"] = preset(
-        "cpu_cifar100_resnet20_multi_ait", cpu_data("cifar100"),
-        strategy("multi_ait", ["resnet20", "resnet20"], ["rp", "rp"]), CPU_OPTIM, CPU_TRAIN, weight=3.0)
-    # Table 2's small/large pair at CPU size: ResNet-20 with ResNet-56 (0.28M and 0.86M parameters).
-    out["cifar100_resnet20-resnet56_dml"] = preset(
-        "cpu_cifar100_resnet20-resnet56_dml", cpu_data("cifar100"), strategy("dml", ["resnet20", "resnet56"], ["rp"]),
-        CPU_OPTIM, CPU_TRAIN, weight=1.0)
-    out["cifar100_resnet20-resnet56_multi_ait"] = preset(
-        "cpu_cifar100_resnet20-resnet56_multi_ait", cpu_data("cifar100"),
-        strategy("multi_ait", ["resnet20", "resnet56"], ["rp", "rp"]), CPU_OPTIM, CPU_TRAIN, weight=3.0)
+    # Table 2 at CPU size: an equal pair, and a small/large pair (ResNet-20 with ResNet-56: 0.28M and
+    # 0.86M parameters).
+    for tag, nets in (("resnet20", ["resnet20", "resnet20"]), ("resnet20-resnet56", ["resnet20", "resnet56"])):
+        out[f"cifar100_{tag}_dml"] = preset(
+            f"cpu_cifar100_{tag}_dml", cpu_data("cifar100"), strategy("dml", nets, ["rp"]),
+            CPU_OPTIM, CPU_TRAIN, weight=1.0)
+        out[f"cifar100_{tag}_multi_ait"] = preset(
+            f"cpu_cifar100_{tag}_multi_ait", cpu_data("cifar100"), strategy("multi_ait", nets, ["rp", "rp"]),
+            CPU_OPTIM, CPU_TRAIN, weight=3.0)
     for noise in (20, 50, 80):
         for strat in ("baseline", "ait"):
             views = ["rp"] if strat == "baseline" else ["rp", "rp"]
