@@ -142,13 +142,10 @@ def compare(groups: list[Group], keep: Callable[[Group], bool]) -> list[Comparis
             if b.epochs == a.epochs:
                 steps = f"equal steps {_steps(a)}" if same_steps else f"steps baseline/AIT {_steps(b)}/{_steps(a)}"
                 rows.append(Comparison(b, a, "equal epochs", f"equal epochs ({a.epochs}); {steps}"))
-            elif same_steps:
-                text = (f"baseline, same steps as AIT: equal steps ({_steps(a)}); "
-                        f"epochs baseline/AIT {b.epochs}/{a.epochs}")
-                rows.append(Comparison(b, a, "equal steps", text))
             elif _about_equal_steps(b, a):
-                text = (f"baseline, same steps as AIT: steps baseline/AIT {_steps(b)}/{_steps(a)} (within "
-                        f"{STEP_TOLERANCE:.0%}); epochs baseline/AIT {b.epochs}/{a.epochs}")
+                steps = (f"equal steps ({_steps(a)})" if same_steps
+                         else f"steps baseline/AIT {_steps(b)}/{_steps(a)} (within {STEP_TOLERANCE:.0%})")
+                text = f"baseline, same steps as AIT: {steps}; epochs baseline/AIT {b.epochs}/{a.epochs}"
                 rows.append(Comparison(b, a, "equal steps", text))
         if not rows and len(set(a.views)) > 1:
             first = a.views[0]
