@@ -78,6 +78,24 @@ def test_groups_split_by_config_not_by_name(tmp_path):
     assert cell([60.0, 62.0]) in section(text, "All configurations")
 
 
+def test_a_repeated_seed_is_counted_once_and_named(tmp_path):
+    # Two sweeps that both contain the default config (e.g. the layer x metric grid and the λ grid)
+    # give two runs of one config and seed; a deterministic engine makes them identical, so counting
+    # both would shrink the std and inflate n without a new sample.
+    runs = tmp_path / "runs"
+    make_run(runs, "grid_a", 0, 60.0)
+    make_run(runs, "grid_b", 0, 60.0)  # same config and seed as grid_a/seed0
+    make_run(runs, "grid_b", 1, 64.0)
+    records, _, _ = load_runs([runs])
+    (group,) = group_runs(records)
+    assert group.seeds == [0, 1] and [r.path for r in group.repeats] == [runs / "grid_b" / "seed0"]
+    text = build(tmp_path)
+    assert cell([60.0, 64.0]) in section(text, "All configurations")
+    assert "**1 run repeats the configuration and seed of another run** and counted once" in text
+    missing = section(text, "Not in this report")
+    assert "grid_b/seed0` repeats the configuration and seed 0 of" in missing and "grid_a/seed0" in missing
+
+
 def test_table3_only_with_label_noise_runs(tmp_path):
     runs = tmp_path / "runs"
     for seed in (0, 1):

@@ -299,6 +299,11 @@ def _intro(paths, runs, groups, skipped, out: Path) -> str:
     ]
     if skipped:
         lines += ["", f"**{len(skipped)} run directories were skipped** (malformed files): see the last section."]
+    repeats = sum(len(g.repeats) for g in groups)
+    if repeats:
+        runs_repeat = "1 run repeats" if repeats == 1 else f"{repeats} runs repeat"
+        lines += ["", f"**{runs_repeat} the configuration and seed of another run** and counted once: "
+                      "see the last section."]
     return "\n".join(lines) + "\n"
 
 
@@ -313,9 +318,10 @@ def _missing(missing, runs, groups, skipped, incomplete, plots_ok) -> str:
             lines.append(f"- eval/{kind}.json is missing in {len(lacking)} of {len(runs)} runs; {used_by} uses "
                          "the others only.")
     for g in groups:
-        seeds = g.seeds
-        if len(set(seeds)) < len(seeds):
-            lines.append(f"- {g.label}: several runs share a seed ({seeds}); they are averaged as separate runs.")
+        for r in g.repeats:
+            first = next(k for k in g.runs if k.seed == r.seed)
+            lines.append(f"- `{display_path(r.path)}` repeats the configuration and seed {r.seed} of "
+                         f"`{display_path(first.path)}`: counted once (a repeat is not another seed).")
     for r in runs:
         lines += [f"- {note}" for note in r.notes]
     for d, why in skipped:

@@ -269,6 +269,9 @@ class Group:
     key: str
     runs: list[RunRecord]
     label: str = ""
+    # Runs of the same config and seed as a run kept in ``runs``: not an independent sample, so
+    # they are left out of the mean and std (and named in the report).
+    repeats: list[RunRecord] = field(default_factory=list)
 
     @property
     def config(self) -> dict[str, Any]:
@@ -432,7 +435,16 @@ def group_runs(runs: list[RunRecord]) -> list[Group]:
     by_key: dict[str, list[RunRecord]] = {}
     for run in runs:
         by_key.setdefault(group_key(run.config), []).append(run)
-    groups = [Group(key, sorted(rs, key=lambda r: (r.seed, str(r.path)))) for key, rs in by_key.items()]
+    groups = []
+    for key, rs in by_key.items():
+        kept: dict[int, RunRecord] = {}
+        repeats = []
+        for r in sorted(rs, key=lambda r: (r.seed, str(r.path))):
+            if r.seed in kept:
+                repeats.append(r)
+            else:
+                kept[r.seed] = r
+        groups.append(Group(key, list(kept.values()), repeats=repeats))
     for g in groups:
         g.label = base_label(g.config)
     # Same label, different configs: name the keys that tell them apart.
