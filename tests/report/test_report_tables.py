@@ -91,7 +91,7 @@ def test_a_repeated_seed_is_counted_once_and_named(tmp_path):
     assert group.seeds == [0, 1] and [r.path for r in group.repeats] == [runs / "grid_b" / "seed0"]
     text = build(tmp_path)
     assert cell([60.0, 64.0]) in section(text, "All configurations")
-    assert "**1 run repeats the configuration and seed of another run** and counted once" in text
+    assert "**1 run repeats the configuration and seed of another run** and is counted once" in text
     missing = section(text, "Not in this report")
     assert "grid_b/seed0` repeats the configuration and seed 0 of" in missing and "grid_a/seed0" in missing
 

@@ -301,8 +301,8 @@ def _intro(paths, runs, groups, skipped, out: Path) -> str:
         lines += ["", f"**{len(skipped)} run directories were skipped** (malformed files): see the last section."]
     repeats = sum(len(g.repeats) for g in groups)
     if repeats:
-        runs_repeat = "1 run repeats" if repeats == 1 else f"{repeats} runs repeat"
-        lines += ["", f"**{runs_repeat} the configuration and seed of another run** and counted once: "
+        runs_repeat, verb = ("1 run repeats", "is") if repeats == 1 else (f"{repeats} runs repeat", "are")
+        lines += ["", f"**{runs_repeat} the configuration and seed of another run** and {verb} counted once: "
                       "see the last section."]
     return "\n".join(lines) + "\n"
 
