@@ -51,9 +51,16 @@ class _Builder:
             if datasets.count(g.dataset) > 1:
                 label += f" · {g.networks[0]} · {g.recipe} · {g.epochs} ep"
             named.append((label, sorted(gs, key=lambda x: x.weight)))
-        rows = [[label, f"{g.weight:g}", g.stat().fmt()] for label, gs in named for g in gs]
+        rows = []
+        for label, gs in named:
+            zero = next((g for g in gs if g.weight == 0), None)  # training without the AiLoss
+            for g in gs:
+                vs_zero = [tables.delta(zero.stat(), g.stat()), tables.effect_size(zero.stat(), g.stat())] \
+                    if zero is not None and g is not zero else ["–", "–"]
+                rows.append([label, f"{g.weight:g}", g.stat().fmt(), *vs_zero])
         images: list[str] = []
-        body = md_table(["Setting", "λ", "Final top-1"], rows)
+        body = (f"Δ = top-1 − top-1 at λ = 0 (the same training without the AiLoss). {tables.EFFECT_NOTE}\n\n"
+                + md_table(["Setting", "λ", "Final top-1", "Δ vs λ = 0", "Δ / std"], rows))
         if self.plots_ok:
             path, rel = self.path("fig4_lambda.png")
             plots.lambda_sweep([(label, [(g.weight, g.stat()) for g in gs]) for label, gs in named], path)

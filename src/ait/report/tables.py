@@ -230,7 +230,8 @@ def table2(groups: list[Group]) -> Section | None:
     pairs += [(d, None) for d in dmls if d.key not in used]
     n_nets = max(len((m or d).networks) for d, m in pairs)
     headers = ["Dataset", *[f"Net{i + 1}" for i in range(n_nets)], "Aug", "Comparison", "Baseline Net1", "AIT Net1",
-               *[f"DML Net{i + 1}" for i in range(n_nets)], *[f"multi-AIT Net{i + 1}" for i in range(n_nets)]]
+               *[f"DML Net{i + 1}" for i in range(n_nets)], *[f"multi-AIT Net{i + 1}" for i in range(n_nets)],
+               "Δ (Δ / std) per network"]
     rows, used_groups = [], []
     for d, m in pairs:
         lead = m or d
@@ -244,10 +245,16 @@ def table2(groups: list[Group]) -> Section | None:
         cells = [lead.dataset, *nets, lead.recipe, text, _stat(base).fmt(), _stat(ait).fmt()]
         for g in (d, m):
             cells += [g.stat(f"net{i}").fmt() if g and i < len(g.networks) else "–" for i in range(n_nets)]
+        if d and m:
+            pairs_of_stats = [(d.stat(f"net{i}"), m.stat(f"net{i}")) for i in range(len(m.networks))]
+            cells.append(" / ".join(f"{delta(a, b)} ({effect_size(a, b)})" for a, b in pairs_of_stats))
+        else:
+            cells.append("–")
         rows.append(cells)
         used_groups += [g for g in (base, ait, d, m) if g]
     body = ("Final-epoch test top-1 (%) of each network, mean ± std over seeds. Baseline/AIT Net1: the single-network "
-            "runs of Net1 with the same setting, where they exist.\n\n" + md_table(headers, rows))
+            "runs of Net1 with the same setting, where they exist. Δ = multi-AIT − DML for Net1, Net2, ... "
+            f"{EFFECT_NOTE}\n\n" + md_table(headers, rows))
     return Section("Table 2: DML vs multi-AIT", body, used_groups)
 
 
