@@ -30,6 +30,8 @@ def ref_ailoss(outputs, metric="kl", detach=True):
                 d = d + ref_kl(t, flat[j])
             if "euclidean" in metric:
                 d = d + ((t - flat[j]) ** 2).sum(dim=1).sqrt()
+            if "mse" in metric:
+                d = d + ((t - flat[j]) ** 2).mean(dim=1)
             total = total + d
     return (total / (v - 1)).mean()
 
@@ -46,7 +48,7 @@ def test_default_is_symmetric_kl_of_the_paper(logits):
     assert torch.allclose(AiLoss()(a, b), expected, rtol=1e-10)
 
 
-@pytest.mark.parametrize("metric", ["kl", "euclidean", "kl+euclidean"])
+@pytest.mark.parametrize("metric", ["kl", "euclidean", "kl+euclidean", "mse", "kl+mse"])
 @pytest.mark.parametrize("v", [2, 3, 4])
 def test_matches_reference_for_v_outputs(metric, v):
     g = torch.Generator().manual_seed(v)
@@ -83,7 +85,7 @@ def test_kl_known_value():
 
 
 @pytest.mark.parametrize("detach", [True, False])
-@pytest.mark.parametrize("metric", ["kl", "euclidean", "kl+euclidean"])
+@pytest.mark.parametrize("metric", ["kl", "euclidean", "kl+euclidean", "mse", "kl+mse"])
 def test_gradients_match_reference_autograd(detach, metric, logits):
     a, b = logits
     a1, b1 = a.clone().requires_grad_(), b.clone().requires_grad_()
@@ -92,6 +94,22 @@ def test_gradients_match_reference_autograd(detach, metric, logits):
     ref_ailoss([a2, b2], metric, detach).backward()
     assert torch.allclose(a1.grad, a2.grad, rtol=1e-8, atol=1e-12)
     assert torch.allclose(b1.grad, b2.grad, rtol=1e-8, atol=1e-12)
+
+
+def test_euclidean_pulls_with_unit_force_mse_with_a_fading_one():
+    # Why the plain distance can collapse a network (docs/results.md, claim 6): the gradient it puts
+    # on the prediction has the same length whether the two outputs are far apart or nearly equal.
+    g = torch.Generator().manual_seed(3)
+    target = torch.randn(1, 16, generator=g, dtype=torch.float64)
+    direction = torch.randn(1, 16, generator=g, dtype=torch.float64)
+    lengths = {}
+    for metric in ("euclidean", "mse"):
+        for gap in (1.0, 1e-3):
+            pred = (target + gap * direction).requires_grad_()
+            AiLoss(metric).pair(target, pred).sum().backward()
+            lengths[metric, gap] = pred.grad.norm().item()
+    assert lengths["euclidean", 1.0] == pytest.approx(1.0) and lengths["euclidean", 1e-3] == pytest.approx(1.0)
+    assert lengths["mse", 1e-3] == pytest.approx(lengths["mse", 1.0] * 1e-3)
 
 
 def test_stop_gradient_changes_the_gradient(logits):

@@ -18,6 +18,10 @@ Metrics D (paper sec. 4.2.1 compares the first three):
   pairs, so for V = 2 the value is twice the distance, mirroring the symmetric KL.
 - ``"kl+euclidean"``: the sum of the two.
 - ``"js"``: Jensen-Shannon divergence of the softmax distributions (bounded by log 2).
+- ``"mse"``: mean over the flattened dimension of (o_i - o_j)^2, and ``"kl+mse"`` with KL added.
+  Unlike the plain distance, whose gradient has unit length however close the two outputs are,
+  its pull fades as the outputs agree: at lambda = 1 on CIFAR-100 the distance drove every layer
+  to a constant output (docs/results.md, claim 6), and this is the variant to compare.
 
 Everything is computed in float32 and in log space (``log_softmax`` on both sides), so the loss is
 finite for logits of +-1e4, for near one-hot predictions and under bf16 autocast.
@@ -32,7 +36,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-METRICS = ("kl", "euclidean", "kl+euclidean", "js")
+METRICS = ("kl", "euclidean", "kl+euclidean", "js", "mse", "kl+mse")
 
 
 def _flatten(x: torch.Tensor) -> torch.Tensor:
@@ -69,6 +73,11 @@ def euclidean_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.linalg.vector_norm(a - b, dim=1)
 
 
+def mean_squared_difference(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """mean_d (a_d - b_d)^2 per sample, (N, D) x (N, D) -> (N,)."""
+    return (a - b).pow(2).mean(dim=1)
+
+
 class AiLoss(nn.Module):
     """Augmentation-invariance loss between the outputs of V >= 2 variants of the same samples.
 
@@ -101,7 +110,7 @@ class AiLoss(nn.Module):
         if self.detach_target:
             target = target.detach()
         total = torch.zeros(pred.shape[0], device=pred.device, dtype=pred.dtype)
-        if self.metric in ("kl", "kl+euclidean"):
+        if self.metric in ("kl", "kl+euclidean", "kl+mse"):
             t = self.temperature
             total = total + kl_divergence(target / t, pred / t) * (t * t)
         if self.metric == "js":
@@ -109,6 +118,8 @@ class AiLoss(nn.Module):
             total = total + js_divergence(target / t, pred / t) * (t * t)
         if self.metric in ("euclidean", "kl+euclidean"):
             total = total + euclidean_distance(target, pred)
+        if self.metric in ("mse", "kl+mse"):
+            total = total + mean_squared_difference(target, pred)
         return total
 
     def per_output(self, outputs: Sequence[torch.Tensor]) -> torch.Tensor:

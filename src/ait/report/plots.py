@@ -10,7 +10,8 @@ from ait.report.runs import Group, Stat
 
 LAYER_ORDER = ("feature_map", "feature", "logits")
 LAYER_NAMES = {"feature_map": "feature map\n(before pooling)", "feature": "pooled feature", "logits": "logits"}
-METRIC_NAMES = {"kl": "KL", "euclidean": "Euclidean", "kl+euclidean": "KL + Euclidean"}
+METRIC_NAMES = {"kl": "KL", "euclidean": "Euclidean", "kl+euclidean": "KL + Euclidean", "mse": "MSE",
+                "kl+mse": "KL + MSE"}
 TEST_SET_SHORT = {"original": "ori", "crop": "rp", "gray": "rg", "color": "rc"}
 
 
