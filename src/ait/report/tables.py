@@ -155,13 +155,15 @@ def compare(groups: list[Group], keep: Callable[[Group], bool]) -> list[Comparis
                                            f"baseline trained with {first} (AIT's first view); equal epochs "
                                            f"({a.epochs}); steps baseline/AIT {_steps(b)}/{_steps(a)}"))
         if not rows:
-            rows.append(Comparison(None, a, "no baseline", "AIT only: no baseline with this setting"))
+            rows.append(Comparison(None, a, "no baseline",
+                                   f"AIT only: no baseline with this setting ({a.epochs} epochs, {_steps(a)} steps)"))
         for r in rows:
             used.add(r.baseline.key if r.baseline else "")
         out += sorted(rows, key=lambda r: r.kind != "equal epochs")
     for b in bases:
         if b.key not in used:
-            out.append(Comparison(b, None, "no AIT", "baseline only: no AIT run with this setting"))
+            out.append(Comparison(b, None, "no AIT",
+                                  f"baseline only: no AIT run with this setting ({b.epochs} epochs, {_steps(b)} steps)"))
     return sorted(out, key=lambda c: (c.lead.sort_key()[:1], c.lead.networks, c.lead.recipe, c.lead.noise,
                                       -c.lead.fraction, c.ait.weight if c.ait else -1, c.kind != "equal epochs",
                                       c.kind))
