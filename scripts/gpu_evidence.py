@@ -41,7 +41,7 @@ import subprocess
 import sys
 import tarfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,25 +50,32 @@ STEPS_PER_EPOCH = {"baseline": 157, "ait": 313}  # 20,000 images; AIT's batch of
 STARTUP_S = 15.0  # import, CUDA context, data to the GPU: per process, before its first step
 
 
+def train_command(config: str, run_dir: Path, overrides: list[str]) -> list[str]:
+    """``python -m ait train CONFIG --run-dir RUN_DIR --overwrite --set O ...`` for one process."""
+    cmd = [sys.executable, "-m", "ait", "train", config, "--run-dir", str(run_dir), "--overwrite"]
+    for o in overrides:
+        cmd += ["--set", o]
+    return cmd
+
+
 @dataclass(eq=False)  # hashable by identity: the pool keys on jobs
 class Job:
     group: str  # "claim1", "claim6", ...
     config: str
-    overrides: list[str]
+    name: str
+    seed: int
+    overrides: list[str]  # besides name and seed
     steps: int  # optimiser steps, in units of one ResNet-20 forward+backward on 128 images
     keep_checkpoint: bool = False
-    run_dir: Path = field(init=False)
 
-    def __post_init__(self):
-        name = next(o.split("=", 1)[1] for o in self.overrides if o.startswith("name="))
-        seed = next(o.split("=", 1)[1] for o in self.overrides if o.startswith("seed="))
-        self.run_dir = ROOT / "runs" / "gpu" / name / f"seed{seed}"
+    @property
+    def run_dir(self) -> Path:
+        return ROOT / "runs" / "gpu" / self.name / f"seed{self.seed}"
 
     def command(self, extra: list[str]) -> list[str]:
-        cmd = [sys.executable, "-m", "ait", "train", self.config, "--run-dir", str(self.run_dir), "--overwrite"]
-        for o in [*self.overrides, "train.progress=plain", "train.num_threads=1", "out_dir=runs/gpu", *extra]:
-            cmd += ["--set", o]
-        return cmd
+        return train_command(self.config, self.run_dir, [
+            f"name={self.name}", f"seed={self.seed}", *self.overrides,
+            "train.progress=plain", "train.num_threads=1", "out_dir=runs/gpu", *extra])
 
 
 def claim1_jobs(epochs: int) -> list[Job]:
@@ -80,9 +87,8 @@ def claim1_jobs(epochs: int) -> list[Job]:
                                         ("baseline_2x", 2 * epochs, STEPS_PER_EPOCH["baseline"]),
                                         ("baseline", epochs, STEPS_PER_EPOCH["baseline"])):
                 config = f"configs/cpu/{ds}_resnet20_{'baseline' if kind == 'baseline_2x' else kind}.yaml"
-                jobs.append(Job("claim1", config, [f"name=gpu_{ds}_resnet20_{kind}_e{epochs}", f"seed={seed}",
-                                                   f"train.epochs={ep}", eval_every],
-                                ep * per_epoch, keep_checkpoint=True))
+                jobs.append(Job("claim1", config, f"gpu_{ds}_resnet20_{kind}_e{epochs}", seed,
+                                [f"train.epochs={ep}", eval_every], ep * per_epoch, keep_checkpoint=True))
     # longest first, so the short baselines fill the tail
     return sorted(jobs, key=lambda j: -j.steps)
 
@@ -94,27 +100,27 @@ def cpu_preset_jobs() -> list[Job]:
     for layer in ("logits", "feature", "feature_map"):
         for metric in ("kl", "euclidean", "kl+euclidean"):
             jobs.append(Job("claim6", "configs/cpu/cifar100_resnet20_ait.yaml",
-                            [f"name=gpu15_cifar100_resnet20_ait_consistency.layer={layer}_consistency.metric={metric}",
-                             "seed=0", f"consistency.layer={layer}", f"consistency.metric={metric}"], ait))
+                            f"gpu15_cifar100_resnet20_ait_consistency.layer={layer}_consistency.metric={metric}", 0,
+                            [f"consistency.layer={layer}", f"consistency.metric={metric}"], ait))
     for seed in (0, 1, 2):
         for kind in ("dml", "multi_ait"):
             jobs.append(Job("claim2", f"configs/cpu/cifar100_resnet20_{kind}.yaml",
-                            [f"name=gpu15_cifar100_resnet20_{kind}", f"seed={seed}"], 2 * base))
+                            f"gpu15_cifar100_resnet20_{kind}", seed, [], 2 * base))
     for seed in (0, 1, 2):
         for noise in (20, 50, 80):
             for kind, steps in (("ait", ait), ("baseline", base)):
                 jobs.append(Job("claim3", f"configs/cpu/cifar100_resnet20_noise{noise}_{kind}.yaml",
-                                [f"name=gpu15_cifar100_resnet20_noise{noise}_{kind}", f"seed={seed}"], steps))
+                                f"gpu15_cifar100_resnet20_noise{noise}_{kind}", seed, [], steps))
     for seed in (0, 1, 2):
         for weight in ("0", "0.5", "1", "2", "4"):
             jobs.append(Job("claim5", "configs/cpu/cifar100_resnet20_ait.yaml",
-                            [f"name=gpu15_cifar100_resnet20_ait_consistency.weight={weight}", f"seed={seed}",
-                             f"consistency.weight={weight}"], ait))
+                            f"gpu15_cifar100_resnet20_ait_consistency.weight={weight}", seed,
+                            [f"consistency.weight={weight}"], ait))
     for seed in (0, 1, 2):
         for kind in ("dml", "multi_ait"):
             # ResNet-56 costs about 2.8 ResNet-20s
             jobs.append(Job("claim2-pair", f"configs/cpu/cifar100_resnet20-resnet56_{kind}.yaml",
-                            [f"name=gpu15_cifar100_resnet20-resnet56_{kind}", f"seed={seed}"], int(3.8 * base)))
+                            f"gpu15_cifar100_resnet20-resnet56_{kind}", seed, [], int(3.8 * base)))
     return jobs
 
 
@@ -128,11 +134,9 @@ def calibrate(workers: int, extra: list[str], steps: int = 100, epochs: int = 3)
     for k in range(workers):
         run_dir = Path("/tmp/ait-calibration") / f"w{k}"
         dirs.append(run_dir)
-        cmd = [sys.executable, "-m", "ait", "train", "configs/cpu/cifar10_resnet20_ait.yaml", "--run-dir", str(run_dir),
-               "--overwrite", "--set", f"train.epochs={epochs}", "--set", f"train.max_steps_per_epoch={steps}",
-               "--set", "data.test_limit=500", "--set", f"train.eval_every={epochs}", "--set", "train.progress=none",
-               "--set", "train.num_threads=1", "--set", f"seed={k}"]
-        cmd += [a for o in extra for a in ("--set", o)]
+        cmd = train_command("configs/cpu/cifar10_resnet20_ait.yaml", run_dir, [
+            f"train.epochs={epochs}", f"train.max_steps_per_epoch={steps}", "data.test_limit=500",
+            f"train.eval_every={epochs}", "train.progress=none", "train.num_threads=1", f"seed={k}", *extra])
         procs.append(subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     per_epoch = []
     for p, run_dir in zip(procs, dirs):
@@ -171,7 +175,7 @@ def run_pool(jobs: list[Job], workers: int, rate: float, deadline: float, status
             running[job] = (proc, now, log_file)
             log(f"start  {job.run_dir.relative_to(ROOT)} ({job.group}, {job.steps} steps, predicted {predicted:.0f} s)")
         if time.time() > deadline and running:
-            for job, (proc, _, log_file) in running.items():
+            for proc, _, _ in running.values():
                 proc.send_signal(signal.SIGTERM)
             for job, (proc, _, log_file) in running.items():
                 try:
@@ -251,10 +255,12 @@ def main() -> int:
     left = deadline - time.time()
     epochs = args.epochs
     if epochs is None:
-        # the longest claim-1 job (313 E steps) runs on one process's share; two waves of startup
+        # The longest claim-1 jobs (AIT, and the baseline with twice the epochs) run on one process's
+        # share, then a baseline in a second wave: two startups.
         per_process = rate / args.workers
+        wave_steps = STEPS_PER_EPOCH["ait"] + STEPS_PER_EPOCH["baseline"]
         fits = [e for e in EPOCH_CHOICES
-                if 2 * STARTUP_S + (313 * e + 157 * e) / per_process <= args.claim1_share * left]
+                if 2 * STARTUP_S + wave_steps * e / per_process <= args.claim1_share * left]
         epochs = fits[0] if fits else EPOCH_CHOICES[-1]
     log(f"claim 1 schedule: {epochs} epochs ({2 * epochs} for the compute-fair baseline); {left:.0f} s left")
     jobs = claim1_jobs(epochs) + cpu_preset_jobs()

@@ -78,6 +78,11 @@ def mean_squared_difference(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a - b).pow(2).mean(dim=1)
 
 
+# The terms a metric is made of, per sample: (N, D) x (N, D) -> (N,).
+SOFTMAX_TERMS = {"kl": kl_divergence, "js": js_divergence}
+VECTOR_TERMS = {"euclidean": euclidean_distance, "mse": mean_squared_difference}
+
+
 class AiLoss(nn.Module):
     """Augmentation-invariance loss between the outputs of V >= 2 variants of the same samples.
 
@@ -109,18 +114,14 @@ class AiLoss(nn.Module):
         """D(target, pred) per sample for one ordered pair, (N, D) x (N, D) -> (N,)."""
         if self.detach_target:
             target = target.detach()
-        total = torch.zeros(pred.shape[0], device=pred.device, dtype=pred.dtype)
-        if self.metric in ("kl", "kl+euclidean", "kl+mse"):
-            t = self.temperature
-            total = total + kl_divergence(target / t, pred / t) * (t * t)
-        if self.metric == "js":
-            t = self.temperature
-            total = total + js_divergence(target / t, pred / t) * (t * t)
-        if self.metric in ("euclidean", "kl+euclidean"):
-            total = total + euclidean_distance(target, pred)
-        if self.metric in ("mse", "kl+mse"):
-            total = total + mean_squared_difference(target, pred)
-        return total
+        t = self.temperature
+        terms = []
+        for name in self.metric.split("+"):  # "kl+mse" is the sum of the KL and MSE terms
+            if name in SOFTMAX_TERMS:  # on tempered logits, scaled by T^2
+                terms.append(SOFTMAX_TERMS[name](target / t, pred / t) * (t * t))
+            else:
+                terms.append(VECTOR_TERMS[name](target, pred))
+        return torch.stack(terms).sum(dim=0)
 
     def per_output(self, outputs: Sequence[torch.Tensor]) -> torch.Tensor:
         """The share of each output, (V,): entry j sums the terms where output j is the prediction.

@@ -53,11 +53,12 @@ class _Builder:
             named.append((label, sorted(gs, key=lambda x: x.weight)))
         rows = []
         for label, gs in named:
-            zero = next((g for g in gs if g.weight == 0), None)  # training without the AiLoss
+            zero = next((g.stat() for g in gs if g.weight == 0), None)  # training without the AiLoss
             for g in gs:
-                vs_zero = [tables.delta(zero.stat(), g.stat()), tables.effect_size(zero.stat(), g.stat())] \
-                    if zero is not None and g is not zero else ["–", "–"]
-                rows.append([label, f"{g.weight:g}", g.stat().fmt(), *vs_zero])
+                stat = g.stat()
+                vs_zero = ["–", "–"] if zero is None or g.weight == 0 else \
+                    [tables.delta(zero, stat), tables.effect_size(zero, stat)]
+                rows.append([label, f"{g.weight:g}", stat.fmt(), *vs_zero])
         images: list[str] = []
         body = (f"Δ = top-1 − top-1 at λ = 0 (the same training without the AiLoss). {tables.EFFECT_NOTE}\n\n"
                 + md_table(["Setting", "λ", "Final top-1", "Δ vs λ = 0", "Δ / std"], rows))
