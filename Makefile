@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 TORCH_VERSION ?= 2.13.0
 
-.PHONY: setup demo test clean fashion-mnist
+.PHONY: setup demo lint test clean fashion-mnist
 
 # The virtual environment is made once; torch is installed before the project because a bare
 # `torch` requirement with no torch present pulls a multi-GB CUDA build.
@@ -30,7 +30,12 @@ fashion-mnist:
 demo: setup fashion-mnist
 	$(VENV)/bin/ait demo
 
-test: setup
+# Lint first (seconds), then the suite.
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: setup lint
 	$(PY) -m pytest -q
 
 clean:

@@ -47,8 +47,7 @@ def make_folder(root: Path, images: int, classes: int, width: int, height: int) 
         folder = root / f"n{k % classes:08d}"
         folder.mkdir(parents=True, exist_ok=True)
         a, b, c = rng.uniform(0.2, 1.0, 3)
-        base = np.stack([xx / width * 255 * a, yy / height * 255 * b,
-                         (xx + yy) / (width + height) * 255 * c], -1)
+        base = np.stack([xx / width * 255 * a, yy / height * 255 * b, (xx + yy) / (width + height) * 255 * c], -1)
         pixels = np.clip(base + rng.normal(0, 12, base.shape), 0, 255).astype(np.uint8)
         Image.fromarray(pixels).save(folder / f"img_{k:05d}.JPEG", quality=90)
     return root
@@ -80,8 +79,7 @@ def time_decode(index, epochs: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", help="an existing ImageFolder to read instead of generating one")
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--classes", type=int, default=10)
@@ -99,8 +97,7 @@ def main() -> None:
         if args.root:
             folder = Path(args.root)
         else:
-            folder = make_folder(Path(tmp) / "train", args.images, args.classes, args.width,
-                                 args.height)
+            folder = make_folder(Path(tmp) / "train", args.images, args.classes, args.width, args.height)
         index = scan_image_folder(folder)
         if args.root and len(index) > args.images:
             pick = torch.randperm(len(index), generator=torch.Generator().manual_seed(0))
@@ -114,21 +111,24 @@ def main() -> None:
             results.setdefault("decode", []).append(time_decode(index, 1))
     med = {k: statistics.median(v) for k, v in results.items()}
 
-    print(f"# input pipeline: {len(index)} images, "
-          + (f"from {args.root}" if args.root else f"generated {args.width}x{args.height} JPEGs")
-          + f", batch {args.batch_size}, median of {args.repeats}\n")
+    print(
+        f"# input pipeline: {len(index)} images, "
+        + (f"from {args.root}" if args.root else f"generated {args.width}x{args.height} JPEGs")
+        + f", batch {args.batch_size}, median of {args.repeats}\n"
+    )
     print("| workers | train, 2 views (samples/s) | train (views/s) | eval (images/s) |")
     print("|---:|---:|---:|---:|")
     for w in args.workers:
         tr, ev = med[f"train w{w}"], med[f"eval w{w}"]
         print(f"| {w} | {tr:.0f} | {2 * tr:.0f} | {ev:.0f} |")
     print(f"\ndecode only (open + convert, in-process): {med['decode']:.0f} images/s")
-    print(f"\ncommand: {' '.join([Path(sys.executable).name] + sys.argv)}; torch {torch.__version__}, "
-          f"Pillow {Image.__version__}, {len(os.sched_getaffinity(0))} CPUs available, load average "
-          f"{os.getloadavg()[0]:.1f} at the end")
+    print(
+        f"\ncommand: {' '.join([Path(sys.executable).name] + sys.argv)}; torch {torch.__version__}, "
+        f"Pillow {Image.__version__}, {len(os.sched_getaffinity(0))} CPUs available, load average "
+        f"{os.getloadavg()[0]:.1f} at the end"
+    )
     if args.json:
-        Path(args.json).write_text(json.dumps({"median": med, "all": results, "args": vars(args)},
-                                              indent=2))
+        Path(args.json).write_text(json.dumps({"median": med, "all": results, "args": vars(args)}, indent=2))
 
 
 if __name__ == "__main__":

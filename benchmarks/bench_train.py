@@ -31,8 +31,8 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -66,6 +66,7 @@ def load_images(n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 # --- 2. the original pipeline, re-created without torchvision -----------------------------------
+
 
 class OriginalPairs(torch.utils.data.Dataset):
     """Per-sample PIL transforms as torchvision's RandomCrop(32, padding=4), RandomHorizontalFlip,
@@ -104,9 +105,16 @@ def seed_worker(worker_id: int) -> None:
 def original_step_fn(model_name: str, images, labels, device) -> Callable[[], int]:
     model = models.create(model_name, 100).to(device)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
-    loader = torch.utils.data.DataLoader(OriginalPairs(images, labels), batch_size=IMAGES_PER_STEP // 2, shuffle=True,
-                                         num_workers=2, drop_last=True, persistent_workers=True,
-                                         worker_init_fn=seed_worker, prefetch_factor=4)
+    loader = torch.utils.data.DataLoader(
+        OriginalPairs(images, labels),
+        batch_size=IMAGES_PER_STEP // 2,
+        shuffle=True,
+        num_workers=2,
+        drop_last=True,
+        persistent_workers=True,
+        worker_init_fn=seed_worker,
+        prefetch_factor=4,
+    )
     ailoss = AiLoss()
     it = iter(loader)
 
@@ -132,6 +140,7 @@ def original_step_fn(model_name: str, images, labels, device) -> Callable[[], in
 
 # --- 1. compute only ------------------------------------------------------------------------------
 
+
 def compute_step_fn(model_name: str, device) -> Callable[[], int]:
     model = models.create(model_name, 100).to(device)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
@@ -151,6 +160,7 @@ def compute_step_fn(model_name: str, device) -> Callable[[], int]:
 
 # --- 3./4. ait's own step --------------------------------------------------------------------------
 
+
 def ait_step_fn(model_name: str, images, labels, device, views: int, precision: str) -> Callable[[], int]:
     """views = 1: the baseline; views >= 2: AIT with that many "rp" views, IMAGES_PER_STEP / views samples."""
     dev = torch.device(device)
@@ -160,8 +170,15 @@ def ait_step_fn(model_name: str, images, labels, device, views: int, precision: 
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
     branches = [(0, v) for v in range(views)]
-    trainer = BranchTrainer([model], [parse_recipe("rp")] * views, branches,
-                            ConsistencyConfig(weight=1.0 if views > 1 else 0.0), prec, MEAN, STD)
+    trainer = BranchTrainer(
+        [model],
+        [parse_recipe("rp")] * views,
+        branches,
+        ConsistencyConfig(weight=1.0 if views > 1 else 0.0),
+        prec,
+        MEAN,
+        STD,
+    )
     data = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous().to(dev)
     targets = torch.from_numpy(labels).to(dev)
     sampler = EpochSampler(len(data), IMAGES_PER_STEP // views, seed=0)
@@ -239,8 +256,12 @@ def child_pids() -> list[int]:
 
 def peak_rss_mib(config: str, model: str, device: str) -> float:
     """Peak resident memory of one configuration in a fresh process (MiB, self + DataLoader workers)."""
-    out = subprocess.run([sys.executable, __file__, "--rss-child", config, "--models", model, "--device", device],
-                         capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        [sys.executable, __file__, "--rss-child", config, "--models", model, "--device", device],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     if out.returncode != 0:
         return float("nan")
     return float(out.stdout.strip().splitlines()[-1])
@@ -248,11 +269,13 @@ def peak_rss_mib(config: str, model: str, device: str) -> float:
 
 def rss_child(config: str, model: str, device: str) -> None:
     images, labels = load_images(4096)
-    fn = {"compute": lambda: compute_step_fn(model, device),
-          "original": lambda: original_step_fn(model, images, labels, device),
-          "ait": lambda: ait_step_fn(model, images, labels, device, 2, "auto"),
-          "ait fp32": lambda: ait_step_fn(model, images, labels, device, 2, "fp32"),
-          "baseline": lambda: ait_step_fn(model, images, labels, device, 1, "auto")}[config]()
+    fn = {
+        "compute": lambda: compute_step_fn(model, device),
+        "original": lambda: original_step_fn(model, images, labels, device),
+        "ait": lambda: ait_step_fn(model, images, labels, device, 2, "auto"),
+        "ait fp32": lambda: ait_step_fn(model, images, labels, device, 2, "fp32"),
+        "baseline": lambda: ait_step_fn(model, images, labels, device, 1, "auto"),
+    }[config]()
     for _ in range(5):
         fn()
     print(high_water_mib() + sum(high_water_mib(pid) for pid in child_pids()))
@@ -283,8 +306,10 @@ def main() -> None:
             print(f"| {model} | " + " | ".join(row) + " |")
         return
     images, labels = load_images(20000)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}, "
-          f"{IMAGES_PER_STEP} images per network per step; medians of {args.repeats} x {args.steps} steps\n")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}, "
+        f"{IMAGES_PER_STEP} images per network per step; medians of {args.repeats} x {args.steps} steps\n"
+    )
     results: dict[str, dict] = {}
     for model in args.models:
         fns = {
@@ -301,9 +326,11 @@ def main() -> None:
         print("| configuration | images/s |\n|---|---:|")
         for name, rate in rates.items():
             print(f"| {name} | {rate:.0f} |")
-        print(f"\nait / original (3/2): {rates['ait'] / rates['original']:.2f}x   "
-              f"ait / compute (3/1): {rates['ait'] / rates['compute']:.2f}x   "
-              f"ait fp32 / original: {rates['ait fp32'] / rates['original']:.2f}x")
+        print(
+            f"\nait / original (3/2): {rates['ait'] / rates['original']:.2f}x   "
+            f"ait / compute (3/1): {rates['ait'] / rates['compute']:.2f}x   "
+            f"ait fp32 / original: {rates['ait fp32'] / rates['original']:.2f}x"
+        )
         print(f"AIT step time / baseline step time: {rates['baseline'] / rates['ait']:.3f}")
         print(f"input pipeline (sampling + views) share of the AIT step: {100 * rates['ait'] / pipeline:.1f}%\n")
         del fns
@@ -314,7 +341,7 @@ def main() -> None:
     results[f"{model}_views"] = rates
     print(f"## {model}: cost of views at {IMAGES_PER_STEP} images per step (1 view = baseline)")
     print("| views | samples per step | images/s | step time vs 1 view |\n|---:|---:|---:|---:|")
-    for v, (name, rate) in zip([1, *args.views], rates.items()):
+    for v, rate in zip([1, *args.views], rates.values()):
         print(f"| {v} | {IMAGES_PER_STEP // v} | {rate:.0f} | {rates['1 views'] / rate:.3f} |")
 
     # Evaluation: the four fixed test sets (4 x 10,000 images) vs one training epoch on 20,000 samples.
@@ -328,8 +355,10 @@ def main() -> None:
     eval_seconds = time.perf_counter() - start
     epoch_seconds = 2 * 20000 / results[model]["images_per_s"]["ait"]
     results["evaluation"] = {"four_test_sets_seconds": eval_seconds, "ait_epoch_20000_seconds": epoch_seconds}
-    print(f"\nevaluation of 4 x 10,000 test images: {eval_seconds:.1f} s; one AIT epoch on 20,000 samples at the "
-          f"measured rate: {epoch_seconds:.1f} s (ratio {eval_seconds / epoch_seconds:.2f})")
+    print(
+        f"\nevaluation of 4 x 10,000 test images: {eval_seconds:.1f} s; one AIT epoch on 20,000 samples at the "
+        f"measured rate: {epoch_seconds:.1f} s (ratio {eval_seconds / epoch_seconds:.2f})"
+    )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
 

@@ -24,7 +24,8 @@ are packed into a few tar files in --out.
     PYTHONPATH=src OMP_NUM_THREADS=1 python3 scripts/gpu_evidence.py --budget-s 200 --workers 15 --rate 747 \
         --groups claim5 claim2-pair --skip-done --out results/
     # try the script itself on a CPU: 2 steps per epoch
-    PYTHONPATH=src python3 scripts/gpu_evidence.py --device cpu --smoke --epochs 2 --workers 2 --budget-s 200 --out /tmp/x
+    PYTHONPATH=src python3 scripts/gpu_evidence.py --device cpu --smoke --epochs 2 --workers 2 \
+        --budget-s 200 --out /tmp/x
 
 The data must be at ../shared/data as on the development machine (the presets' paths). Each run
 logs to ``runs/gpu/<name>/seed<S>.log``; --out gets status.json (what ran, what was skipped and why),
@@ -35,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -73,9 +73,19 @@ class Job:
         return ROOT / "runs" / "gpu" / self.name / f"seed{self.seed}"
 
     def command(self, extra: list[str]) -> list[str]:
-        return train_command(self.config, self.run_dir, [
-            f"name={self.name}", f"seed={self.seed}", *self.overrides,
-            "train.progress=plain", "train.num_threads=1", "out_dir=runs/gpu", *extra])
+        return train_command(
+            self.config,
+            self.run_dir,
+            [
+                f"name={self.name}",
+                f"seed={self.seed}",
+                *self.overrides,
+                "train.progress=plain",
+                "train.num_threads=1",
+                "out_dir=runs/gpu",
+                *extra,
+            ],
+        )
 
 
 def claim1_jobs(epochs: int) -> list[Job]:
@@ -83,12 +93,23 @@ def claim1_jobs(epochs: int) -> list[Job]:
     eval_every = f"train.eval_every={max(epochs // 4, 1)}"
     for ds in ("cifar10", "cifar100"):
         for seed in (0, 1, 2):
-            for kind, ep, per_epoch in (("ait", epochs, STEPS_PER_EPOCH["ait"]),
-                                        ("baseline_2x", 2 * epochs, STEPS_PER_EPOCH["baseline"]),
-                                        ("baseline", epochs, STEPS_PER_EPOCH["baseline"])):
+            for kind, ep, per_epoch in (
+                ("ait", epochs, STEPS_PER_EPOCH["ait"]),
+                ("baseline_2x", 2 * epochs, STEPS_PER_EPOCH["baseline"]),
+                ("baseline", epochs, STEPS_PER_EPOCH["baseline"]),
+            ):
                 config = f"configs/cpu/{ds}_resnet20_{'baseline' if kind == 'baseline_2x' else kind}.yaml"
-                jobs.append(Job("claim1", config, f"gpu_{ds}_resnet20_{kind}_e{epochs}", seed,
-                                [f"train.epochs={ep}", eval_every], ep * per_epoch, keep_checkpoint=True))
+                jobs.append(
+                    Job(
+                        "claim1",
+                        config,
+                        f"gpu_{ds}_resnet20_{kind}_e{epochs}",
+                        seed,
+                        [f"train.epochs={ep}", eval_every],
+                        ep * per_epoch,
+                        keep_checkpoint=True,
+                    )
+                )
     # longest first, so the short baselines fill the tail
     return sorted(jobs, key=lambda j: -j.steps)
 
@@ -99,28 +120,66 @@ def cpu_preset_jobs() -> list[Job]:
     jobs = []
     for layer in ("logits", "feature", "feature_map"):
         for metric in ("kl", "euclidean", "kl+euclidean"):
-            jobs.append(Job("claim6", "configs/cpu/cifar100_resnet20_ait.yaml",
-                            f"gpu15_cifar100_resnet20_ait_consistency.layer={layer}_consistency.metric={metric}", 0,
-                            [f"consistency.layer={layer}", f"consistency.metric={metric}"], ait))
+            jobs.append(
+                Job(
+                    "claim6",
+                    "configs/cpu/cifar100_resnet20_ait.yaml",
+                    f"gpu15_cifar100_resnet20_ait_consistency.layer={layer}_consistency.metric={metric}",
+                    0,
+                    [f"consistency.layer={layer}", f"consistency.metric={metric}"],
+                    ait,
+                )
+            )
     for seed in (0, 1, 2):
         for kind in ("dml", "multi_ait"):
-            jobs.append(Job("claim2", f"configs/cpu/cifar100_resnet20_{kind}.yaml",
-                            f"gpu15_cifar100_resnet20_{kind}", seed, [], 2 * base))
+            jobs.append(
+                Job(
+                    "claim2",
+                    f"configs/cpu/cifar100_resnet20_{kind}.yaml",
+                    f"gpu15_cifar100_resnet20_{kind}",
+                    seed,
+                    [],
+                    2 * base,
+                )
+            )
     for seed in (0, 1, 2):
         for noise in (20, 50, 80):
             for kind, steps in (("ait", ait), ("baseline", base)):
-                jobs.append(Job("claim3", f"configs/cpu/cifar100_resnet20_noise{noise}_{kind}.yaml",
-                                f"gpu15_cifar100_resnet20_noise{noise}_{kind}", seed, [], steps))
+                jobs.append(
+                    Job(
+                        "claim3",
+                        f"configs/cpu/cifar100_resnet20_noise{noise}_{kind}.yaml",
+                        f"gpu15_cifar100_resnet20_noise{noise}_{kind}",
+                        seed,
+                        [],
+                        steps,
+                    )
+                )
     for seed in (0, 1, 2):
         for weight in ("0", "0.5", "1", "2", "4"):
-            jobs.append(Job("claim5", "configs/cpu/cifar100_resnet20_ait.yaml",
-                            f"gpu15_cifar100_resnet20_ait_consistency.weight={weight}", seed,
-                            [f"consistency.weight={weight}"], ait))
+            jobs.append(
+                Job(
+                    "claim5",
+                    "configs/cpu/cifar100_resnet20_ait.yaml",
+                    f"gpu15_cifar100_resnet20_ait_consistency.weight={weight}",
+                    seed,
+                    [f"consistency.weight={weight}"],
+                    ait,
+                )
+            )
     for seed in (0, 1, 2):
         for kind in ("dml", "multi_ait"):
             # ResNet-56 costs about 2.8 ResNet-20s
-            jobs.append(Job("claim2-pair", f"configs/cpu/cifar100_resnet20-resnet56_{kind}.yaml",
-                            f"gpu15_cifar100_resnet20-resnet56_{kind}", seed, [], int(3.8 * base)))
+            jobs.append(
+                Job(
+                    "claim2-pair",
+                    f"configs/cpu/cifar100_resnet20-resnet56_{kind}.yaml",
+                    f"gpu15_cifar100_resnet20-resnet56_{kind}",
+                    seed,
+                    [],
+                    int(3.8 * base),
+                )
+            )
     return jobs
 
 
@@ -134,9 +193,20 @@ def calibrate(workers: int, extra: list[str], steps: int = 100, epochs: int = 3)
     for k in range(workers):
         run_dir = Path("/tmp/ait-calibration") / f"w{k}"
         dirs.append(run_dir)
-        cmd = train_command("configs/cpu/cifar10_resnet20_ait.yaml", run_dir, [
-            f"train.epochs={epochs}", f"train.max_steps_per_epoch={steps}", "data.test_limit=500",
-            f"train.eval_every={epochs}", "train.progress=none", "train.num_threads=1", f"seed={k}", *extra])
+        cmd = train_command(
+            "configs/cpu/cifar10_resnet20_ait.yaml",
+            run_dir,
+            [
+                f"train.epochs={epochs}",
+                f"train.max_steps_per_epoch={steps}",
+                "data.test_limit=500",
+                f"train.eval_every={epochs}",
+                "train.progress=none",
+                "train.num_threads=1",
+                f"seed={k}",
+                *extra,
+            ],
+        )
         procs.append(subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     per_epoch = []
     for p, run_dir in zip(procs, dirs):
@@ -229,14 +299,22 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--budget-s", type=float, required=True, help="seconds from start until every run must stop")
     parser.add_argument("--workers", type=int, default=12, help="ait train processes side by side")
-    parser.add_argument("--claim1-share", type=float, default=0.6,
-                        help="part of the time after calibration that claim 1's runs may take")
+    parser.add_argument(
+        "--claim1-share",
+        type=float,
+        default=0.6,
+        help="part of the time after calibration that claim 1's runs may take",
+    )
     parser.add_argument("--out", type=Path, required=True, help="folder for the packed results")
     parser.add_argument("--epochs", type=int, default=None, help="claim 1's epochs (default: from the calibration)")
     parser.add_argument("--device", default="cuda", help="train.device of every run")
     parser.add_argument("--smoke", action="store_true", help="2 steps per epoch, 200 test images: tries the script")
-    parser.add_argument("--groups", nargs="+", default=None,
-                        help="run only these groups (claim1 claim6 claim2 claim3 claim5 claim2-pair)")
+    parser.add_argument(
+        "--groups",
+        nargs="+",
+        default=None,
+        help="run only these groups (claim1 claim6 claim2 claim3 claim5 claim2-pair)",
+    )
     parser.add_argument("--skip-done", action="store_true", help="leave out runs whose summary.json exists")
     parser.add_argument("--rate", type=float, default=None, help="aggregate steps/s; skips the calibration")
     args = parser.parse_args()
@@ -250,8 +328,10 @@ def main() -> int:
             if not (ROOT.parent / "shared" / "data" / ds / f).is_file():
                 raise SystemExit(f"missing {ROOT.parent / 'shared' / 'data' / ds / f}")
     rate = args.rate or calibrate(args.workers, extra)
-    log(f"calibration: {rate:.0f} steps/s with {args.workers} processes side by side "
-        f"({time.time() - start:.0f} s so far)")
+    log(
+        f"calibration: {rate:.0f} steps/s with {args.workers} processes side by side "
+        f"({time.time() - start:.0f} s so far)"
+    )
     left = deadline - time.time()
     epochs = args.epochs
     if epochs is None:
@@ -259,8 +339,7 @@ def main() -> int:
         # share, then a baseline in a second wave: two startups.
         per_process = rate / args.workers
         wave_steps = STEPS_PER_EPOCH["ait"] + STEPS_PER_EPOCH["baseline"]
-        fits = [e for e in EPOCH_CHOICES
-                if 2 * STARTUP_S + wave_steps * e / per_process <= args.claim1_share * left]
+        fits = [e for e in EPOCH_CHOICES if 2 * STARTUP_S + wave_steps * e / per_process <= args.claim1_share * left]
         epochs = fits[0] if fits else EPOCH_CHOICES[-1]
     log(f"claim 1 schedule: {epochs} epochs ({2 * epochs} for the compute-fair baseline); {left:.0f} s left")
     jobs = claim1_jobs(epochs) + cpu_preset_jobs()
@@ -274,9 +353,18 @@ def main() -> int:
     status: dict[str, str] = {}
     run_pool(jobs, args.workers, rate, deadline, status, extra)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "status.json").write_text(json.dumps(
-        {"rate_steps_per_s": rate, "workers": args.workers, "claim1_epochs": epochs,
-         "seconds": time.time() - start, "runs": status}, indent=1))
+    (args.out / "status.json").write_text(
+        json.dumps(
+            {
+                "rate_steps_per_s": rate,
+                "workers": args.workers,
+                "claim1_epochs": epochs,
+                "seconds": time.time() - start,
+                "runs": status,
+            },
+            indent=1,
+        )
+    )
     pack(jobs, status, args.out)
     log(f"packed {sum(v == 'done' for v in status.values())} finished runs in {time.time() - start:.0f} s")
     return 0

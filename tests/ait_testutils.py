@@ -11,6 +11,7 @@ from torch import nn
 from ait import models
 from ait.models.base import Classifier
 
+
 @contextmanager
 def one_torch_thread():
     """Run with one torch thread: on 2 shared cores, multi-threaded kernels oversubscribe and run
@@ -34,8 +35,13 @@ class TinyNet(Classifier):
         super().__init__()
         self.num_classes, self.feature_dim = num_classes, 16
         self.body = nn.Sequential(
-            nn.Conv2d(in_channels, 8, 3, stride=2, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
-            nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.BatchNorm2d(16), nn.ReLU())
+            nn.Conv2d(in_channels, 8, 3, stride=2, padding=1),
+            nn.BatchNorm2d(8),
+            nn.ReLU(),
+            nn.Conv2d(8, 16, 3, stride=2, padding=1),
+            nn.BatchNorm2d(16),
+            nn.ReLU(),
+        )
         self.head = nn.Linear(16, num_classes)
 
     def trunk(self, x: torch.Tensor) -> torch.Tensor:
@@ -46,8 +52,9 @@ if "test_tiny" not in models.available():
     models.register("test_tiny")(lambda num_classes, in_channels: TinyNet(num_classes, in_channels))
 
 
-def make_image_folder(root: Path, train_per_class: int = 4, val_per_class: int = 2, classes: str = "abc",
-                      size: tuple[int, int] = (40, 48)) -> Path:
+def make_image_folder(
+    root: Path, train_per_class: int = 4, val_per_class: int = 2, classes: str = "abc", size: tuple[int, int] = (40, 48)
+) -> Path:
     """An ImageNet-layout folder root/{train,val}/<class>/<image> of small noise images, PNG and JPEG
     alternating, each class with its own mean colour (so there is something to learn). Returns root."""
     import numpy as np

@@ -54,6 +54,7 @@ def test_models_lists_the_zoo(capsys):
 
 
 def test_python_dash_m_entry_point(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "ait", "config", str(tmp_path / "missing.yaml")],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "ait", "config", str(tmp_path / "missing.yaml")], capture_output=True, text=True
+    )
     assert result.returncode == 2 and "missing.yaml" in result.stderr

@@ -24,8 +24,15 @@ def test_yaml_round_trip(tmp_path):
 
 
 def test_overrides_parse_values_as_yaml():
-    cfg = load_config(overrides=["consistency.weight=3", "optim.milestones=[10, 20]", "train.num_threads=null",
-                                 "consistency.detach_target=false", "name=my run"])
+    cfg = load_config(
+        overrides=[
+            "consistency.weight=3",
+            "optim.milestones=[10, 20]",
+            "train.num_threads=null",
+            "consistency.detach_target=false",
+            "name=my run",
+        ]
+    )
     assert cfg.consistency.weight == 3.0 and isinstance(cfg.consistency.weight, float)
     assert cfg.optim.milestones == [10, 20]
     assert cfg.train.num_threads is None
@@ -33,13 +40,16 @@ def test_overrides_parse_values_as_yaml():
     assert cfg.name == "my run"
 
 
-@pytest.mark.parametrize("override, message", [
-    ("consistency.wieght=3", "did you mean 'weight'"),
-    ("consistancy.weight=3", "did you mean 'consistency'"),
-    ("train.epochs", "expected KEY=VALUE"),
-    ("seed.x=1", "has no sub-keys"),
-    ("train.progress=off", "quote the word"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("consistency.wieght=3", "did you mean 'weight'"),
+        ("consistancy.weight=3", "did you mean 'consistency'"),
+        ("train.epochs", "expected KEY=VALUE"),
+        ("seed.x=1", "has no sub-keys"),
+        ("train.progress=off", "quote the word"),
+    ],
+)
 def test_bad_overrides_are_named(override, message):
     with pytest.raises(ConfigError, match=message):
         load_config(overrides=[override])
@@ -54,24 +64,30 @@ def test_misspelt_key_in_file_names_file_and_suggests(tmp_path):
     assert "lr" in str(err.value)
 
 
-@pytest.mark.parametrize("data, message", [
-    ({"train": {"epochs": "ten"}}, "train.epochs: expected an integer"),
-    ({"train": {"epochs": 1.5}}, "train.epochs: expected an integer"),
-    ({"consistency": {"detach_target": "yes"}}, "expected true or false"),
-    ({"strategy": {"name": "mutual"}}, "strategy.name: 'mutual' is not one of baseline, ait, dml, multi_ait"),
-    ({"strategy": {"networks": ["resnet33"]}}, r"strategy.networks\[0\]: 'resnet33' is not one of"),
-    ({"strategy": {"views": ["rq", "rp"]}}, r"strategy.views\[0\]"),
-    ({"strategy": {"name": "ait", "views": ["rp"]}}, "1 network and at least 2 views"),
-    ({"strategy": {"name": "multi_ait", "networks": ["resnet20", "resnet20"], "views": ["rp"]}}, "one view per network"),
-    ({"strategy": {"name": "ait", "views": ["rp", "rp", "rp"]}}, "multiple of the number of views"),
-    ({"consistency": {"layer": "pool"}}, "feature_map, feature, logits"),
-    ({"consistency": {"metric": "cosine"}}, "kl, euclidean"),
-    ({"data": {"label_noise": 1.5}}, "data.label_noise"),
-    ({"data": {"dataset": "npz"}}, "data.train_file"),
-    ({"optim": {"milestones": [120, 80]}}, "increasing"),
-    ({"train": {"precision": "fp16"}}, "train.precision"),
-    ([1, 2], "expected a mapping"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"train": {"epochs": "ten"}}, "train.epochs: expected an integer"),
+        ({"train": {"epochs": 1.5}}, "train.epochs: expected an integer"),
+        ({"consistency": {"detach_target": "yes"}}, "expected true or false"),
+        ({"strategy": {"name": "mutual"}}, "strategy.name: 'mutual' is not one of baseline, ait, dml, multi_ait"),
+        ({"strategy": {"networks": ["resnet33"]}}, r"strategy.networks\[0\]: 'resnet33' is not one of"),
+        ({"strategy": {"views": ["rq", "rp"]}}, r"strategy.views\[0\]"),
+        ({"strategy": {"name": "ait", "views": ["rp"]}}, "1 network and at least 2 views"),
+        (
+            {"strategy": {"name": "multi_ait", "networks": ["resnet20", "resnet20"], "views": ["rp"]}},
+            "one view per network",
+        ),
+        ({"strategy": {"name": "ait", "views": ["rp", "rp", "rp"]}}, "multiple of the number of views"),
+        ({"consistency": {"layer": "pool"}}, "feature_map, feature, logits"),
+        ({"consistency": {"metric": "cosine"}}, "kl, euclidean"),
+        ({"data": {"label_noise": 1.5}}, "data.label_noise"),
+        ({"data": {"dataset": "npz"}}, "data.train_file"),
+        ({"optim": {"milestones": [120, 80]}}, "increasing"),
+        ({"train": {"precision": "fp16"}}, "train.precision"),
+        ([1, 2], "expected a mapping"),
+    ],
+)
 def test_invalid_values_are_rejected_with_the_key(data, message):
     with pytest.raises(ConfigError, match=message):
         config_from_dict(data) if isinstance(data, dict) else load_config({"data": data})
@@ -82,15 +98,19 @@ def test_views_written_as_one_string():
     assert cfg.strategy.views == ["rp", "rg"]
 
 
-@pytest.mark.parametrize("name, networks, views, branches", [
-    ("baseline", ["resnet20"], ["rp"], [(0, 0)]),
-    ("ait", ["resnet20"], ["rp", "rg", "rc"], [(0, 0), (0, 1), (0, 2)]),
-    ("dml", ["resnet20", "resnet32"], ["rp"], [(0, 0), (1, 0)]),
-    ("multi_ait", ["resnet20", "resnet32"], ["rp", "rg"], [(0, 0), (1, 1)]),
-])
+@pytest.mark.parametrize(
+    "name, networks, views, branches",
+    [
+        ("baseline", ["resnet20"], ["rp"], [(0, 0)]),
+        ("ait", ["resnet20"], ["rp", "rg", "rc"], [(0, 0), (0, 1), (0, 2)]),
+        ("dml", ["resnet20", "resnet32"], ["rp"], [(0, 0), (1, 0)]),
+        ("multi_ait", ["resnet20", "resnet32"], ["rp", "rg"], [(0, 0), (1, 1)]),
+    ],
+)
 def test_branches_of_each_strategy(name, networks, views, branches):
-    cfg = config_from_dict({"strategy": {"name": name, "networks": networks, "views": views},
-                            "train": {"batch_size": 126}})
+    cfg = config_from_dict(
+        {"strategy": {"name": name, "networks": networks, "views": views}, "train": {"batch_size": 126}}
+    )
     assert cfg.strategy.branches() == branches
 
 

@@ -39,7 +39,9 @@ def ref_ailoss(outputs, metric="kl", detach=True):
 @pytest.fixture
 def logits():
     g = torch.Generator().manual_seed(0)
-    return torch.randn(8, 10, generator=g, dtype=torch.float64) * 3, torch.randn(8, 10, generator=g, dtype=torch.float64) * 3
+    return torch.randn(8, 10, generator=g, dtype=torch.float64) * 3, torch.randn(
+        8, 10, generator=g, dtype=torch.float64
+    ) * 3
 
 
 def test_default_is_symmetric_kl_of_the_paper(logits):

@@ -28,9 +28,19 @@ def keep_num_threads():
 
 def test_presets_exist_for_every_experiment_of_the_paper():
     names = {p.stem for p in PRESETS}
-    for prefix in ("table1_cifar10", "table1_cifar100", "table1_imagenet_resnet18", "table1_imagenet_resnet50",
-                   "table2_", "table3_", "table4_imagenet_resnet18_frac10", "table4_imagenet_resnet18_frac50",
-                   "table5_", "fig3_", "fig4_"):
+    for prefix in (
+        "table1_cifar10",
+        "table1_cifar100",
+        "table1_imagenet_resnet18",
+        "table1_imagenet_resnet50",
+        "table2_",
+        "table3_",
+        "table4_imagenet_resnet18_frac10",
+        "table4_imagenet_resnet18_frac50",
+        "table5_",
+        "fig3_",
+        "fig4_",
+    ):
         assert any(n.startswith(prefix) for n in names), prefix
     assert len(list((CONFIGS / "cpu").glob("*.yaml"))) >= 10
 
@@ -41,8 +51,10 @@ def test_presets_are_up_to_date_with_their_generator():
     spec = importlib.util.spec_from_file_location("make_presets", CONFIGS / "make_presets.py")
     gen = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(gen)
-    expected = {**{f"paper/{k}": v for k, v in gen.paper_presets().items()},
-                **{f"cpu/{k}": v for k, v in gen.cpu_presets().items()}}
+    expected = {
+        **{f"paper/{k}": v for k, v in gen.paper_presets().items()},
+        **{f"cpu/{k}": v for k, v in gen.cpu_presets().items()},
+    }
     found = {f"{p.parent.name}/{p.stem}" for p in PRESETS}
     assert found == set(expected), "re-run: python configs/make_presets.py"
     for key, data in expected.items():
@@ -60,9 +72,19 @@ def test_preset_runs_one_step(path, tmp_path, image_folder, keep_num_threads):
     else:
         # Same strategy, networks, views and losses; tiny synthetic data of CIFAR shape instead of the real set.
         data = ["data.dataset=synthetic", "data.synthetic_size=40", "data.label_noise=0.0"]
-    summary = ait.train(path, overrides=[
-        *data, f"train.batch_size={2 * views}", "train.epochs=1", "train.max_steps_per_epoch=1",
-        "train.progress=none", "train.checkpoint=false", "train.eval_batch_size=10", f"out_dir={tmp_path}"],
-        run_dir=tmp_path / "run")
+    summary = ait.train(
+        path,
+        overrides=[
+            *data,
+            f"train.batch_size={2 * views}",
+            "train.epochs=1",
+            "train.max_steps_per_epoch=1",
+            "train.progress=none",
+            "train.checkpoint=false",
+            "train.eval_batch_size=10",
+            f"out_dir={tmp_path}",
+        ],
+        run_dir=tmp_path / "run",
+    )
     assert summary["total_steps"] == 1
     assert len(summary["networks"]) == len(cfg.strategy.networks)

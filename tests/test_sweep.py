@@ -7,8 +7,17 @@ import pytest
 import yaml
 
 from ait.config import ConfigError
-from ait.sweep import (SweepError, SweepRunFailed, add_sweep_parser, canonical_value, parse_grid, plan_sweep,
-                       run_sweep, run_sweep_command, split_values)
+from ait.sweep import (
+    SweepError,
+    SweepRunFailed,
+    add_sweep_parser,
+    canonical_value,
+    parse_grid,
+    plan_sweep,
+    run_sweep,
+    run_sweep_command,
+    split_values,
+)
 from ait_testutils import tiny_config
 
 
@@ -88,8 +97,9 @@ def test_colliding_runs_are_refused_and_duplicates_merged(tmp_path):
 def test_dry_run_trains_nothing(tmp_path):
     path = write_config(tmp_path)
     spy, lines = Spy(), []
-    result = run_sweep([path], seeds=[0, 1], grid=["consistency.weight=1,2"], dry_run=True, log=lines.append,
-                       train_fn=spy)
+    result = run_sweep(
+        [path], seeds=[0, 1], grid=["consistency.weight=1,2"], dry_run=True, log=lines.append, train_fn=spy
+    )
     assert spy.calls == [] and not (tmp_path / "runs").exists()
     assert lines[0] == "sweep: 4 runs, 0 done, 4 to do" and len(result.plan) == 4
     assert any("ait train" in line and "seed=1" in line for line in lines)
@@ -121,8 +131,9 @@ def test_real_sweep_skips_finished_runs_and_resumes_or_restarts_interrupted_ones
     lines = []
     third = run_sweep([path], seeds=[3], grid=grid, log=lines.append)
     assert [p.run_dir for p in third.trained] == dirs
-    assert lines[0] == ("sweep: 2 runs, 0 done, 2 to do (2 interrupted: 1 resumed from checkpoint.pt, "
-                        "1 restarted from scratch)")
+    assert lines[0] == (
+        "sweep: 2 runs, 0 done, 2 to do (2 interrupted: 1 resumed from checkpoint.pt, 1 restarted from scratch)"
+    )
     assert "resuming from checkpoint.pt" in lines[1] and "restarting from scratch" in lines[3]
     for d in dirs:
         assert (d / "summary.json").is_file() and (d / "metrics.jsonl").read_text().count("\n") == 1
@@ -181,8 +192,20 @@ def test_command_line(tmp_path, capsys):
     path = write_config(tmp_path)
     parser = argparse.ArgumentParser(prog="ait")
     add_sweep_parser(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["sweep", str(path), "--seeds", "0", "1", "--grid", "consistency.weight=1,2",
-                              "--set", "train.epochs=2", "--dry-run"])
+    args = parser.parse_args(
+        [
+            "sweep",
+            str(path),
+            "--seeds",
+            "0",
+            "1",
+            "--grid",
+            "consistency.weight=1,2",
+            "--set",
+            "train.epochs=2",
+            "--dry-run",
+        ]
+    )
     assert args.handler is run_sweep_command
     assert run_sweep_command(args) == 0
     out = capsys.readouterr().out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import colorsys
+import dataclasses
 import math
 
 import pytest
@@ -110,7 +111,7 @@ def test_recipe_validation_names_field_and_value(field, value):
 
 def test_recipe_is_frozen_and_hashable():
     r = Recipe(pad=4)
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         r.pad = 2  # type: ignore[misc]
     assert hash(r) == hash(Recipe(pad=4))
 

@@ -23,8 +23,14 @@ from ait.config import ConfigError
 
 
 def _add_overrides(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value, e.g. --set consistency.weight=3 (repeatable)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set consistency.weight=3 (repeatable)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,8 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_overrides(p)
     p.add_argument("--run-dir", help="run directory (default: OUT_DIR/NAME/seedSEED from the config)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
-    p.add_argument("--resume", metavar="RUN_DIR",
-                   help="continue the interrupted run in RUN_DIR from its checkpoint (same config)")
+    p.add_argument(
+        "--resume", metavar="RUN_DIR", help="continue the interrupted run in RUN_DIR from its checkpoint (same config)"
+    )
 
     p = sub.add_parser("export", help="write a run's trained weights as .safetensors")
     p.add_argument("run_dir")
@@ -48,9 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_overrides(p)
 
     p = sub.add_parser("demo", help="train baseline and AIT side by side on a small offline dataset")
-    p.add_argument("--data", default=None,
-                   help="Fashion-MNIST IDX folder (default: /usr/share/datasets/fashion-mnist), or a folder "
-                        "with train*.npz and test.npz such as ../shared/data/cifar10")
+    p.add_argument(
+        "--data",
+        default=None,
+        help="Fashion-MNIST IDX folder (default: /usr/share/datasets/fashion-mnist), or a folder "
+        "with train*.npz and test.npz such as ../shared/data/cifar10",
+    )
     p.add_argument("--epochs", type=int, default=None, help="epochs per run (default: the demo's own)")
     p.add_argument("--train-limit", type=int, default=None, help="training images used (default: the demo's own)")
     p.add_argument("--out-dir", default="runs", help="where the demo's run directories go (default: runs)")
@@ -71,8 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from ait.data import DataError
     from ait.engine.checkpoint import CheckpointError
-    from ait.engine.rundir import RunDirError
     from ait.engine.run import RunFailed, RunInterrupted
+    from ait.engine.rundir import RunDirError
 
     try:
         if args.command == "train":
@@ -88,8 +98,7 @@ def main(argv: list[str] | None = None) -> int:
                 config = config or str(Path(args.resume) / "config.yaml")
             elif not config:
                 raise ConfigError("a config file is needed (or --resume RUN_DIR)")
-            summary = train(config, args.overrides, run_dir=run_dir, overwrite=args.overwrite,
-                            resume=bool(args.resume))
+            summary = train(config, args.overrides, run_dir=run_dir, overwrite=args.overwrite, resume=bool(args.resume))
             print(summary["run_dir"])
         elif args.command == "export":
             from pathlib import Path

@@ -127,7 +127,7 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def validate(self) -> "Config":
+    def validate(self) -> Config:
         """Check values that types alone do not; raises ConfigError naming the key."""
         from ait import losses, models, views  # late: keep `import ait.config` light
 
@@ -148,24 +148,36 @@ class Config:
             check("data.test_file", bool(d.test_file), "a path to an .npz file", d.test_file)
         streamed = d.dataset == "imagefolder"
         if streamed:
-            check("data.root", bool(d.root), "the folder holding train/<class>/<images> and val/<class>/<images> "
-                  "(e.g. data/imagenet)", d.root)
+            check(
+                "data.root",
+                bool(d.root),
+                "the folder holding train/<class>/<images> and val/<class>/<images> (e.g. data/imagenet)",
+                d.root,
+            )
             check("data.image_size", d.image_size >= 8, "an integer >= 8 (pixels)", d.image_size)
-            check("data.eval_resize", d.eval_resize is None or d.eval_resize >= d.image_size,
-                  f"null or an integer >= data.image_size ({d.image_size})", d.eval_resize)
+            check(
+                "data.eval_resize",
+                d.eval_resize is None or d.eval_resize >= d.image_size,
+                f"null or an integer >= data.image_size ({d.image_size})",
+                d.eval_resize,
+            )
             check("data.workers", d.workers >= 0, "an integer >= 0", d.workers)
         choice("strategy.name", s.name, STRATEGIES)
         for i, name in enumerate(s.networks):
             choice(f"strategy.networks[{i}]", name, models.available())
         for i, name in enumerate(s.views):
             if streamed and name not in LOADER_RECIPES:
-                raise ConfigError(f"strategy.views[{i}]: {name!r} is not a view of data.dataset=imagefolder, whose "
-                                  f"views are made by its loader: use {', '.join(map(repr, LOADER_RECIPES))} "
-                                  "(RandomResizedCrop + flip), e.g. strategy.views=[rrc, rrc] for AIT")
+                raise ConfigError(
+                    f"strategy.views[{i}]: {name!r} is not a view of data.dataset=imagefolder, whose "
+                    f"views are made by its loader: use {', '.join(map(repr, LOADER_RECIPES))} "
+                    "(RandomResizedCrop + flip), e.g. strategy.views=[rrc, rrc] for AIT"
+                )
             if not streamed and name in LOADER_RECIPES:
-                raise ConfigError(f"strategy.views[{i}]: {name!r} (RandomResizedCrop + flip) is made by the "
-                                  "image-folder loader, so it needs data.dataset=imagefolder; in-memory datasets use "
-                                  "the batch recipes (rh, rp, rg, rc, rpg, ...)")
+                raise ConfigError(
+                    f"strategy.views[{i}]: {name!r} (RandomResizedCrop + flip) is made by the "
+                    "image-folder loader, so it needs data.dataset=imagefolder; in-memory datasets use "
+                    "the batch recipes (rh, rp, rg, rc, rpg, ...)"
+                )
             if streamed:
                 continue
             try:
@@ -192,11 +204,19 @@ class Config:
         check("train.epochs", t.epochs >= 1, "an integer >= 1", t.epochs)
         check("train.batch_size", t.batch_size >= 1, "an integer >= 1", t.batch_size)
         if s.name == "ait":
-            check("train.batch_size", t.batch_size % v == 0,
-                  f"a multiple of the number of views ({v}): all views of a sample share a step", t.batch_size)
+            check(
+                "train.batch_size",
+                t.batch_size % v == 0,
+                f"a multiple of the number of views ({v}): all views of a sample share a step",
+                t.batch_size,
+            )
         check("train.eval_every", t.eval_every >= 1, "an integer >= 1", t.eval_every)
-        check("train.checkpoint_every_steps", t.checkpoint_every_steps is None or t.checkpoint_every_steps >= 1,
-              "null or an integer >= 1", t.checkpoint_every_steps)
+        check(
+            "train.checkpoint_every_steps",
+            t.checkpoint_every_steps is None or t.checkpoint_every_steps >= 1,
+            "null or an integer >= 1",
+            t.checkpoint_every_steps,
+        )
         check("train.max_nonfinite_skips", t.max_nonfinite_skips >= 0, "an integer >= 0", t.max_nonfinite_skips)
         choice("train.precision", t.precision, ("auto", "bf16", "fp32"))
         choice("train.progress", t.progress, ("auto", "bar", "plain", "none"))
@@ -365,8 +385,16 @@ def _resolved_or_raw(data: dict[str, Any]) -> dict[str, Any]:
 
 
 # Keys that may change when a run is resumed: they do not change what is computed.
-RESUME_MAY_CHANGE = ("out_dir", "data.workers", "train.progress", "train.num_threads", "train.eval_batch_size",
-                     "train.checkpoint_every_steps", "train.max_nonfinite_skips", "train.dist_timeout_s")
+RESUME_MAY_CHANGE = (
+    "out_dir",
+    "data.workers",
+    "train.progress",
+    "train.num_threads",
+    "train.eval_batch_size",
+    "train.checkpoint_every_steps",
+    "train.max_nonfinite_skips",
+    "train.dist_timeout_s",
+)
 
 
 def config_differences(a: dict[str, Any], b: dict[str, Any], ignore: tuple = ()) -> list[str]:

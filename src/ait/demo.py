@@ -29,14 +29,20 @@ SHIFTED_TEST = Recipe(flip_p=0.0, pad=4, name="crop test set")  # one fixed rand
 
 def demo_data_config(data: str | None, train_limit: int | None) -> dict[str, Any]:
     """Fashion-MNIST by default; a folder with train*.npz and test.npz (e.g. shared CIFAR) otherwise."""
-    if data is None or Path(data, "train-images-idx3-ubyte.gz").exists() or Path(data, "train-images-idx3-ubyte").exists():
+    if (
+        data is None
+        or Path(data, "train-images-idx3-ubyte.gz").exists()
+        or Path(data, "train-images-idx3-ubyte").exists()
+    ):
         cfg = {"dataset": "fashion_mnist", "root": data or FASHION_MNIST_DIR}
     else:
         folder = Path(data)
         trains = sorted(folder.glob("train*.npz"))
         if not folder.is_dir() or len(trains) != 1 or not (folder / "test.npz").is_file():
-            raise DataError(f"{data}: expected a Fashion-MNIST IDX folder, or a folder with one train*.npz and a "
-                            "test.npz (such as ../shared/data/cifar10)")
+            raise DataError(
+                f"{data}: expected a Fashion-MNIST IDX folder, or a folder with one train*.npz and a "
+                "test.npz (such as ../shared/data/cifar10)"
+            )
         cfg = {"dataset": "npz", "train_file": str(trains[0]), "test_file": str(folder / "test.npz")}
     cfg["train_limit"] = train_limit
     return cfg
@@ -49,14 +55,21 @@ def demo_configs(data_cfg: dict[str, Any], epochs: int, stamp: str) -> list[dict
         "optim": {"lr": 0.05, "schedule": "cosine", "warmup_epochs": 0.5},
         "train": {"epochs": epochs, "batch_size": 128, "eval_every": epochs},
     }
-    baseline = dict(common, name=f"demo-{stamp}-baseline",
-                    strategy={"name": "baseline", "networks": ["resnet20"], "views": ["rp"]})
+    baseline = dict(
+        common, name=f"demo-{stamp}-baseline", strategy={"name": "baseline", "networks": ["resnet20"], "views": ["rp"]}
+    )
     # AIT's epoch has twice the steps: this baseline gets as many steps, so compute is equal.
-    baseline_2x = dict(baseline, name=f"demo-{stamp}-baseline-2x",
-                       train={**common["train"], "epochs": 2 * epochs, "eval_every": 2 * epochs})
-    ait = dict(common, name=f"demo-{stamp}-ait",
-               strategy={"name": "ait", "networks": ["resnet20"], "views": ["rp", "rp"]},
-               consistency={"weight": 1.0})
+    baseline_2x = dict(
+        baseline,
+        name=f"demo-{stamp}-baseline-2x",
+        train={**common["train"], "epochs": 2 * epochs, "eval_every": 2 * epochs},
+    )
+    ait = dict(
+        common,
+        name=f"demo-{stamp}-ait",
+        strategy={"name": "ait", "networks": ["resnet20"], "views": ["rp", "rp"]},
+        consistency={"weight": 1.0},
+    )
     return [baseline, baseline_2x, ait]
 
 
@@ -78,15 +91,17 @@ def compare(run_dirs: list[Path], labels: list[str]) -> list[dict[str, Any]]:
         original = accuracy_table([logits], test.labels)["net0"]
         moved = accuracy_table([logits_shifted], test.labels)["net0"]
         summary = run.summary or {}
-        rows.append({
-            "run": label,
-            "test_top1": original["top1"],
-            "shifted_top1": moved["top1"],
-            "kl_under_shift": AiLoss()(logits, logits_shifted).item(),
-            "train_seconds": summary.get("train_seconds", float("nan")),
-            "steps": summary.get("total_steps", 0),
-            "run_dir": str(run_dir),
-        })
+        rows.append(
+            {
+                "run": label,
+                "test_top1": original["top1"],
+                "shifted_top1": moved["top1"],
+                "kl_under_shift": AiLoss()(logits, logits_shifted).item(),
+                "train_seconds": summary.get("train_seconds", float("nan")),
+                "steps": summary.get("total_steps", 0),
+                "run_dir": str(run_dir),
+            }
+        )
     return rows
 
 
@@ -94,13 +109,16 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     header = "| run | test top-1 (%) | shifted test top-1 (%) | KL(orig, shifted) | steps | train time (s) |"
     lines = [header, "|---|---:|---:|---:|---:|---:|"]
     for r in rows:
-        lines.append(f"| {r['run']} | {r['test_top1']:.2f} | {r['shifted_top1']:.2f} | {r['kl_under_shift']:.4f} "
-                     f"| {r['steps']} | {r['train_seconds']:.0f} |")
+        lines.append(
+            f"| {r['run']} | {r['test_top1']:.2f} | {r['shifted_top1']:.2f} | {r['kl_under_shift']:.4f} "
+            f"| {r['steps']} | {r['train_seconds']:.0f} |"
+        )
     return "\n".join(lines)
 
 
-def run_demo(data: str | None = None, epochs: int | None = None, train_limit: int | None = None,
-             out_dir: str = "runs") -> list[dict[str, Any]]:
+def run_demo(
+    data: str | None = None, epochs: int | None = None, train_limit: int | None = None, out_dir: str = "runs"
+) -> list[dict[str, Any]]:
     """Train the two demo runs, print the comparison table and the run directories."""
     data_cfg = demo_data_config(data, 10_000 if train_limit is None else train_limit)
     epochs = epochs or 4

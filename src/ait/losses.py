@@ -30,7 +30,7 @@ finite for logits of +-1e4, for near one-hot predictions and under bf16 autocast
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -148,14 +148,13 @@ class AiLoss(nn.Module):
             raise ValueError(f"AiLoss needs at least two outputs to compare, got {len(outputs)}")
         shapes = [tuple(o.shape) for o in outputs]
         if any(s != shapes[0] for s in shapes) or len(shapes[0]) < 2:
-            raise ValueError(
-                f"AiLoss outputs must all have the same shape (N, D) or (N, C, H, W); got shapes {shapes}"
-            )
+            raise ValueError(f"AiLoss outputs must all have the same shape (N, D) or (N, C, H, W); got shapes {shapes}")
         return [_flatten(o) for o in outputs]
 
 
-def mutual_loss(outputs: Sequence[torch.Tensor], metric: str = "kl", detach_target: bool = True,
-                temperature: float = 1.0) -> torch.Tensor:
+def mutual_loss(
+    outputs: Sequence[torch.Tensor], metric: str = "kl", detach_target: bool = True, temperature: float = 1.0
+) -> torch.Tensor:
     """Per-network mutual-learning loss for DML / multi-AIT, (V,) for V network outputs (N, D).
 
     Entry k is 1 / (V - 1) * sum_{j != k} KL(p_j || p_k): network k learns from its peers (Zhang et

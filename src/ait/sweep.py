@@ -38,9 +38,10 @@ import re
 import shlex
 import sys
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import yaml
 
@@ -202,9 +203,12 @@ def run_state(config: Config, run_dir: Path) -> tuple[str, str]:
             # make a finished run another experiment.
             diffs = config_differences(existing, config.to_dict(), ignore=RESUME_MAY_CHANGE)
             if diffs:
-                return "conflict", (f"{run_dir} holds a finished run of a different config (there -> planned: "
-                                    + "; ".join(diffs[:3]) + ("; ..." if len(diffs) > 3 else "")
-                                    + "); remove it or choose another out_dir or name")
+                return "conflict", (
+                    f"{run_dir} holds a finished run of a different config (there -> planned: "
+                    + "; ".join(diffs[:3])
+                    + ("; ..." if len(diffs) > 3 else "")
+                    + "); remove it or choose another out_dir or name"
+                )
         return "done", ""
     contents = list(run_dir.iterdir())
     if contents and not any((run_dir / m).exists() for m in RUN_DIR_MARKERS):
@@ -212,9 +216,12 @@ def run_state(config: Config, run_dir: Path) -> tuple[str, str]:
     return "interrupted", "no summary.json: the run did not finish"
 
 
-def plan_sweep(configs: Sequence[str | Path | dict | Config], seeds: Sequence[int] | None = None,
-               grid: Mapping[str, Sequence[Any]] | Sequence[str] | None = None,
-               overrides: Sequence[str] = ()) -> list[PlannedRun]:
+def plan_sweep(
+    configs: Sequence[str | Path | dict | Config],
+    seeds: Sequence[int] | None = None,
+    grid: Mapping[str, Sequence[Any]] | Sequence[str] | None = None,
+    overrides: Sequence[str] = (),
+) -> list[PlannedRun]:
     """Expand configs x (cartesian product of the grid) x seeds into planned runs, in that order.
 
     ``seeds=None`` keeps each config's own seed. Raises ConfigError for an invalid config or grid
@@ -250,7 +257,8 @@ def plan_sweep(configs: Sequence[str | Path | dict | Config], seeds: Sequence[in
                         continue  # the same run asked for twice (same file twice, "2" and "2.0")
                     raise SweepError(
                         f"two different runs would share {run_dir}: {other.command} and {planned.command}; "
-                        "give the configs different names (--set name=...) or out_dirs")
+                        "give the configs different names (--set name=...) or out_dirs"
+                    )
                 by_dir[key] = planned
                 plan.append(planned)
     return plan
@@ -273,16 +281,23 @@ def describe_plan(plan: Sequence[PlannedRun], restart_interrupted: bool = False)
     text = f"sweep: {len(plan)} runs, {counts['done']} done, {to_do} to do"
     if counts["interrupted"]:
         resumable = 0 if restart_interrupted else sum(p.resumable for p in plan)
-        text += f" ({counts['interrupted']} interrupted: {resumable} resumed from checkpoint.pt, " \
-                f"{counts['interrupted'] - resumable} restarted from scratch)"
+        text += (
+            f" ({counts['interrupted']} interrupted: {resumable} resumed from checkpoint.pt, "
+            f"{counts['interrupted'] - resumable} restarted from scratch)"
+        )
     if counts["conflict"]:
         text += f", {counts['conflict']} in conflict"
     return text
 
 
-def execute_plan(plan: Sequence[PlannedRun], dry_run: bool = False, continue_on_error: bool = False,
-                 log: Callable[[str], None] = print, train_fn: Callable[..., dict] | None = None,
-                 restart_interrupted: bool = False) -> SweepResult:
+def execute_plan(
+    plan: Sequence[PlannedRun],
+    dry_run: bool = False,
+    continue_on_error: bool = False,
+    log: Callable[[str], None] = print,
+    train_fn: Callable[..., dict] | None = None,
+    restart_interrupted: bool = False,
+) -> SweepResult:
     """Train the runs of ``plan`` that are not done, in order; see :func:`run_sweep`."""
     result = SweepResult(list(plan))
     log(describe_plan(plan, restart_interrupted))
@@ -307,8 +322,11 @@ def execute_plan(plan: Sequence[PlannedRun], dry_run: bool = False, continue_on_
     for i, p in enumerate(to_do, 1):
         note = ""
         if p.status == "interrupted":
-            note = " (interrupted: resuming from checkpoint.pt)" if p.resumable and not restart_interrupted \
+            note = (
+                " (interrupted: resuming from checkpoint.pt)"
+                if p.resumable and not restart_interrupted
                 else " (interrupted: restarting from scratch)"
+            )
         log(f"[{i}/{len(to_do)}] training {p.name} seed {p.seed} -> {p.run_dir}{note}")
         start = time.perf_counter()
         try:
@@ -321,24 +339,35 @@ def execute_plan(plan: Sequence[PlannedRun], dry_run: bool = False, continue_on_
             result.failures.append((p, message))
             log(f"[{i}/{len(to_do)}] FAILED {p.run_dir}: {message}")
             if not continue_on_error:
-                raise SweepRunFailed(f"run {p.run_dir} failed: {message}\n  repeat it alone with: {p.command}"
-                                     "\n  (pass --continue-on-error to go on with the other runs)") from err
+                raise SweepRunFailed(
+                    f"run {p.run_dir} failed: {message}\n  repeat it alone with: {p.command}"
+                    "\n  (pass --continue-on-error to go on with the other runs)"
+                ) from err
             continue
         result.trained.append(p)
         tops = ", ".join(f"{n['key']} {n['final_top1']:.2f}" for n in summary.get("networks", []))
         log(f"[{i}/{len(to_do)}] done in {time.perf_counter() - start:.1f} s: final top-1 {tops}")
-    log(f"sweep finished: {len(result.trained)} trained, {len(result.skipped)} already done, "
-        f"{len(result.failures)} failed")
+    log(
+        f"sweep finished: {len(result.trained)} trained, {len(result.skipped)} already done, "
+        f"{len(result.failures)} failed"
+    )
     for p in plan:
         failed = next((m for q, m in result.failures if q is p), None)
         log(f"  {'FAILED' if failed else 'ok    '} {p.run_dir}" + (f"  ({failed})" if failed else ""))
     return result
 
 
-def run_sweep(configs: Sequence[str | Path | dict | Config], seeds: Sequence[int] | None = None,
-              grid: Mapping[str, Sequence[Any]] | Sequence[str] | None = None, overrides: Sequence[str] = (),
-              dry_run: bool = False, continue_on_error: bool = False, log: Callable[[str], None] = print,
-              train_fn: Callable[..., dict] | None = None, restart_interrupted: bool = False) -> SweepResult:
+def run_sweep(
+    configs: Sequence[str | Path | dict | Config],
+    seeds: Sequence[int] | None = None,
+    grid: Mapping[str, Sequence[Any]] | Sequence[str] | None = None,
+    overrides: Sequence[str] = (),
+    dry_run: bool = False,
+    continue_on_error: bool = False,
+    log: Callable[[str], None] = print,
+    train_fn: Callable[..., dict] | None = None,
+    restart_interrupted: bool = False,
+) -> SweepResult:
     """Plan the sweep and train every run not yet done, one after another.
 
     A failing run raises SweepRunFailed (after the runs before it are saved) unless
@@ -347,8 +376,14 @@ def run_sweep(configs: Sequence[str | Path | dict | Config], seeds: Sequence[int
     :func:`ait.engine.run.train` (tests pass a spy).
     """
     plan = plan_sweep(configs, seeds=seeds, grid=grid, overrides=overrides)
-    return execute_plan(plan, dry_run=dry_run, continue_on_error=continue_on_error, log=log, train_fn=train_fn,
-                        restart_interrupted=restart_interrupted)
+    return execute_plan(
+        plan,
+        dry_run=dry_run,
+        continue_on_error=continue_on_error,
+        log=log,
+        train_fn=train_fn,
+        restart_interrupted=restart_interrupted,
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -357,23 +392,48 @@ def run_sweep(configs: Sequence[str | Path | dict | Config], seeds: Sequence[int
 
 def add_sweep_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
-        "sweep", help="train a grid of runs (configs x --grid x --seeds), skipping finished ones",
+        "sweep",
+        help="train a grid of runs (configs x --grid x --seeds), skipping finished ones",
         description="Train every combination of CONFIG, --grid values and --seeds, one run after another. "
-                    "Finished runs (summary.json present) are skipped; interrupted ones are resumed from their "
-                    "checkpoint (or restarted without one).")
+        "Finished runs (summary.json present) are skipped; interrupted ones are resumed from their "
+        "checkpoint (or restarted without one).",
+    )
     p.add_argument("configs", nargs="+", metavar="CONFIG", help="YAML config files (see configs/)")
-    p.add_argument("--seeds", nargs="+", type=int, default=None, metavar="SEED",
-                   help="seeds to run for every config and grid point (default: each config's own seed)")
-    p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
-                   help="values to sweep for one config key; several --grid options make a cartesian product. "
-                        "Lists go in brackets: --grid 'strategy.views=[rp,rp],[rp,rg]'")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value in every run, e.g. --set train.epochs=5 (repeatable)")
+    p.add_argument(
+        "--seeds",
+        nargs="+",
+        type=int,
+        default=None,
+        metavar="SEED",
+        help="seeds to run for every config and grid point (default: each config's own seed)",
+    )
+    p.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2,...",
+        help="values to sweep for one config key; several --grid options make a cartesian product. "
+        "Lists go in brackets: --grid 'strategy.views=[rp,rp],[rp,rg]'",
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value in every run, e.g. --set train.epochs=5 (repeatable)",
+    )
     p.add_argument("--dry-run", action="store_true", help="print the plan and the run directories; train nothing")
-    p.add_argument("--continue-on-error", action="store_true",
-                   help="after a failed run, go on with the others (default: stop at the first failure)")
-    p.add_argument("--restart-interrupted", action="store_true",
-                   help="train interrupted runs again from scratch (default: resume them from checkpoint.pt)")
+    p.add_argument(
+        "--continue-on-error",
+        action="store_true",
+        help="after a failed run, go on with the others (default: stop at the first failure)",
+    )
+    p.add_argument(
+        "--restart-interrupted",
+        action="store_true",
+        help="train interrupted runs again from scratch (default: resume them from checkpoint.pt)",
+    )
     p.set_defaults(handler=run_sweep_command)
     return p
 
@@ -381,13 +441,20 @@ def add_sweep_parser(subparsers) -> argparse.ArgumentParser:
 def run_sweep_command(args: argparse.Namespace) -> int:
     """``ait sweep``: 0 when every run is done, 1 when some failed, 2 for a bad config or plan."""
     from ait.data import DataError
-    from ait.engine.rundir import RunDirError
     from ait.engine.run import RunInterrupted
+    from ait.engine.rundir import RunDirError
 
     try:
-        result = run_sweep(args.configs, seeds=args.seeds, grid=args.grid, overrides=args.overrides,
-                           dry_run=args.dry_run, continue_on_error=args.continue_on_error,
-                           log=lambda text: print(text, flush=True), restart_interrupted=args.restart_interrupted)
+        result = run_sweep(
+            args.configs,
+            seeds=args.seeds,
+            grid=args.grid,
+            overrides=args.overrides,
+            dry_run=args.dry_run,
+            continue_on_error=args.continue_on_error,
+            log=lambda text: print(text, flush=True),
+            restart_interrupted=args.restart_interrupted,
+        )
     except SweepRunFailed as err:
         print(f"ait sweep: error: {err}", file=sys.stderr)
         return 1

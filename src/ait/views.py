@@ -32,8 +32,8 @@ from __future__ import annotations
 
 import difflib
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from typing import Sequence
 
 import torch
 from torch.nn import functional as F
@@ -79,9 +79,7 @@ class Recipe:
             if f.name in ("flip_p", "gray_p"):
                 # `not (a <= v <= b)` also rejects NaN.
                 if not (0.0 <= value <= 1.0):
-                    raise ValueError(
-                        f"Recipe.{f.name} must be a probability in [0, 1], got {value!r}"
-                    )
+                    raise ValueError(f"Recipe.{f.name} must be a probability in [0, 1], got {value!r}")
             elif f.name == "hue":
                 if not (0.0 <= value <= 0.5):
                     raise ValueError(f"Recipe.hue must be in [0, 0.5], got {value!r}")
@@ -125,18 +123,14 @@ def parse_recipe(spec: str | Recipe) -> Recipe:
     if isinstance(spec, Recipe):
         return spec
     if not isinstance(spec, str):
-        raise TypeError(
-            f"recipe must be a name (str) or a Recipe, got {type(spec).__name__}: {spec!r}"
-        )
+        raise TypeError(f"recipe must be a name (str) or a Recipe, got {type(spec).__name__}: {spec!r}")
     key = spec.strip().lower()
     if key in RECIPES:
         return RECIPES[key]
     names = sorted(RECIPES)
     close = difflib.get_close_matches(key, names, n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
-    raise ValueError(
-        f"unknown augmentation recipe {spec!r}; valid names: {', '.join(names)}.{hint}"
-    )
+    raise ValueError(f"unknown augmentation recipe {spec!r}; valid names: {', '.join(names)}.{hint}")
 
 
 def parse_views(spec: str | Sequence[str | Recipe] | Recipe) -> list[Recipe]:
@@ -149,9 +143,7 @@ def parse_views(spec: str | Sequence[str | Recipe] | Recipe) -> list[Recipe]:
     if isinstance(spec, str):
         items: list = spec.split(",")
         if any(not s.strip() for s in items):
-            raise ValueError(
-                f"empty recipe name in views spec {spec!r} (expected e.g. 'rp' or 'rp,rg')"
-            )
+            raise ValueError(f"empty recipe name in views spec {spec!r} (expected e.g. 'rp' or 'rp,rg')")
     else:
         items = list(spec)
     if not items:
@@ -280,9 +272,7 @@ def _color(x: torch.Tensor, r: Recipe, generator, device) -> torch.Tensor:
 # Public entry points
 
 
-def augment(
-    images: torch.Tensor, recipe: str | Recipe, generator: torch.Generator | None = None
-) -> torch.Tensor:
+def augment(images: torch.Tensor, recipe: str | Recipe, generator: torch.Generator | None = None) -> torch.Tensor:
     """Augment a batch, each sample with its own random parameters.
 
     images: (N, C, H, W), float in [0, 1] or uint8 in [0, 255], on any device.
@@ -340,9 +330,7 @@ def normalize(
     m = torch.as_tensor(mean, dtype=torch.float64, device="cpu").reshape(-1)
     s = torch.as_tensor(std, dtype=torch.float64, device="cpu").reshape(-1)
     if m.numel() != c or s.numel() != c:
-        raise ValueError(
-            f"mean and std need {c} values (one per channel), got {m.numel()} and {s.numel()}"
-        )
+        raise ValueError(f"mean and std need {c} values (one per channel), got {m.numel()} and {s.numel()}")
     if not bool((s > 0).all()):
         raise ValueError(f"std must be > 0, got {s.tolist()}")
     m, s = m.to(device=x.device, dtype=x.dtype), s.to(device=x.device, dtype=x.dtype)

@@ -119,8 +119,13 @@ def test_npz_bad_shapes(tmp_path, images, labels, pattern):
 
 
 def _arrays(n=5, k=3):
-    return ImageArrays(torch.zeros(n, 3, 4, 4, dtype=torch.uint8), torch.arange(n) % k,
-                       [str(i) for i in range(k)], name="t", source="mem.npz")
+    return ImageArrays(
+        torch.zeros(n, 3, 4, 4, dtype=torch.uint8),
+        torch.arange(n) % k,
+        [str(i) for i in range(k)],
+        name="t",
+        source="mem.npz",
+    )
 
 
 @pytest.mark.parametrize(
@@ -128,7 +133,11 @@ def _arrays(n=5, k=3):
     [
         (torch.zeros(2, 3, 4, 4), torch.zeros(2, dtype=torch.int64), "uint8"),
         (torch.zeros(2, 4, 4, dtype=torch.uint8), torch.zeros(2, dtype=torch.int64), r"\(N, C, H, W\)"),
-        (torch.zeros(2, 4, 4, 3, dtype=torch.uint8).permute(0, 3, 1, 2), torch.zeros(2, dtype=torch.int64), "contiguous"),
+        (
+            torch.zeros(2, 4, 4, 3, dtype=torch.uint8).permute(0, 3, 1, 2),
+            torch.zeros(2, dtype=torch.int64),
+            "contiguous",
+        ),
         (torch.zeros(2, 3, 4, 4, dtype=torch.uint8), torch.zeros(2, dtype=torch.int32), "int64"),
         (torch.zeros(2, 3, 4, 4, dtype=torch.uint8), torch.zeros(3, dtype=torch.int64), "2 images but 3 labels"),
         (torch.zeros(0, 3, 4, 4, dtype=torch.uint8), torch.zeros(0, dtype=torch.int64), "empty"),

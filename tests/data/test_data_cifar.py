@@ -45,9 +45,9 @@ def test_cifar10_train_and_test(tmp_path):
     b2 = _unpickle(folder / "data_batch_2")
     row = b2[b"data"][1]
     img = train.images[4 + 1]
-    assert img[0, 0, :].tolist() == row[:32].tolist()          # red, first image row
-    assert img[1, 2, 5] == row[1024 + 2 * 32 + 5]              # green
-    assert img[2, 31, 31] == row[3071]                         # blue, last pixel
+    assert img[0, 0, :].tolist() == row[:32].tolist()  # red, first image row
+    assert img[1, 2, 5] == row[1024 + 2 * 32 + 5]  # green
+    assert img[2, 31, 31] == row[3071]  # blue, last pixel
     assert train.labels[4:8].tolist() == b2[b"labels"]
     test = load_cifar(tmp_path, 10, train=False)
     assert len(test) == 4 and test.name == "cifar10-test"
@@ -71,10 +71,13 @@ def test_bad_num_classes(tmp_path):
         load_cifar(tmp_path, 20, train=True)
 
 
-@pytest.mark.parametrize("num_classes, folder, archive", [
-    (10, "cifar-10-batches-py", "cifar-10-python.tar.gz"),
-    (100, "cifar-100-python", "cifar-100-python.tar.gz"),
-])
+@pytest.mark.parametrize(
+    "num_classes, folder, archive",
+    [
+        (10, "cifar-10-batches-py", "cifar-10-python.tar.gz"),
+        (100, "cifar-100-python", "cifar-100-python.tar.gz"),
+    ],
+)
 def test_missing_folder_without_download_gives_guidance(tmp_path, no_network, num_classes, folder, archive):
     with pytest.raises(DataError) as e:
         load_cifar(tmp_path, num_classes, train=True)

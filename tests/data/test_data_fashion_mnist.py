@@ -11,12 +11,15 @@ from ait.data.fashion_mnist import DEFAULT_ROOT, FASHION_MNIST_CLASSES
 
 
 @pytest.mark.parametrize("suffix", ["", ".gz"])
-@pytest.mark.parametrize("arr", [
-    np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4),
-    np.array([[-5, 70000], [3, 2**30]], dtype=np.int32),
-    np.linspace(-1, 1, 7).astype(np.float32),
-    np.array([-3, 4], dtype=np.int16),
-])
+@pytest.mark.parametrize(
+    "arr",
+    [
+        np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4),
+        np.array([[-5, 70000], [3, 2**30]], dtype=np.int32),
+        np.linspace(-1, 1, 7).astype(np.float32),
+        np.array([-3, 4], dtype=np.int16),
+    ],
+)
 def test_read_idx_round_trip(tmp_path, arr, suffix):
     p = write_idx(tmp_path / f"a-idx{suffix}", arr)
     out = read_idx(p)

@@ -10,12 +10,15 @@ def _labels():
     return labels[torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))]
 
 
-@pytest.mark.parametrize("fraction, expected", [
-    (0.1, {0: 10, 1: 5, 2: 1, 4: 1}),   # 0.7 rounds to 1
-    (0.5, {0: 50, 1: 25, 2: 4, 4: 1}),  # 3.5 rounds half up to 4
-    (0.01, {0: 1, 1: 1, 2: 1, 4: 1}),   # at least one per class
-    (1.0, {0: 100, 1: 50, 2: 7, 4: 1}),
-])
+@pytest.mark.parametrize(
+    "fraction, expected",
+    [
+        (0.1, {0: 10, 1: 5, 2: 1, 4: 1}),  # 0.7 rounds to 1
+        (0.5, {0: 50, 1: 25, 2: 4, 4: 1}),  # 3.5 rounds half up to 4
+        (0.01, {0: 1, 1: 1, 2: 1, 4: 1}),  # at least one per class
+        (1.0, {0: 100, 1: 50, 2: 7, 4: 1}),
+    ],
+)
 def test_per_class_counts_exact(fraction, expected):
     labels = _labels()
     idx = stratified_subset(labels, fraction, seed=0)

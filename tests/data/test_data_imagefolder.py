@@ -9,12 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from ait_testutils import one_torch_thread
 from PIL import Image
 
 from ait.data import (
-    DataError,
     IMAGENET_NORMALIZATION,
+    DataError,
     ImageFolderViews,
     fraction_subset,
     imagefolder_loader,
@@ -27,6 +26,7 @@ from ait.data.imagefolder import (
     random_resized_crop_box,
     train_view,
 )
+from ait_testutils import one_torch_thread
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -82,8 +82,17 @@ def test_scan_classes_labels_and_ignored(folder, index):
     assert index.labels.dtype == torch.int64
     assert index.labels.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
     rel = [str(Path(p).relative_to(folder)).replace("\\", "/") for p in index.paths]
-    assert rel == ["a/img0.png", "a/img1.jpg", "a/img2.JPEG", "b/img0.jpg", "b/img1.png",
-                   CORRUPT, "c/img0.png", "c/img1.jpg", "c/sub/img2.png"]
+    assert rel == [
+        "a/img0.png",
+        "a/img1.jpg",
+        "a/img2.JPEG",
+        "b/img0.jpg",
+        "b/img1.png",
+        CORRUPT,
+        "c/img0.png",
+        "c/img1.jpg",
+        "c/sub/img2.png",
+    ]
     assert index.class_counts().tolist() == [3, 3, 3]
     assert index.root == str(folder)
 

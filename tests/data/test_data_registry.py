@@ -72,8 +72,7 @@ def test_channel_stats_matches_reference():
 
 
 def test_normalization_for():
-    a = ImageArrays(torch.full((2, 3, 2, 2), 255, dtype=torch.uint8), torch.tensor([0, 1]),
-                    ["a", "b"], name="x")
+    a = ImageArrays(torch.full((2, 3, 2, 2), 255, dtype=torch.uint8), torch.tensor([0, 1]), ["a", "b"], name="x")
     assert normalization_for("cifar10", a) == NORMALIZATION["cifar10"]
     mean, std = normalization_for("npz", a)
     assert mean == pytest.approx((1.0,) * 3) and std == pytest.approx((0.0,) * 3, abs=1e-7)

@@ -1,6 +1,6 @@
 """Run by torchrun in tests/engine/test_distributed.py: one training run, then each rank saves its weights.
 
-    python -m torch.distributed.run --standalone --nproc_per_node=2 ddp_worker.py CONFIG RUN_DIR OUT [FAIL_RANK]
+python -m torch.distributed.run --standalone --nproc_per_node=2 ddp_worker.py CONFIG RUN_DIR OUT [FAIL_RANK]
 """
 
 import os
@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import ait_testutils  # noqa: E402,F401  (registers the test networks)
 import torch  # noqa: E402
 
 import ait  # noqa: E402
+import ait_testutils  # noqa: E402,F401  (registers the test networks)
 from ait.engine import run as run_module  # noqa: E402
 from ait.engine.trainer import BranchTrainer  # noqa: E402
 

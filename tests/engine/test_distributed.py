@@ -17,8 +17,18 @@ WORKER = Path(__file__).with_name("ddp_worker.py")
 
 def torchrun(nproc: int, config: Path, run_dir: Path, out: Path, *extra: str, timeout: float = 240):
     out.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-           str(WORKER), str(config), str(run_dir), str(out), *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={nproc}",
+        str(WORKER),
+        str(config),
+        str(run_dir),
+        str(out),
+        *extra,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
 
 
@@ -26,8 +36,9 @@ def torchrun(nproc: int, config: Path, run_dir: Path, out: Path, *extra: str, ti
 def config(tmp_path):
     # GroupNorm network: no batch statistics, so 2 x 16 samples per step equals 1 x 32 exactly in exact
     # arithmetic; 320 samples divide into the 16-sample global AIT batch, so no padding either.
-    cfg = tiny_config(tmp_path, "ait", strategy={"networks": ["test_tiny_gn"]},
-                      train={"epochs": 2, "num_threads": 1, "eval_every": 1})
+    cfg = tiny_config(
+        tmp_path, "ait", strategy={"networks": ["test_tiny_gn"]}, train={"epochs": 2, "num_threads": 1, "eval_every": 1}
+    )
     path = tmp_path / "cfg.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path

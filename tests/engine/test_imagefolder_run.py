@@ -22,8 +22,8 @@ from ait.config import ConfigError, load_config
 from ait.data import DataError
 from ait.data.imagefolder import ImageFolderLoader, ImageFolderViews, imagefolder_loader, scan_image_folder
 from ait.engine import streams
-from ait.engine.distributed import DistContext
 from ait.engine.checkpoint import CheckpointError, load_checkpoint
+from ait.engine.distributed import DistContext
 from ait.engine.run import TIMING_FIELDS, RunInterrupted
 from ait.engine.trainer import BranchTrainer
 from ait_testutils import make_image_folder, tiny_config
@@ -58,8 +58,13 @@ def corrupt_folder(folder, tmp_path_factory) -> Path:
 def folder_config(tmp_path: Path, root: Path, strategy_name: str = "ait", data=None, **sections) -> dict:
     """tiny_config on the image folder: 32-px views, no workers, fp32 on one thread (bit-exact)."""
     data = {"dataset": "imagefolder", "root": str(root), "image_size": 32, "workers": 0, **(data or {})}
-    cfg = tiny_config(tmp_path, strategy_name, strategy={"views": VIEWS[strategy_name]}, data=data,
-                      train={"epochs": 2, "batch_size": 4, "num_threads": 1, "eval_batch_size": 4})
+    cfg = tiny_config(
+        tmp_path,
+        strategy_name,
+        strategy={"views": VIEWS[strategy_name]},
+        data=data,
+        train={"epochs": 2, "batch_size": 4, "num_threads": 1, "eval_batch_size": 4},
+    )
     for key, value in sections.items():
         cfg[key] = {**cfg.get(key, {}), **value}
     return cfg
@@ -91,7 +96,8 @@ def reference(folder, tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize("strategy", ["baseline", "ait", "dml", "multi_ait"])
 def test_each_strategy_trains_on_loader_views_and_evaluates_every_val_image_once(
-        tmp_path, folder, strategy, monkeypatch):
+    tmp_path, folder, strategy, monkeypatch
+):
     seen_shapes, eval_labels = [], []
     real_step, real_table = BranchTrainer.step, streams.accuracy_table
 
@@ -176,14 +182,22 @@ def test_interrupted_mid_epoch_then_resumed_is_bit_identical(tmp_path, folder, r
 def test_ctrl_c_to_the_process_group_with_workers_saves_and_stops_cleanly(tmp_path, folder):
     """Ctrl-C reaches the loader workers too: they must survive until the checkpoint is saved."""
     path = tmp_path / "cfg.yaml"
-    cfg = folder_config(tmp_path, folder, data={"workers": 2},
-                        train={"epochs": 1000, "checkpoint_every_steps": 1})  # far longer than the test waits
+    cfg = folder_config(
+        tmp_path, folder, data={"workers": 2}, train={"epochs": 1000, "checkpoint_every_steps": 1}
+    )  # far longer than the test waits
     path.write_text(yaml.safe_dump(cfg))
     run = tmp_path / "run"
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); import ait_testutils; from ait.cli import main; "
-            "sys.exit(main(sys.argv[2:]))")
-    proc = subprocess.Popen([sys.executable, "-c", code, str(TESTS), "train", str(path), "--run-dir", str(run)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import ait_testutils; from ait.cli import main; "
+        "sys.exit(main(sys.argv[2:]))"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, str(TESTS), "train", str(path), "--run-dir", str(run)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         deadline = time.time() + 120
         while True:  # until a checkpoint inside epoch 2 (the validation workers have started too)
@@ -223,9 +237,22 @@ def test_two_processes_shard_the_folder_and_match_one_process(tmp_path, folder):
     for nproc in (1, 2):
         out = tmp_path / f"out{nproc}"
         out.mkdir()
-        result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                                 f"--nproc_per_node={nproc}", str(TESTS / "engine" / "ddp_worker.py"), str(path),
-                                 str(tmp_path / f"run{nproc}"), str(out)], capture_output=True, text=True, timeout=240)
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "torch.distributed.run",
+                "--standalone",
+                f"--nproc_per_node={nproc}",
+                str(TESTS / "engine" / "ddp_worker.py"),
+                str(path),
+                str(tmp_path / f"run{nproc}"),
+                str(out),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
         assert result.returncode == 0, result.stderr[-3000:]
         runs[nproc] = json.loads((tmp_path / f"run{nproc}" / "summary.json").read_text())
     single = torch.load(tmp_path / "out1" / "rank0.pt")
@@ -268,8 +295,9 @@ class _SignalReport(ImageFolderViews):
 @pytest.mark.parametrize("ignore_sigterm", [False, True])
 def test_loader_workers_leave_stop_signals_to_the_main_process(folder, ignore_sigterm):
     before = signal.getsignal(signal.SIGINT)  # a job started in the background may already ignore SIGINT
-    loader = imagefolder_loader(_SignalReport(scan_image_folder(folder / "val")), batch_size=2, workers=1,
-                                ignore_sigterm=ignore_sigterm)
+    loader = imagefolder_loader(
+        _SignalReport(scan_image_folder(folder / "val")), batch_size=2, workers=1, ignore_sigterm=ignore_sigterm
+    )
     try:
         flags, _ = next(iter(loader))
     finally:
@@ -281,11 +309,15 @@ def test_loader_workers_leave_stop_signals_to_the_main_process(folder, ignore_si
 def test_corrupt_training_file_fails_naming_it_or_is_skipped(tmp_path, corrupt_folder):
     for workers in (0, 2):  # from a worker too, the message starts with the file (no worker traceback)
         with pytest.raises(DataError, match=r"(?s)^\S*zz_corrupt\.jpg: cannot decode.*skip_corrupt=true"):
-            ait.train(folder_config(tmp_path, corrupt_folder, "baseline", data={"workers": workers},
-                                    train={"epochs": 1}), run_dir=tmp_path / f"a{workers}")
+            ait.train(
+                folder_config(tmp_path, corrupt_folder, "baseline", data={"workers": workers}, train={"epochs": 1}),
+                run_dir=tmp_path / f"a{workers}",
+            )
 
-    summary = ait.train(folder_config(tmp_path, corrupt_folder, "baseline", data={"skip_corrupt": True},
-                                      train={"epochs": 1}), run_dir=tmp_path / "b")
+    summary = ait.train(
+        folder_config(tmp_path, corrupt_folder, "baseline", data={"skip_corrupt": True}, train={"epochs": 1}),
+        run_dir=tmp_path / "b",
+    )
     assert summary["data"]["train_size"] == TRAIN_IMAGES + 1  # still indexed, replaced when read
     assert summary["steps_per_epoch"] == 4
 
@@ -303,8 +335,15 @@ def test_verify_images_lists_corrupt_files_before_training_or_leaves_them_out(tm
 
 
 def test_fraction_limits_and_label_noise_apply_to_the_folder(tmp_path, folder):
-    summary = ait.train(folder_config(tmp_path, folder, "baseline", train={"epochs": 1},
-                                      data={"train_fraction": 0.5, "test_limit": 3, "label_noise": 0.5}))
+    summary = ait.train(
+        folder_config(
+            tmp_path,
+            folder,
+            "baseline",
+            train={"epochs": 1},
+            data={"train_fraction": 0.5, "test_limit": 3, "label_noise": 0.5},
+        )
+    )
     data = summary["data"]
     assert data["train_size"] == 6 and data["test_size"] == 3  # 2 of 4 per class; every 2nd val image
     assert 0.0 <= data["label_noise_changed_fraction"] <= 0.5

@@ -14,8 +14,8 @@ import yaml
 
 import ait
 from ait.engine.checkpoint import CheckpointError, export_safetensors, load_checkpoint
-from ait.engine.rundir import RunDirError
 from ait.engine.run import TIMING_FIELDS, RunFailed
+from ait.engine.rundir import RunDirError
 from ait_testutils import tiny_config
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -23,15 +23,25 @@ TESTS = Path(__file__).resolve().parents[1]
 
 def resumable_config(tmp_path, **train):
     """fp32, one thread (bit-identical on CPU), 4 epochs x 50 steps, a checkpoint every 7 steps."""
-    return tiny_config(tmp_path, "ait", data={"synthetic_size": 1600},
-                       train={"epochs": 4, "num_threads": 1, "checkpoint_every_steps": 7, **train})
+    return tiny_config(
+        tmp_path,
+        "ait",
+        data={"synthetic_size": 1600},
+        train={"epochs": 4, "num_threads": 1, "checkpoint_every_steps": 7, **train},
+    )
 
 
 def launch(config_path: Path, run_dir: Path, *extra: str) -> subprocess.Popen:
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); import ait_testutils; from ait.cli import main; "
-            "sys.exit(main(sys.argv[2:]))")
-    return subprocess.Popen([sys.executable, "-c", code, str(TESTS), "train", str(config_path), "--run-dir",
-                             str(run_dir), *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import ait_testutils; from ait.cli import main; "
+        "sys.exit(main(sys.argv[2:]))"
+    )
+    return subprocess.Popen(
+        [sys.executable, "-c", code, str(TESTS), "train", str(config_path), "--run-dir", str(run_dir), *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def wait_for_mid_run_checkpoint(run_dir: Path, proc: subprocess.Popen, timeout: float = 120.0) -> None:
@@ -169,8 +179,9 @@ def test_non_finite_loss_fails_with_the_step_and_network_named(tmp_path):
 
 
 def test_non_finite_steps_can_be_skipped(tmp_path):
-    cfg = tiny_config(tmp_path, "baseline", strategy={"networks": ["test_nan_step3"]},
-                      train={"epochs": 2, "max_nonfinite_skips": 1})
+    cfg = tiny_config(
+        tmp_path, "baseline", strategy={"networks": ["test_nan_step3"]}, train={"epochs": 2, "max_nonfinite_skips": 1}
+    )
     summary = ait.train(cfg)
     assert summary["nonfinite_skips"] == 1
     weights = load_checkpoint(Path(summary["run_dir"]) / "checkpoint.pt")["networks"][0]

@@ -9,8 +9,8 @@ import yaml
 import ait
 from ait.config import load_config
 from ait.engine.checkpoint import CheckpointError, load_checkpoint
-from ait.engine.rundir import RunDirError
 from ait.engine.run import samples_per_step
+from ait.engine.rundir import RunDirError
 from ait_testutils import tiny_config
 
 
@@ -87,10 +87,18 @@ def test_label_noise_and_fraction_are_recorded(tmp_path):
 
 
 def test_real_cifar_subset_runs(tmp_path, shared_data):
-    cfg = tiny_config(tmp_path, "ait", data={
-        "dataset": "npz", "train_file": str(shared_data / "cifar10" / "train-20000.npz"),
-        "test_file": str(shared_data / "cifar10" / "test.npz"), "train_limit": 640, "test_limit": 500},
-        train={"epochs": 1})
+    cfg = tiny_config(
+        tmp_path,
+        "ait",
+        data={
+            "dataset": "npz",
+            "train_file": str(shared_data / "cifar10" / "train-20000.npz"),
+            "test_file": str(shared_data / "cifar10" / "test.npz"),
+            "train_limit": 640,
+            "test_limit": 500,
+        },
+        train={"epochs": 1},
+    )
     summary = ait.train(cfg)
     assert summary["data"]["train_size"] == 640 and summary["data"]["test_size"] == 500
     assert summary["data"]["num_classes"] == 10
@@ -104,8 +112,15 @@ def test_damaged_checkpoint_is_named(tmp_path):
 
 
 def test_bad_data_fails_before_the_run_directory_is_made(tmp_path):
-    cfg = tiny_config(tmp_path, "baseline", data={"dataset": "npz", "train_file": str(tmp_path / "missing.npz"),
-                                                  "test_file": str(tmp_path / "missing.npz")})
+    cfg = tiny_config(
+        tmp_path,
+        "baseline",
+        data={
+            "dataset": "npz",
+            "train_file": str(tmp_path / "missing.npz"),
+            "test_file": str(tmp_path / "missing.npz"),
+        },
+    )
     with pytest.raises(ValueError, match="missing.npz"):
         ait.train(cfg)
     assert not (tmp_path / "runs").exists()
@@ -121,9 +136,13 @@ def test_compiled_forward_trains_like_eager(tmp_path, monkeypatch):
         return real_compile(fn, *args, **kwargs)
 
     monkeypatch.setattr(torch, "compile", spy)
-    eager = ait.train(tiny_config(tmp_path, "ait", train={"epochs": 1, "max_steps_per_epoch": 3}), run_dir=tmp_path / "e")
-    compiled = ait.train(tiny_config(tmp_path, "ait", train={"epochs": 1, "max_steps_per_epoch": 3, "compile": True}),
-                         run_dir=tmp_path / "c")
+    eager = ait.train(
+        tiny_config(tmp_path, "ait", train={"epochs": 1, "max_steps_per_epoch": 3}), run_dir=tmp_path / "e"
+    )
+    compiled = ait.train(
+        tiny_config(tmp_path, "ait", train={"epochs": 1, "max_steps_per_epoch": 3, "compile": True}),
+        run_dir=tmp_path / "c",
+    )
     we = load_checkpoint(tmp_path / "e" / "checkpoint.pt")["networks"][0]
     wc = load_checkpoint(tmp_path / "c" / "checkpoint.pt")["networks"][0]
     for key in we:

@@ -29,15 +29,24 @@ def make(strategy_branches, n_networks, recipes, weight=1.0, wrap=False):
     nets = [models.create("test_tiny", 10) for _ in range(n_networks)]
     if wrap:
         nets = [Recorder(n) for n in nets]
-    trainer = BranchTrainer(nets, [parse_recipe(r) for r in recipes], strategy_branches,
-                            ConsistencyConfig(weight=weight), CPU_FP32, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+    trainer = BranchTrainer(
+        nets,
+        [parse_recipe(r) for r in recipes],
+        strategy_branches,
+        ConsistencyConfig(weight=weight),
+        CPU_FP32,
+        (0.5, 0.5, 0.5),
+        (0.25, 0.25, 0.25),
+    )
     return trainer, nets
 
 
 @pytest.fixture
 def batch():
     g = torch.Generator().manual_seed(1)
-    return torch.randint(0, 256, (8, 3, 32, 32), generator=g, dtype=torch.uint8), torch.randint(0, 10, (8,), generator=g)
+    return torch.randint(0, 256, (8, 3, 32, 32), generator=g, dtype=torch.uint8), torch.randint(
+        0, 10, (8,), generator=g
+    )
 
 
 def test_ait_one_network_sees_both_views_in_one_pass(batch):
@@ -113,7 +122,13 @@ def test_non_finite_loss_stops_before_any_update(batch):
         for k, v in n.state_dict().items():
             if "num_batches_tracked" in k or "running" in k:
                 continue  # BN statistics move in the forward pass; the weights must not
-            assert torch.equal(b[k], v, ) or torch.isnan(b[k]).any()
+            assert (
+                torch.equal(
+                    b[k],
+                    v,
+                )
+                or torch.isnan(b[k]).any()
+            )
 
 
 def test_network_without_branch_is_an_error():

@@ -24,8 +24,9 @@ class _FixedConvNet(Classifier):
         super().__init__()
         torch.manual_seed(seed)
         self.num_classes, self.feature_dim = num_classes, 12
-        self.body = nn.Sequential(nn.Conv2d(in_channels, 8, 3, padding=1), nn.ReLU(),
-                                  nn.Conv2d(8, 12, 3, stride=2, padding=1), nn.ReLU())
+        self.body = nn.Sequential(
+            nn.Conv2d(in_channels, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 12, 3, stride=2, padding=1), nn.ReLU()
+        )
         self.head = nn.Linear(12, num_classes)
         with torch.no_grad():
             self.head.weight.mul_(8.0)  # spread the logits so that predictions are far from uniform
@@ -82,8 +83,15 @@ def colour_images(n: int = 40, seed: int = 0, channels: int = 3, size: int = 16)
     return (x * 255).round().to(torch.uint8)
 
 
-def loaded_run(networks, images: torch.Tensor, labels: torch.Tensor, run_dir: Path | str = ".",
-               mean: float = 0.5, std: float = 0.5, num_classes: int = 10) -> LoadedRun:
+def loaded_run(
+    networks,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    run_dir: Path | str = ".",
+    mean: float = 0.5,
+    std: float = 0.5,
+    num_classes: int = 10,
+) -> LoadedRun:
     """A LoadedRun around hand-built networks and a test set; fp32 on the CPU."""
     classes = [f"c{i}" for i in range(num_classes)]
     arrays = ImageArrays(images, labels, classes, name="test")

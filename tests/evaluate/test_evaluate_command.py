@@ -46,8 +46,13 @@ def test_eval_all_writes_the_four_files_in_their_exact_formats(runs, tmp_path, c
     from pathlib import Path
 
     eval_dir = Path(run_dir) / "eval"
-    assert sorted(p.name for p in eval_dir.iterdir()) == ["accuracy.json", "transfer.json", "tsne.json", "tsne.png",
-                                                           "variation.json"]
+    assert sorted(p.name for p in eval_dir.iterdir()) == [
+        "accuracy.json",
+        "transfer.json",
+        "tsne.json",
+        "tsne.png",
+        "variation.json",
+    ]
     accuracy = read(eval_dir / "accuracy.json")
     assert list(accuracy) == ["test_set", "num_samples", "networks"] and list(accuracy["networks"]) == ["net0"]
     # The reloaded network gives exactly the accuracy training measured on the same test set.

@@ -14,6 +14,7 @@ import torch
 
 import ait
 from ait.data.errors import DataError
+from ait.evaluate import corruptions as corr
 from ait.evaluate.accuracy import accuracy_table, predict_logits
 from ait.evaluate.command import _corruptions_selected, _selected, add_eval_parser, run_eval
 from ait.evaluate.corruption_eval import (
@@ -22,7 +23,6 @@ from ait.evaluate.corruption_eval import (
     mean_corruption_accuracy,
     mean_corruption_error,
 )
-from ait.evaluate import corruptions as corr
 from ait.evaluate.corruptions import (
     CORRUPTIONS,
     RANDOM_CORRUPTIONS,
@@ -98,9 +98,23 @@ def non_decreasing(values, tol: float = 0.0) -> bool:
 
 # ---------------------------------------------------------------- the generators
 def test_the_fifteen_corruptions_of_the_benchmark_in_order():
-    assert CORRUPTIONS == ("gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur",
-                           "motion_blur", "zoom_blur", "snow", "frost", "fog", "brightness", "contrast",
-                           "elastic_transform", "pixelate", "jpeg_compression")
+    assert CORRUPTIONS == (
+        "gaussian_noise",
+        "shot_noise",
+        "impulse_noise",
+        "defocus_blur",
+        "glass_blur",
+        "motion_blur",
+        "zoom_blur",
+        "snow",
+        "frost",
+        "fog",
+        "brightness",
+        "contrast",
+        "elastic_transform",
+        "pixelate",
+        "jpeg_compression",
+    )
     assert RANDOM_CORRUPTIONS < set(CORRUPTIONS)
 
 
@@ -399,8 +413,22 @@ def parse(argv):
 
 def test_eval_corruptions_writes_the_json_format_and_mce_against_itself(run_dir, tmp_path, capsys):
     shutil.rmtree(run_dir / "eval", ignore_errors=True)
-    argv = [str(run_dir), "--corruptions", "--corruption-names", ",".join(NAMES), "--severities", "1,5",
-            "--baseline", str(run_dir), "--cache-dir", str(tmp_path), "--device", "cpu", "--seed", "3"]
+    argv = [
+        str(run_dir),
+        "--corruptions",
+        "--corruption-names",
+        ",".join(NAMES),
+        "--severities",
+        "1,5",
+        "--baseline",
+        str(run_dir),
+        "--cache-dir",
+        str(tmp_path),
+        "--device",
+        "cpu",
+        "--seed",
+        "3",
+    ]
     assert run_eval(parse(argv)) == 0
     eval_dir = run_dir / "eval"
     assert sorted(p.name for p in eval_dir.iterdir()) == ["accuracy.json", "corruptions.json"]  # no transfer etc.
@@ -417,8 +445,24 @@ def test_eval_corruptions_writes_the_json_format_and_mce_against_itself(run_dir,
     assert "| corruption | net0 (test_tiny) |" in out and "| fog |" in out and "| mCE (%) vs" in out
 
     # Without --baseline: mce and baseline are null.
-    assert run_eval(parse([str(run_dir), "--corruption-names", "fog", "--severities", "2",
-                           "--cache-dir", str(tmp_path), "--device", "cpu"])) == 0
+    assert (
+        run_eval(
+            parse(
+                [
+                    str(run_dir),
+                    "--corruption-names",
+                    "fog",
+                    "--severities",
+                    "2",
+                    "--cache-dir",
+                    str(tmp_path),
+                    "--device",
+                    "cpu",
+                ]
+            )
+        )
+        == 0
+    )
     data = json.loads((eval_dir / "corruptions.json").read_text())
     assert data["mce"] is None and data["baseline"] is None and data["corruptions"] == ["fog"]
 
@@ -428,11 +472,18 @@ def test_corruptions_are_opt_in_and_their_options_are_checked(tmp_path):
     assert not _corruptions_selected(args) and _selected(args) == (True, True, True)
     assert _selected(parse(["run"])) == (True, True, False) and not _corruptions_selected(parse(["run"]))
     assert _corruptions_selected(parse(["run", "--corruptions"])) and _selected(parse(["run", "--corruptions"])) == (
-        False, False, False)
+        False,
+        False,
+        False,
+    )
     assert _selected(parse(["run", "--corruptions", "--transfer"])) == (True, False, False)
     assert _corruptions_selected(parse(["run", "--baseline", "b"]))
     assert parse(["run", "--severities", "5,1"]).severities == [5, 1]
-    for bad in (["--severities", "0,1"], ["--severities", "x"], ["--corruption-names", "fog,rain"],
-                ["--severities", "1,1"]):
+    for bad in (
+        ["--severities", "0,1"],
+        ["--severities", "x"],
+        ["--corruption-names", "fog,rain"],
+        ["--severities", "1,1"],
+    ):
         with pytest.raises(SystemExit):
             parse(["run", *bad])

@@ -2,11 +2,18 @@
 
 import pytest
 import torch
+from evaluate_testutils import ColourNet, ConstantNet, LumaNet, colour_images, loaded_run
 from torch.nn import functional as F
 
-from ait.evaluate import (PAIRS, accuracy_table, predict_logits, predict_on_test_sets, predict_outputs,
-                          transfer_matrix, variation_metrics)
-from evaluate_testutils import ColourNet, ConstantNet, LumaNet, colour_images, loaded_run
+from ait.evaluate import (
+    PAIRS,
+    accuracy_table,
+    predict_logits,
+    predict_on_test_sets,
+    predict_outputs,
+    transfer_matrix,
+    variation_metrics,
+)
 
 PAIR_KEYS = ["original,crop", "original,gray", "original,color", "crop,gray", "crop,color", "gray,color"]
 
@@ -35,8 +42,8 @@ def test_predict_outputs_matches_forward_all_and_predict_logits(images, tmp_path
         direct = run.networks[0].forward_all(run.prepare(images))
     assert preds[0].logits.shape == (40, 10) and preds[0].feature.shape == (40, 12)
     torch.testing.assert_close(preds[0].feature, direct.feature)
-    for p, l in zip(preds, logits):
-        torch.testing.assert_close(p.logits, l)
+    for p, lg in zip(preds, logits):
+        torch.testing.assert_close(p.logits, lg)
 
 
 def test_colour_blind_network_does_not_vary_on_gray_but_colour_network_does(images, labels, tmp_path):

@@ -4,17 +4,17 @@ import warnings
 
 import pytest
 import torch
+from evaluate_testutils import LUMA, colour_images
 
 from ait.evaluate import testsets
 from ait.evaluate.testsets import TEST_SETS, applicable_test_sets, fixed_test_set, fixed_test_sets
-from evaluate_testutils import LUMA, colour_images
 
 
 def shifted(image: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
     """(C, H, W) moved by (dy, dx) with zero fill: out[y, x] = image[y + dy, x + dx]."""
     c, h, w = image.shape
     padded = torch.nn.functional.pad(image, (4, 4, 4, 4))
-    return padded[:, 4 + dy:4 + dy + h, 4 + dx:4 + dx + w]
+    return padded[:, 4 + dy : 4 + dy + h, 4 + dx : 4 + dx + w]
 
 
 def test_sets_are_deterministic_for_a_seed_and_differ_across_seeds(tmp_path):

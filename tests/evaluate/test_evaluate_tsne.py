@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 import torch
+from evaluate_testutils import ColourNet, ConstantNet, colour_images, loaded_run
 
 from ait.evaluate.tsne import TsneResult, choose_samples, make_variants, plot_tsne, tsne_features
-from evaluate_testutils import ColourNet, ConstantNet, colour_images, loaded_run
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -45,11 +45,18 @@ def test_tsne_shapes_labels_and_png(tmp_path):
     assert len(data["points"]) == 20 and all(len(p) == 2 for p in data["points"])
 
     # Same seed, other network: the same images and variants, so panels share colours.
-    other = tsne_features(loaded_run([ColourNet(num_classes=6, seed=5)], colour_images(30), labels, num_classes=6),
-                          num_samples=5, num_variants=4, seed=0)
+    other = tsne_features(
+        loaded_run([ColourNet(num_classes=6, seed=5)], colour_images(30), labels, num_classes=6),
+        num_samples=5,
+        num_variants=4,
+        seed=0,
+    )
     assert (other.sample == res.sample).all()
-    path = plot_tsne({"baseline": res, "AIT (from JSON)": TsneResult.from_json(other.to_json())},
-                     tmp_path / "plots" / "tsne.png", class_names=run.data.test.classes)
+    path = plot_tsne(
+        {"baseline": res, "AIT (from JSON)": TsneResult.from_json(other.to_json())},
+        tmp_path / "plots" / "tsne.png",
+        class_names=run.data.test.classes,
+    )
     blob = path.read_bytes()
     assert blob[:8] == PNG_SIGNATURE and len(blob) > 5000
     width = int.from_bytes(blob[16:20], "big")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from ait_testutils import one_torch_thread
 import torch.nn.functional as F
 
 from ait import models
 from ait.models.imagenet_resnet import Bottleneck, ImageNetBasicBlock, ImageNetResNet
+from ait_testutils import one_torch_thread
 
 # torchvision.models.resnet18() / resnet50() with 1000 classes.
 TORCHVISION_PARAMS = {"resnet18": 11_689_512, "resnet50": 25_557_032}

@@ -8,11 +8,11 @@ import copy
 
 import pytest
 import torch
-from ait_testutils import one_torch_thread
 import torch.nn.functional as F
 from torch import nn
 
 from ait import models
+from ait_testutils import one_torch_thread
 
 # (expected feature_dim, spatial size of the feature map at 32x32, at 28x28) for each built-in
 # model; tests/conftest.py may register extra test models, which are not checked here.

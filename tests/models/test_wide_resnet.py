@@ -59,13 +59,16 @@ def test_invalid_depth(depth):
         wide_resnet(depth, 2, num_classes=10)
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    ({"widen_factor": 0}, "widen_factor must be an integer >= 1, got 0"),
-    ({"widen_factor": 1.5}, "widen_factor must be an integer >= 1, got 1.5"),
-    ({"dropout": -0.1}, r"dropout must be in \[0, 1\), got -0.1"),
-    ({"dropout": 1.0}, r"dropout must be in \[0, 1\), got 1.0"),
-    ({"in_channels": 0}, "in_channels must be an integer >= 1, got 0"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"widen_factor": 0}, "widen_factor must be an integer >= 1, got 0"),
+        ({"widen_factor": 1.5}, "widen_factor must be an integer >= 1, got 1.5"),
+        ({"dropout": -0.1}, r"dropout must be in \[0, 1\), got -0.1"),
+        ({"dropout": 1.0}, r"dropout must be in \[0, 1\), got 1.0"),
+        ({"in_channels": 0}, "in_channels must be an integer >= 1, got 0"),
+    ],
+)
 def test_invalid_arguments(kwargs, match):
     args = {"depth": 10, "widen_factor": 1, "num_classes": 10, **kwargs}
     with pytest.raises(ValueError, match=match):

@@ -1,16 +1,31 @@
 """The corruption section of `ait report`: mean +- std over seeds, per corruption, severity plot."""
 
-from ait.report import build_report
 from report_testutils import make_run
+
+from ait.report import build_report
 
 
 def test_corruption_table_and_severity_plot(tmp_path):
     runs = tmp_path / "runs"
     for seed, (low, high) in enumerate([(40.0, 20.0), (44.0, 24.0)]):
-        make_run(runs, "base", seed, 60.0 + seed, strategy="baseline", mce=100.0,
-                 corruptions={"gaussian_noise": {"1": low, "5": high}, "fog": {"1": low + 10, "5": high + 10}})
-        make_run(runs, "ait", seed, 62.0 + seed, strategy="ait", mce=90.0 + seed,
-                 corruptions={"gaussian_noise": {"1": low + 5, "5": high + 5}, "fog": {"1": low + 15, "5": high + 15}})
+        make_run(
+            runs,
+            "base",
+            seed,
+            60.0 + seed,
+            strategy="baseline",
+            mce=100.0,
+            corruptions={"gaussian_noise": {"1": low, "5": high}, "fog": {"1": low + 10, "5": high + 10}},
+        )
+        make_run(
+            runs,
+            "ait",
+            seed,
+            62.0 + seed,
+            strategy="ait",
+            mce=90.0 + seed,
+            corruptions={"gaussian_noise": {"1": low + 5, "5": high + 5}, "fog": {"1": low + 15, "5": high + 15}},
+        )
     report = build_report([runs], tmp_path / "out").read_text()
     assert "common-corruption robustness" in report
     # Baseline: per seed, mean over 2 corruptions x 2 severities = 35 and 39 -> 37.00 +- 2.83.

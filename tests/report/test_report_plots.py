@@ -4,11 +4,11 @@ import json
 import re
 
 import yaml
+from report_testutils import PNG_MAGIC, cell, make_run
 
 from ait.report import build_report
 from ait.sweep import run_sweep
 from ait_testutils import tiny_config
-from report_testutils import PNG_MAGIC, cell, make_run
 
 TRANSFER = {"original": 60.0, "crop": 50.0, "gray": 40.0, "color": 55.0}
 VARIATION = {"original,crop": (0.5, 3.0), "original,gray": (0.9, 4.0), "original,color": (0.3, 2.0)}
@@ -27,10 +27,16 @@ def linked_images(report_path):
 def test_every_figure_when_its_data_exist(tmp_path):
     runs = tmp_path / "runs"
     for seed in (0, 1):
-        make_run(runs, "b", seed, 60.0 + seed, strategy="baseline", transfer=TRANSFER, variation=VARIATION,
-                 tsne=True)
-        make_run(runs, "a", seed, 62.0 + seed, transfer=TRANSFER, tsne=True,
-                 variation={k: (kl / 2, l2 / 2) for k, (kl, l2) in VARIATION.items()})
+        make_run(runs, "b", seed, 60.0 + seed, strategy="baseline", transfer=TRANSFER, variation=VARIATION, tsne=True)
+        make_run(
+            runs,
+            "a",
+            seed,
+            62.0 + seed,
+            transfer=TRANSFER,
+            tsne=True,
+            variation={k: (kl / 2, l2 / 2) for k, (kl, l2) in VARIATION.items()},
+        )
         for weight in (0.5, 2.0):
             for dataset in ("cifar10", "cifar100"):
                 make_run(runs, f"{dataset}_w{weight}", seed, 60.0 + weight, weight=weight, dataset=dataset)

@@ -5,12 +5,12 @@ import re
 import statistics
 
 import pytest
+from report_testutils import cell, make_run
 
 from ait.report import ReportError, build_report, discover_run_dirs, group_runs, load_runs
 from ait.report.cli import add_report_parser, run_report_command
 from ait.report.runs import Stat
 from ait.report.tables import effect_size
-from report_testutils import cell, make_run
 
 TRANSFER = {"original": 60.0, "crop": 50.0, "gray": 40.0, "color": 55.0}
 
@@ -28,8 +28,9 @@ def table_rows(text: str) -> list[list[str]]:
 
 
 def build(tmp_path, *paths, logs=None):
-    return build_report(paths or [tmp_path / "runs"], tmp_path / "out", log=(logs.append if logs is not None else None)
-                        ).read_text()
+    return build_report(
+        paths or [tmp_path / "runs"], tmp_path / "out", log=(logs.append if logs is not None else None)
+    ).read_text()
 
 
 def test_mean_std_over_seeds_and_groups(tmp_path):
@@ -105,8 +106,15 @@ def test_table3_only_with_label_noise_runs(tmp_path):
 
     for seed in (0, 1):
         for noise in (0.2, 0.5):
-            make_run(runs, f"b{noise}", seed, 40.0 + seed + 10 * noise, strategy="baseline", noise=noise,
-                     label_changed=noise * 0.99)
+            make_run(
+                runs,
+                f"b{noise}",
+                seed,
+                40.0 + seed + 10 * noise,
+                strategy="baseline",
+                noise=noise,
+                label_changed=noise * 0.99,
+            )
             make_run(runs, f"a{noise}", seed, 43.0 + 2 * seed, noise=noise, label_changed=noise * 0.99)
     text = build(tmp_path)
     rows = table_rows(section(text, "Table 3"))
@@ -138,8 +146,15 @@ def test_table5_from_transfer_files_only(tmp_path):
 
     for seed in (0, 1):
         shift = 2.0 * seed
-        make_run(runs, "b_rg", seed, 60.0, strategy="baseline", views=["rg"],
-                 transfer={k: v + shift for k, v in TRANSFER.items()})
+        make_run(
+            runs,
+            "b_rg",
+            seed,
+            60.0,
+            strategy="baseline",
+            views=["rg"],
+            transfer={k: v + shift for k, v in TRANSFER.items()},
+        )
         make_run(runs, "a_rg", seed, 62.0, views=["rg", "rg"], transfer={k: v + 3 for k, v in TRANSFER.items()})
         make_run(runs, "a_mixed", seed, 61.0, views=["rp", "rg"], transfer=TRANSFER)
     t5 = section(build(tmp_path), "Table 5")
@@ -163,7 +178,8 @@ def test_compute_fair_row_only_with_a_matching_steps_baseline(tmp_path):
     assert "same steps as AIT" not in t1
     # Two baseline-only rows of one setting are told apart by their length.
     assert [r[4] for r in table_rows(t1) if r[4].startswith("baseline only")] == [
-        "baseline only: no AIT run with this setting (6 epochs, 60 steps)"]
+        "baseline only: no AIT run with this setting (6 epochs, 60 steps)"
+    ]
 
     for seed in (0, 1):
         make_run(runs, "b_2x", seed, 61.5 + seed, strategy="baseline", epochs=8)  # 80 steps, like AIT
@@ -270,10 +286,24 @@ def test_command_line(tmp_path, capsys):
 def test_mixed_view_ait_is_compared_with_the_first_views_baseline(tmp_path):
     runs = tmp_path / "runs"
     for seed in (0, 1):
-        make_run(runs, "base_rp", seed, 30.0 + seed, strategy="baseline", views=["rp"],
-                 transfer={"original": 30.0 + seed, "crop": 29.0, "gray": 14.0, "color": 29.5})
-        make_run(runs, "ait_rprg", seed, 37.0 + seed, strategy="ait", views=["rp", "rg"],
-                 transfer={"original": 37.0 + seed, "crop": 35.0, "gray": 24.0, "color": 36.5})
+        make_run(
+            runs,
+            "base_rp",
+            seed,
+            30.0 + seed,
+            strategy="baseline",
+            views=["rp"],
+            transfer={"original": 30.0 + seed, "crop": 29.0, "gray": 14.0, "color": 29.5},
+        )
+        make_run(
+            runs,
+            "ait_rprg",
+            seed,
+            37.0 + seed,
+            strategy="ait",
+            views=["rp", "rg"],
+            transfer={"original": 37.0 + seed, "crop": 35.0, "gray": 24.0, "color": 36.5},
+        )
         make_run(runs, "base_rg", seed, 20.0, strategy="baseline", views=["rg"])  # not AIT's first view
     report = build_report([runs], tmp_path / "out").read_text()
     table5 = report.split("## Table 5")[1].split("## ")[0]
@@ -282,12 +312,15 @@ def test_mixed_view_ait_is_compared_with_the_first_views_baseline(tmp_path):
     assert "30.50 ± 0.71" in row and "37.50 ± 0.71" in row
 
 
-@pytest.mark.parametrize("a, b, expected", [
-    ([1.0], [3.0], "–"),  # no group with two seeds: no spread to compare with
-    ([1.0, 3.0], [4.0], "+1.4"),  # the pair alone gives the std: sqrt(2); (4 - 2) / 1.414
-    ([2.0, 2.0], [2.0, 2.0], "–"),  # zero spread: undefined, not infinite
-    ([10.0, 12.0, 14.0], [8.0, 9.0, 10.0], "-1.9"),  # pooled variance (8 + 2) / 4 = 2.5; -3 / 1.58
-    ([], [1.0, 2.0], "–"),
-])
+@pytest.mark.parametrize(
+    "a, b, expected",
+    [
+        ([1.0], [3.0], "–"),  # no group with two seeds: no spread to compare with
+        ([1.0, 3.0], [4.0], "+1.4"),  # the pair alone gives the std: sqrt(2); (4 - 2) / 1.414
+        ([2.0, 2.0], [2.0, 2.0], "–"),  # zero spread: undefined, not infinite
+        ([10.0, 12.0, 14.0], [8.0, 9.0, 10.0], "-1.9"),  # pooled variance (8 + 2) / 4 = 2.5; -3 / 1.58
+        ([], [1.0, 2.0], "–"),
+    ],
+)
 def test_effect_size_in_pooled_seed_stds(a, b, expected):
     assert effect_size(Stat(a), Stat(b)) == expected

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -53,7 +53,7 @@ class ImageArrays:
             f"num_classes={self.num_classes}, device={self.images.device}, source={self.source!r})"
         )
 
-    def validate(self) -> "ImageArrays":
+    def validate(self) -> ImageArrays:
         """Check dtypes, shapes and label range; raise DataError naming the source. Returns self."""
         src = self.source
 
@@ -93,7 +93,7 @@ class ImageArrays:
             raise fail(f"labels must be in [0, {k}), found {int(labels[i])} at index {i}")
         return self
 
-    def subset(self, indices: torch.Tensor | Sequence[int] | np.ndarray) -> "ImageArrays":
+    def subset(self, indices: torch.Tensor | Sequence[int] | np.ndarray) -> ImageArrays:
         """The samples at `indices` (LongTensor (M,), a sequence of ints or a bool mask (N,))."""
         idx = torch.as_tensor(indices)
         if idx.dtype == torch.bool:
@@ -115,7 +115,7 @@ class ImageArrays:
             source=self.source,
         )
 
-    def to(self, device: torch.device | str, non_blocking: bool = False) -> "ImageArrays":
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> ImageArrays:
         """A copy on `device` (images stay uint8: 4x less memory and transfer than float)."""
         device = torch.device(device)
         if self.images.device == device and self.labels.device == device:
@@ -187,13 +187,10 @@ def load_npz(path: str | Path, classes: Sequence[str] | None = None) -> ImageArr
     if images.ndim == 3:  # grayscale (N, H, W)
         images = images[:, :, :, None]
     if images.ndim != 4:
-        raise DataError(
-            f"{path}: images must have shape (N, H, W, C) or (N, H, W), got {images.shape}"
-        )
+        raise DataError(f"{path}: images must have shape (N, H, W, C) or (N, H, W), got {images.shape}")
     if images.shape[-1] > 4 and images.shape[1] in (1, 3, 4):
         raise DataError(
-            f"{path}: images look channels-first {images.shape}; expected (N, H, W, C) "
-            "with C = 1, 3 or 4 last"
+            f"{path}: images look channels-first {images.shape}; expected (N, H, W, C) with C = 1, 3 or 4 last"
         )
     if not np.issubdtype(labels.dtype, np.integer):
         raise DataError(f"{path}: labels must be integers, got {labels.dtype}")

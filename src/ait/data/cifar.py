@@ -187,8 +187,16 @@ def _unpickle(path: Path) -> dict:
         with open(path, "rb") as f:
             # Trusted files only: pickle can execute code (see the module docstring).
             obj = pickle.load(f, encoding="bytes")
-    except (pickle.UnpicklingError, EOFError, OSError, ValueError, TypeError,
-            AttributeError, ImportError, IndexError) as exc:
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        OSError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        ImportError,
+        IndexError,
+    ) as exc:
         raise DataError(f"{path}: cannot unpickle (corrupt or truncated file?): {exc}") from exc
     if not isinstance(obj, dict):
         raise DataError(f"{path}: expected a pickled dict, got {type(obj).__name__}")
@@ -204,9 +212,7 @@ def _read_batch(path: Path, labels_key: str, num_classes: int) -> tuple[np.ndarr
     data = np.asarray(d["data"])
     labels = np.asarray(d[labels_key])
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
-        raise DataError(
-            f"{path}: 'data' must be uint8 (n, 3072), got {data.dtype} {data.shape}"
-        )
+        raise DataError(f"{path}: 'data' must be uint8 (n, 3072), got {data.dtype} {data.shape}")
     if labels.ndim != 1 or labels.shape[0] != data.shape[0]:
         raise DataError(f"{path}: {data.shape[0]} images but labels of shape {labels.shape}")
     if not np.issubdtype(labels.dtype, np.integer):
@@ -219,9 +225,7 @@ def _read_batch(path: Path, labels_key: str, num_classes: int) -> tuple[np.ndarr
     return data.reshape(-1, 3, 32, 32), labels.astype(np.int64)
 
 
-def load_cifar(
-    root: str | Path, num_classes: int, train: bool, download: bool = False
-) -> ImageArrays:
+def load_cifar(root: str | Path, num_classes: int, train: bool, download: bool = False) -> ImageArrays:
     """CIFAR-10 (num_classes=10) or CIFAR-100 (100, fine labels) as uint8 (N, 3, 32, 32).
 
     Train: 50000 images, test: 10000. `root` is the data folder or its parent. With
@@ -232,16 +236,12 @@ def load_cifar(
     folder = _find_folder(root, spec)
     if folder is None:
         if not download:
-            raise DataError(
-                f"{root / spec.folder}: CIFAR-{num_classes} not found; {_guidance(root, spec)}"
-            )
+            raise DataError(f"{root / spec.folder}: CIFAR-{num_classes} not found; {_guidance(root, spec)}")
         folder = download_cifar(root, num_classes)
 
     meta = _unpickle(folder / spec.meta_file)
     if spec.names_key not in meta:
-        raise DataError(
-            f"{folder / spec.meta_file}: missing key {spec.names_key!r}; found keys {sorted(meta)}"
-        )
+        raise DataError(f"{folder / spec.meta_file}: missing key {spec.names_key!r}; found keys {sorted(meta)}")
     classes = [n.decode("utf-8") if isinstance(n, bytes) else str(n) for n in meta[spec.names_key]]
 
     files = spec.train_files if train else spec.test_files

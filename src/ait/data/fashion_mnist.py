@@ -17,8 +17,16 @@ __all__ = ["DEFAULT_ROOT", "FASHION_MNIST_CLASSES", "load_fashion_mnist", "read_
 DEFAULT_ROOT = "/usr/share/datasets/fashion-mnist/"
 
 FASHION_MNIST_CLASSES = [
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
 ]
 
 # IDX type code (third magic byte) -> big-endian numpy dtype.
@@ -60,14 +68,12 @@ def read_idx(path: str | Path) -> np.ndarray:
     header = 4 + 4 * ndim
     if len(raw) < header:
         raise DataError(f"{path}: truncated: header needs {header} bytes, file has {len(raw)}")
-    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     dtype = _IDX_DTYPES[code]
     expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     found = len(raw) - header
     if found < expected:
-        raise DataError(
-            f"{path}: truncated: shape {shape} needs {expected} data bytes, found {found}"
-        )
+        raise DataError(f"{path}: truncated: shape {shape} needs {expected} data bytes, found {found}")
     if found > expected:
         raise DataError(f"{path}: {found - expected} unexpected bytes after the data of shape {shape}")
     arr = np.frombuffer(raw, dtype=dtype, count=expected // dtype.itemsize, offset=header)
@@ -105,23 +111,20 @@ def load_fashion_mnist(root: str | Path | None = None, train: bool = True) -> Im
     # Magic numbers 0x00000803 (uint8, 3 dims) and 0x00000801 (uint8, 1 dim).
     if images.dtype != np.uint8 or images.ndim != 3:
         raise DataError(
-            f"{images_path}: expected uint8 images (N, H, W) (magic 0x00000803), "
-            f"got {images.dtype} {images.shape}"
+            f"{images_path}: expected uint8 images (N, H, W) (magic 0x00000803), got {images.dtype} {images.shape}"
         )
     if labels.dtype != np.uint8 or labels.ndim != 1:
         raise DataError(
-            f"{labels_path}: expected uint8 labels (N,) (magic 0x00000801), "
-            f"got {labels.dtype} {labels.shape}"
+            f"{labels_path}: expected uint8 labels (N,) (magic 0x00000801), got {labels.dtype} {labels.shape}"
         )
     if images.shape[0] != labels.shape[0]:
-        raise DataError(
-            f"{images_path}: {images.shape[0]} images but {labels_path.name} has {labels.shape[0]} labels"
-        )
+        raise DataError(f"{images_path}: {images.shape[0]} images but {labels_path.name} has {labels.shape[0]} labels")
     if labels.size and int(labels.max()) >= len(FASHION_MNIST_CLASSES):
         i = int(np.argmax(labels >= len(FASHION_MNIST_CLASSES)))
         raise DataError(f"{labels_path}: labels must be in [0, 10), found {labels[i]} at index {i}")
     images_t = torch.from_numpy(images).unsqueeze(1).contiguous()  # (N, 1, 28, 28)
     labels_t = torch.from_numpy(labels.astype(np.int64))
     split = "train" if train else "test"
-    return ImageArrays(images_t, labels_t, list(FASHION_MNIST_CLASSES),
-                       name=f"fashion_mnist-{split}", source=str(images_path))
+    return ImageArrays(
+        images_t, labels_t, list(FASHION_MNIST_CLASSES), name=f"fashion_mnist-{split}", source=str(images_path)
+    )

@@ -34,10 +34,10 @@ import math
 import os
 import signal
 import warnings
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -104,15 +104,18 @@ class ImageFolderIndex:
         """int64 (num_classes,): images per class (0 for an empty class)."""
         return torch.bincount(self.labels, minlength=self.num_classes)
 
-    def subset(self, indices: Sequence[int] | torch.Tensor) -> "ImageFolderIndex":
+    def subset(self, indices: Sequence[int] | torch.Tensor) -> ImageFolderIndex:
         """A new index with the samples at ``indices`` (in that order); classes are kept."""
         idx = torch.as_tensor(indices, dtype=torch.int64).flatten()
         return ImageFolderIndex(
-            [self.paths[i] for i in idx.tolist()], self.labels[idx].clone(), list(self.classes),
-            self.root, self.ignored,
+            [self.paths[i] for i in idx.tolist()],
+            self.labels[idx].clone(),
+            list(self.classes),
+            self.root,
+            self.ignored,
         )
 
-    def without(self, paths: Iterable[str]) -> "ImageFolderIndex":
+    def without(self, paths: Iterable[str]) -> ImageFolderIndex:
         """A new index without ``paths`` (e.g. the output of :func:`verify_images`)."""
         drop = set(map(str, paths))
         return self.subset([i for i, p in enumerate(self.paths) if p not in drop])
@@ -173,20 +176,17 @@ def scan_image_folder(
                         ignored += 1
         if not found:
             warnings.warn(
-                f"{folder}: no images for class {name!r}; the class is kept so label indices "
-                "match the other split", stacklevel=2,
+                f"{folder}: no images for class {name!r}; the class is kept so label indices match the other split",
+                stacklevel=2,
             )
         found.sort()
         paths += found
         labels += [label] * len(found)
     if not paths:
         raise DataError(
-            f"{root_path}: no image files ({', '.join(exts)}) in any of the "
-            f"{len(class_list)} class folders"
+            f"{root_path}: no image files ({', '.join(exts)}) in any of the {len(class_list)} class folders"
         )
-    return ImageFolderIndex(
-        paths, torch.tensor(labels, dtype=torch.int64), class_list, str(root_path), ignored
-    )
+    return ImageFolderIndex(paths, torch.tensor(labels, dtype=torch.int64), class_list, str(root_path), ignored)
 
 
 def fraction_subset(index: ImageFolderIndex, fraction: float, seed: int) -> ImageFolderIndex:
@@ -343,7 +343,7 @@ class _PathTable:
         return len(self.offsets) - 1
 
     def __getitem__(self, i: int) -> str:
-        return os.fsdecode(self.buffer[self.offsets[i]: self.offsets[i + 1]].tobytes())
+        return os.fsdecode(self.buffer[self.offsets[i] : self.offsets[i + 1]].tobytes())
 
 
 class ImageFolderViews(Dataset):
@@ -424,8 +424,7 @@ class ImageFolderViews(Dataset):
 
     def view_rng(self, epoch: int, i: int, view: int) -> np.random.Generator:
         """The Generator for view ``view`` of sample ``i`` in ``epoch``."""
-        return np.random.Generator(np.random.PCG64(np.random.SeedSequence(
-            [self.seed, int(epoch), int(i), int(view)])))
+        return np.random.Generator(np.random.PCG64(np.random.SeedSequence([self.seed, int(epoch), int(i), int(view)])))
 
     def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, int]:
         if isinstance(key, tuple):
@@ -439,8 +438,7 @@ class ImageFolderViews(Dataset):
         src, img = self._decode(i)
         if self.train:
             views = [
-                _to_chw_uint8(train_view(img, self.view_rng(epoch, i, v), self.size, self.scale,
-                                         self.ratio, self.flip))
+                _to_chw_uint8(train_view(img, self.view_rng(epoch, i, v), self.size, self.scale, self.ratio, self.flip))
                 for v in range(self.num_views)
             ]
         else:
@@ -507,10 +505,10 @@ class EpochKeyBatchSampler:
             return [b.tolist() for b in self._sampler.batches(self.epoch, self.start_batch)]
         mine = list(range(self.rank, self.num_samples, self.world_size))
         shard = self.batch_size // self.world_size
-        batches = [mine[k: k + shard] for k in range(0, len(mine), shard)]
+        batches = [mine[k : k + shard] for k in range(0, len(mine), shard)]
         if self.drop_last and batches and len(batches[-1]) < shard:
             batches.pop()
-        return batches[self.start_batch:]
+        return batches[self.start_batch :]
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
         for batch in self._index_batches():
@@ -571,12 +569,14 @@ def imagefolder_loader(
     """
     if int(workers) < 0:
         raise ValueError(f"workers must be >= 0, got {workers!r}")
-    batches = EpochKeyBatchSampler(len(dataset), batch_size, seed, shuffle, drop_last, rank,
-                                   world_size)
+    batches = EpochKeyBatchSampler(len(dataset), batch_size, seed, shuffle, drop_last, rank, world_size)
     extra = {}
     if workers > 0:
-        extra = {"persistent_workers": True, "prefetch_factor": prefetch_factor or 2,
-                 "worker_init_fn": functools.partial(_ignore_signals, bool(ignore_sigterm))}
+        extra = {
+            "persistent_workers": True,
+            "prefetch_factor": prefetch_factor or 2,
+            "worker_init_fn": functools.partial(_ignore_signals, bool(ignore_sigterm)),
+        }
     return ImageFolderLoader(
         dataset,
         batch_sampler=batches,

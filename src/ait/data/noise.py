@@ -9,9 +9,7 @@ import torch
 __all__ = ["corrupt_labels"]
 
 
-def corrupt_labels(
-    labels: torch.Tensor, fraction: float, num_classes: int, seed: int
-) -> tuple[torch.Tensor, float]:
+def corrupt_labels(labels: torch.Tensor, fraction: float, num_classes: int, seed: int) -> tuple[torch.Tensor, float]:
     """Give a seeded random subset of round(fraction * N) samples a uniformly random label.
 
     The new label is drawn from all `num_classes` classes, so about 1/K of the chosen samples keep

@@ -23,9 +23,7 @@ NORMALIZATION: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
 }
 
 
-def load_dataset(
-    name: str, root: str | Path | None, train: bool, download: bool = False
-) -> ImageArrays:
+def load_dataset(name: str, root: str | Path | None, train: bool, download: bool = False) -> ImageArrays:
     """Load dataset `name` (one of DATASETS) as uint8 (N, C, H, W) images.
 
     root: cifar10/cifar100: the folder holding (or to receive) the python-pickle folder, or that
@@ -37,8 +35,9 @@ def load_dataset(
         raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
     if name in ("cifar10", "cifar100"):
         if root is None:
-            raise ValueError(f"{name} needs root: a folder that holds (or, with download=True, "
-                             "will hold) the dataset folder")
+            raise ValueError(
+                f"{name} needs root: a folder that holds (or, with download=True, will hold) the dataset folder"
+            )
         return load_cifar(root, 10 if name == "cifar10" else 100, train=train, download=download)
     if name == "fashion_mnist":
         return load_fashion_mnist(root, train=train)
@@ -61,21 +60,18 @@ def _npz_file(root: Path, train: bool) -> Path:
     return found[0]
 
 
-def channel_stats(
-    images: torch.Tensor, chunk: int = 4096
-) -> tuple[tuple[float, ...], tuple[float, ...]]:
+def channel_stats(images: torch.Tensor, chunk: int = 4096) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean and (population) std of uint8 images (N, C, H, W), scaled to [0, 1].
 
     Computed from per-chunk histograms, so memory stays small for large N.
     """
     if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[0] == 0:
-        raise ValueError(f"images must be non-empty uint8 (N, C, H, W), got {images.dtype} "
-                         f"{tuple(images.shape)}")
+        raise ValueError(f"images must be non-empty uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
     c = images.shape[1]
     # A per-channel histogram of the 256 pixel values is exact and faster than float sums.
     hist = torch.zeros(c, 256, dtype=torch.int64)
     for i in range(0, images.shape[0], chunk):
-        x = images[i: i + chunk].transpose(0, 1).reshape(c, -1)  # (C, chunk * H * W)
+        x = images[i : i + chunk].transpose(0, 1).reshape(c, -1)  # (C, chunk * H * W)
         for ch in range(c):
             hist[ch] += torch.bincount(x[ch].long(), minlength=256).cpu()
     values = torch.arange(256, dtype=torch.float64) / 255.0
@@ -85,9 +81,7 @@ def channel_stats(
     return tuple(mean.tolist()), tuple(var.clamp_min(0.0).sqrt().tolist())
 
 
-def normalization_for(
-    name: str, arrays: ImageArrays
-) -> tuple[tuple[float, ...], tuple[float, ...]]:
+def normalization_for(name: str, arrays: ImageArrays) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """NORMALIZATION[name] when known (and matching the channel count), else channel_stats."""
     stats = NORMALIZATION.get(name)
     if stats is not None and len(stats[0]) == arrays.images.shape[1]:

@@ -43,13 +43,9 @@ class EpochSampler:
         if not 0 <= int(rank) < int(world_size):
             raise ValueError(f"rank must be in [0, {world_size}), got {rank!r}")
         if int(batch_size) % int(world_size) != 0:
-            raise ValueError(
-                f"global batch_size {batch_size} is not divisible by world_size {world_size}"
-            )
+            raise ValueError(f"global batch_size {batch_size} is not divisible by world_size {world_size}")
         if drop_last and int(num_samples) < int(batch_size):
-            raise ValueError(
-                f"drop_last with num_samples {num_samples} < batch_size {batch_size} gives no batches"
-            )
+            raise ValueError(f"drop_last with num_samples {num_samples} < batch_size {batch_size} gives no batches")
         self.num_samples = int(num_samples)
         self.batch_size = int(batch_size)
         self.seed = int(seed)
@@ -94,7 +90,7 @@ class EpochSampler:
         perm = perm[:used]
         out = []
         for b in range(int(start), n_batches):
-            batch = perm[b * self.batch_size: (b + 1) * self.batch_size]
+            batch = perm[b * self.batch_size : (b + 1) * self.batch_size]
             shard = batch.numel() // self.world_size
-            out.append(batch[self.rank * shard: (self.rank + 1) * shard].clone())
+            out.append(batch[self.rank * shard : (self.rank + 1) * shard].clone())
         return out

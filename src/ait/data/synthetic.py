@@ -27,12 +27,12 @@ def make_synthetic_split(
     if n_train < 1 or n_test < 1:
         raise ValueError(f"n_train and n_test must be >= 1, got {n_train}, {n_test}")
     if num_classes < 2 or channels < 1 or image_size < 4:
-        raise ValueError(f"need num_classes >= 2, channels >= 1, image_size >= 4; got "
-                         f"{num_classes}, {channels}, {image_size}")
+        raise ValueError(
+            f"need num_classes >= 2, channels >= 1, image_size >= 4; got {num_classes}, {channels}, {image_size}"
+        )
     g = torch.Generator().manual_seed(int(seed))
     grid = torch.rand(num_classes, channels, 4, 4, generator=g)  # values in [0, 1]
-    templates = F.interpolate(grid, size=(image_size, image_size), mode="bilinear",
-                              align_corners=False)  # (K, C, S, S)
+    templates = F.interpolate(grid, size=(image_size, image_size), mode="bilinear", align_corners=False)  # (K, C, S, S)
 
     def draw(n: int) -> tuple[torch.Tensor, torch.Tensor]:
         labels = (torch.arange(n) % num_classes)[torch.randperm(n, generator=g)]

@@ -34,8 +34,13 @@ def capture_rng() -> dict[str, Any]:
     py_version, py_state, py_gauss = random.getstate()
     state = {
         "torch": torch.get_rng_state(),
-        "numpy": {"name": np_name, "keys": torch.from_numpy(np_keys.astype(np.int64)), "pos": int(np_pos),
-                  "has_gauss": int(np_has_gauss), "cached_gaussian": float(np_gauss)},
+        "numpy": {
+            "name": np_name,
+            "keys": torch.from_numpy(np_keys.astype(np.int64)),
+            "pos": int(np_pos),
+            "has_gauss": int(np_has_gauss),
+            "cached_gaussian": float(np_gauss),
+        },
         "python": {"version": py_version, "state": list(py_state), "gauss": py_gauss},
     }
     if torch.cuda.is_available():
@@ -46,8 +51,9 @@ def capture_rng() -> dict[str, Any]:
 def restore_rng(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     n = state["numpy"]
-    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
-                         n["cached_gaussian"]))
+    np.random.set_state(
+        (n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"])
+    )
     p = state["python"]
     random.setstate((p["version"], tuple(p["state"]), p["gauss"]))
     if "cuda" in state and torch.cuda.is_available():
@@ -75,15 +81,17 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # zip, pickle and EOF errors all mean the same thing to the user
         first_line = str(err).splitlines()[0][:200] if str(err) else ""
-        raise CheckpointError(f"checkpoint {str(path)!r} is damaged or not a checkpoint "
-                              f"({type(err).__name__}: {first_line})") from None
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} is damaged or not a checkpoint ({type(err).__name__}: {first_line})"
+        ) from None
     if not isinstance(state, dict) or not str(state.get("format", "")).startswith("ait-checkpoint"):
         raise CheckpointError(f"checkpoint {str(path)!r} was not written by ait (no 'format' key)")
     return state
 
 
-def networks_from_checkpoint(state: dict[str, Any], num_classes: int, in_channels: int,
-                             device: torch.device | str = "cpu") -> tuple[Config, list[nn.Module]]:
+def networks_from_checkpoint(
+    state: dict[str, Any], num_classes: int, in_channels: int, device: torch.device | str = "cpu"
+) -> tuple[Config, list[nn.Module]]:
     """The run's config and its networks with trained weights, in eval mode."""
     cfg = config_from_dict(state["config"])
     nets = []
@@ -106,8 +114,11 @@ def export_safetensors(checkpoint_path: str | Path, out_path: str | Path) -> lis
         raise CheckpointError("exporting needs the 'safetensors' package: pip install safetensors") from err
     state = load_checkpoint(checkpoint_path)
     names = list(state["config"]["strategy"]["networks"])
-    tensors = {f"net{k}.{key}": value.contiguous() for k, weights in enumerate(state["networks"])
-               for key, value in weights.items()}
+    tensors = {
+        f"net{k}.{key}": value.contiguous()
+        for k, weights in enumerate(state["networks"])
+        for key, value in weights.items()
+    }
     metadata = {"format": "ait-weights-1", **{f"net{k}": name for k, name in enumerate(names)}}
     out_path = Path(out_path)
     if out_path.exists():

@@ -6,8 +6,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ait.config import DataConfig
-from ait.data import (DataError, ImageArrays, corrupt_labels, load_dataset, load_npz, normalization_for,
-                      stratified_subset)
+from ait.data import (
+    DataError,
+    ImageArrays,
+    corrupt_labels,
+    load_dataset,
+    load_npz,
+    normalization_for,
+    stratified_subset,
+)
 from ait.data.synthetic import make_synthetic_split
 
 
@@ -27,9 +34,11 @@ def build_data(cfg: DataConfig, seed: int) -> RunData:
     sees its own draw, as independent repetitions should.
     """
     if cfg.dataset == "imagefolder":
-        raise DataError(f"{cfg.root}: data.dataset=imagefolder is streamed from disk during training "
-                        "(ait.engine.streams.ImageFolderStream), not loaded into memory; evaluations that need the "
-                        "whole test set as arrays (ait eval) support in-memory datasets only")
+        raise DataError(
+            f"{cfg.root}: data.dataset=imagefolder is streamed from disk during training "
+            "(ait.engine.streams.ImageFolderStream), not loaded into memory; evaluations that need the "
+            "whole test set as arrays (ait eval) support in-memory datasets only"
+        )
     if cfg.dataset == "synthetic":
         train, test = make_synthetic_split(cfg.synthetic_size, max(cfg.synthetic_size // 4, 10), seed=1234)
     elif cfg.dataset == "npz":
@@ -40,7 +49,8 @@ def build_data(cfg: DataConfig, seed: int) -> RunData:
     if train.image_shape[0] != test.image_shape[0] or train.num_classes != test.num_classes:
         raise ValueError(
             f"training set {train.source} ({train.image_shape}, {train.num_classes} classes) and test set "
-            f"{test.source} ({test.image_shape}, {test.num_classes} classes) do not match")
+            f"{test.source} ({test.image_shape}, {test.num_classes} classes) do not match"
+        )
     info: dict[str, Any] = {"train_source": train.source, "test_source": test.source}
     if cfg.train_limit is not None and cfg.train_limit < len(train):
         train = train.subset(range(cfg.train_limit))
@@ -54,6 +64,12 @@ def build_data(cfg: DataConfig, seed: int) -> RunData:
         test = test.subset(range(cfg.test_limit))
     name = cfg.dataset if cfg.dataset in ("cifar10", "cifar100", "fashion_mnist") else "custom"
     mean, std = normalization_for(name, train)
-    info.update(train_size=len(train), test_size=len(test), num_classes=train.num_classes,
-                image_shape=list(train.image_shape), mean=list(mean), std=list(std))
+    info.update(
+        train_size=len(train),
+        test_size=len(test),
+        num_classes=train.num_classes,
+        image_shape=list(train.image_shape),
+        mean=list(mean),
+        std=list(std),
+    )
     return RunData(train, test, tuple(mean), tuple(std), info)

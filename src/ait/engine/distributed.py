@@ -122,8 +122,10 @@ def wrap_for_training(nets: list[nn.Module], ctx: DistContext, device: torch.dev
     if sync_batchnorm and device.type != "cuda":
         from ait.config import ConfigError
 
-        raise ConfigError("train.sync_batchnorm: PyTorch's SyncBatchNorm runs on GPUs only; set it to false "
-                          f"for training on {device.type}")
+        raise ConfigError(
+            "train.sync_batchnorm: PyTorch's SyncBatchNorm runs on GPUs only; set it to false "
+            f"for training on {device.type}"
+        )
     wrapped = []
     for net in nets:
         module: nn.Module = AllOutputs(net)

@@ -40,13 +40,19 @@ from ait import models
 from ait import views as views_lib
 from ait.config import RESUME_MAY_CHANGE, Config, config_differences, load_config
 from ait.engine import distributed
-from ait.engine.checkpoint import (CheckpointError, capture_rng, load_checkpoint, restore_rng,
-                                   save_checkpoint)
+from ait.engine.checkpoint import CheckpointError, capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from ait.engine.optim import build_optimizer, build_scheduler
 from ait.engine.precision import resolve_device, resolve_precision
 from ait.engine.progress import Progress
-from ait.engine.rundir import (RunDirError, append_jsonl, default_run_dir, environment_record, prepare_run_dir,
-                               write_json, write_run_header)
+from ait.engine.rundir import (
+    RunDirError,
+    append_jsonl,
+    default_run_dir,
+    environment_record,
+    prepare_run_dir,
+    write_json,
+    write_run_header,
+)
 from ait.engine.streams import build_stream, evaluate_sharded, pad_to_multiple, samples_per_step  # noqa: F401
 from ait.engine.trainer import BranchTrainer, NonFiniteLossError
 
@@ -111,7 +117,7 @@ class Position:
         return {k: (v.detach().cpu() if isinstance(v, torch.Tensor) else v) for k, v in self.__dict__.items()}
 
     @classmethod
-    def from_state(cls, state: dict[str, Any], device: torch.device) -> "Position":
+    def from_state(cls, state: dict[str, Any], device: torch.device) -> Position:
         pos = cls(**state)
         for name in ("ce_sum", "consistency_sum", "correct"):
             value = getattr(pos, name)
@@ -152,8 +158,10 @@ def checkpoint_size_estimate(networks) -> int:
 def check_free_space(run_path: Path, needed: int) -> None:
     free = shutil.disk_usage(run_path).free
     if free < 2 * needed:  # a new checkpoint is written beside the old one before the rename
-        raise RunDirError(f"only {free / 2**20:.0f} MiB free on the disk of {str(run_path)!r}; checkpoints of this "
-                          f"run need about {2 * needed / 2**20:.0f} MiB")
+        raise RunDirError(
+            f"only {free / 2**20:.0f} MiB free on the disk of {str(run_path)!r}; checkpoints of this "
+            f"run need about {2 * needed / 2**20:.0f} MiB"
+        )
 
 
 def open_run_directory(cfg: Config, run_path: Path, overwrite: bool, resume: bool) -> dict[str, Any] | None:
@@ -168,21 +176,30 @@ def open_run_directory(cfg: Config, run_path: Path, overwrite: bool, resume: boo
         prepare_run_dir(run_path, overwrite=overwrite)
         return None
     if complete:
-        raise RunDirError(f"run directory {str(run_path)!r} holds a finished run; pass --overwrite to replace it, "
-                          "or choose another with --run-dir")
+        raise RunDirError(
+            f"run directory {str(run_path)!r} holds a finished run; pass --overwrite to replace it, "
+            "or choose another with --run-dir"
+        )
     try:
         state = load_checkpoint(checkpoint)
     except CheckpointError as err:
         raise RunDirError(f"{err}; remove it or pass --overwrite to start again") from None
     diffs = config_differences(state["config"], cfg.to_dict(), ignore=RESUME_MAY_CHANGE)
     if diffs:
-        raise RunDirError(f"{str(run_path)!r} holds a checkpoint of a different config, so it is not resumed; "
-                          f"differing keys: {'; '.join(diffs)}. Pass --overwrite to start again or use --run-dir")
+        raise RunDirError(
+            f"{str(run_path)!r} holds a checkpoint of a different config, so it is not resumed; "
+            f"differing keys: {'; '.join(diffs)}. Pass --overwrite to start again or use --run-dir"
+        )
     return state
 
 
-def train(config: Config | dict | str | Path, overrides: list[str] | tuple = (), run_dir: str | Path | None = None,
-          overwrite: bool = False, resume: bool = False) -> dict[str, Any]:
+def train(
+    config: Config | dict | str | Path,
+    overrides: list[str] | tuple = (),
+    run_dir: str | Path | None = None,
+    overwrite: bool = False,
+    resume: bool = False,
+) -> dict[str, Any]:
     """Train (or continue) the run described by ``config``; write its run directory; return its summary."""
     cfg = load_config(config, overrides)
     ctx = distributed.init_distributed(cfg.train.dist_timeout_s)
@@ -193,8 +210,9 @@ def train(config: Config | dict | str | Path, overrides: list[str] | tuple = (),
         distributed.shutdown(ctx)
 
 
-def _train(cfg: Config, ctx: distributed.DistContext, run_dir, overwrite: bool, resume: bool,
-           resources: ExitStack) -> dict[str, Any]:
+def _train(
+    cfg: Config, ctx: distributed.DistContext, run_dir, overwrite: bool, resume: bool, resources: ExitStack
+) -> dict[str, Any]:
     t, s = cfg.train, cfg.strategy
     if t.num_threads:
         torch.set_num_threads(t.num_threads)
@@ -236,8 +254,17 @@ def _train(cfg: Config, ctx: distributed.DistContext, run_dir, overwrite: bool, 
     forwards = distributed.wrap_for_training(networks, ctx, device, t.sync_batchnorm)
     if t.compile:
         forwards = [torch.compile(forward) for forward in forwards]
-    trainer = BranchTrainer(networks, recipes, s.branches(), cfg.consistency, precision, stream.mean, stream.std,
-                            forwards=forwards, network_names=s.networks)
+    trainer = BranchTrainer(
+        networks,
+        recipes,
+        s.branches(),
+        cfg.consistency,
+        precision,
+        stream.mean,
+        stream.std,
+        forwards=forwards,
+        network_names=s.networks,
+    )
 
     steps_per_epoch = min(stream.num_batches, t.max_steps_per_epoch or stream.num_batches)
     optimizers = [build_optimizer(net, name, cfg.optim) for net, name in zip(networks, s.networks)]
@@ -259,18 +286,22 @@ def _train(cfg: Config, ctx: distributed.DistContext, run_dir, overwrite: bool, 
 
     def save(where: str) -> None:
         if ctx.is_main and t.checkpoint:
-            save_checkpoint({
-                "config": cfg.to_dict(),
-                "networks": [net.state_dict() for net in networks],
-                "optimizers": [opt.state_dict() for opt in optimizers],
-                "schedulers": [sched.state_dict() for sched in schedulers],
-                "position": pos.to_state(),
-                "rng": capture_rng(),
-                "saved_at": where,
-            }, run_path / "checkpoint.pt")
+            save_checkpoint(
+                {
+                    "config": cfg.to_dict(),
+                    "networks": [net.state_dict() for net in networks],
+                    "optimizers": [opt.state_dict() for opt in optimizers],
+                    "schedulers": [sched.state_dict() for sched in schedulers],
+                    "position": pos.to_state(),
+                    "rng": capture_rng(),
+                    "saved_at": where,
+                },
+                run_path / "checkpoint.pt",
+            )
 
-    progress = Progress(t.progress if ctx.is_main else "none", total_epochs=t.epochs,
-                        steps_per_epoch=steps_per_epoch, name=cfg.name)
+    progress = Progress(
+        t.progress if ctx.is_main else "none", total_epochs=t.epochs, steps_per_epoch=steps_per_epoch, name=cfg.name
+    )
     progress.start(run_path, stream.info, precision.name, device, resumed_at=(pos.epoch, pos.step) if state else None)
     wall_start = time.perf_counter() - pos.wall_seconds
     with stop_on_signals() as signals:
@@ -285,18 +316,29 @@ def _train(cfg: Config, ctx: distributed.DistContext, run_dir, overwrite: bool, 
                     break
                 generator.manual_seed(step_seed(cfg.seed, epoch, step))  # the trainer's views (in-memory data)
                 try:
-                    stats = trainer.step(batch.images, batch.labels, optimizers, schedulers, generator, batch.shard,
-                                         premade=batch.premade)
+                    stats = trainer.step(
+                        batch.images,
+                        batch.labels,
+                        optimizers,
+                        schedulers,
+                        generator,
+                        batch.shard,
+                        premade=batch.premade,
+                    )
                 except NonFiniteLossError as err:
                     pos.nonfinite_skips += 1
                     where = f"epoch {epoch + 1}, step {step + 1}"
                     if pos.nonfinite_skips > t.max_nonfinite_skips:
                         pos.step = step
-                        raise RunFailed(f"{err} at {where}; {pos.nonfinite_skips} non-finite step(s) exceed "
-                                        f"train.max_nonfinite_skips={t.max_nonfinite_skips}. The last checkpoint "
-                                        f"is {run_path / 'checkpoint.pt'}") from None
-                    print(f"[{cfg.name}] skipped {where}: {err} ({pos.nonfinite_skips}/{t.max_nonfinite_skips})",
-                          file=sys.stderr)
+                        raise RunFailed(
+                            f"{err} at {where}; {pos.nonfinite_skips} non-finite step(s) exceed "
+                            f"train.max_nonfinite_skips={t.max_nonfinite_skips}. The last checkpoint "
+                            f"is {run_path / 'checkpoint.pt'}"
+                        ) from None
+                    print(
+                        f"[{cfg.name}] skipped {where}: {err} ({pos.nonfinite_skips}/{t.max_nonfinite_skips})",
+                        file=sys.stderr,
+                    )
                     for sched in schedulers:  # the schedule stays aligned with the step count
                         sched.step()
                     stats = None
@@ -312,8 +354,11 @@ def _train(cfg: Config, ctx: distributed.DistContext, run_dir, overwrite: bool, 
                     pos.wall_seconds = time.perf_counter() - wall_start
                     save(f"signal {stop} at epoch {epoch + 1} step {pos.step}")
                     progress.close()
-                    raise RunInterrupted(f"stopped by signal {stop} at epoch {epoch + 1}, step {pos.step}; the checkpoint "
-                                         f"is saved: continue with `ait train --resume {run_path}`", stop)
+                    raise RunInterrupted(
+                        f"stopped by signal {stop} at epoch {epoch + 1}, step {pos.step}; the checkpoint "
+                        f"is saved: continue with `ait train --resume {run_path}`",
+                        stop,
+                    )
             record = finish_epoch(cfg, ctx, pos, networks, trainer, stream, precision, epoch, wall_start)
             history.append(record)
             if ctx.is_main:
@@ -324,16 +369,18 @@ def _train(cfg: Config, ctx: distributed.DistContext, run_dir, overwrite: bool, 
             progress.end_epoch(record)
 
     pos.wall_seconds = time.perf_counter() - wall_start
-    summary = build_summary(cfg, run_path, history, pos, stream.info, precision.name, device, steps_per_epoch,
-                            ctx.world_size)
+    summary = build_summary(
+        cfg, run_path, history, pos, stream.info, precision.name, device, steps_per_epoch, ctx.world_size
+    )
     if ctx.is_main:
         write_json(run_path / "summary.json", summary)
     progress.finish(summary)
     return summary
 
 
-def finish_epoch(cfg: Config, ctx, pos: Position, networks, trainer: BranchTrainer, stream, precision, epoch: int,
-                 wall_start: float) -> dict[str, Any]:
+def finish_epoch(
+    cfg: Config, ctx, pos: Position, networks, trainer: BranchTrainer, stream, precision, epoch: int, wall_start: float
+) -> dict[str, Any]:
     """The epoch's metrics record (reduced over ranks), with a test evaluation when it is due."""
     t = cfg.train
     n_nets, device = len(networks), precision.device
@@ -376,9 +423,17 @@ def read_history(path: Path, upto_epoch: int, rewrite: bool) -> list[dict[str, A
     return kept
 
 
-def build_summary(cfg: Config, run_path: Path, history: list[dict[str, Any]], pos: Position,
-                  data_info: dict[str, Any], precision_name: str, device: torch.device, steps_per_epoch: int,
-                  world_size: int) -> dict[str, Any]:
+def build_summary(
+    cfg: Config,
+    run_path: Path,
+    history: list[dict[str, Any]],
+    pos: Position,
+    data_info: dict[str, Any],
+    precision_name: str,
+    device: torch.device,
+    steps_per_epoch: int,
+    world_size: int,
+) -> dict[str, Any]:
     """Final-epoch accuracy is the headline; the best epoch is reported beside it, labelled."""
     evaluated = [r for r in history if "test" in r]
     final = evaluated[-1]["test"]
@@ -386,14 +441,16 @@ def build_summary(cfg: Config, run_path: Path, history: list[dict[str, Any]], po
     entries = []
     for k, key in enumerate(keys):
         best = max(evaluated, key=lambda r: r["test"][key]["top1"])
-        entries.append({
-            "key": key,
-            "name": cfg.strategy.networks[k] if key != "ensemble" else "ensemble",
-            "final_top1": final[key]["top1"],
-            "final_top5": final[key]["top5"],
-            "best_top1": best["test"][key]["top1"],
-            "best_epoch": best["epoch"],
-        })
+        entries.append(
+            {
+                "key": key,
+                "name": cfg.strategy.networks[k] if key != "ensemble" else "ensemble",
+                "final_top1": final[key]["top1"],
+                "final_top5": final[key]["top5"],
+                "best_top1": best["test"][key]["top1"],
+                "best_epoch": best["epoch"],
+            }
+        )
     return {
         "name": cfg.name,
         "run_dir": str(run_path),

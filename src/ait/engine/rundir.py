@@ -1,11 +1,11 @@
 """The run directory: everything needed to understand and repeat a run.
 
-    RUN_DIR/
-      config.yaml      the resolved config (plain data)
-      env.json         versions, device, git commit, command line
-      metrics.jsonl    one JSON object per epoch
-      summary.json     final numbers per network (written at the end)
-      checkpoint.pt    the last end-of-epoch state of every network
+RUN_DIR/
+  config.yaml      the resolved config (plain data)
+  env.json         versions, device, git commit, command line
+  metrics.jsonl    one JSON object per epoch
+  summary.json     final numbers per network (written at the end)
+  checkpoint.pt    the last end-of-epoch state of every network
 """
 
 from __future__ import annotations
@@ -47,7 +47,8 @@ def prepare_run_dir(path: str | Path, overwrite: bool = False) -> Path:
         if not overwrite:
             raise RunDirError(
                 f"run directory {str(path)!r} already holds a run; pass --overwrite to replace it, "
-                "or choose another with --run-dir")
+                "or choose another with --run-dir"
+            )
         shutil.rmtree(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -85,18 +86,26 @@ def git_commit() -> dict[str, Any] | None:
     """The commit of the ait source tree, if it is a git checkout."""
     here = Path(__file__).resolve().parent
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
-                             timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                               capture_output=True, text=True, timeout=5, check=True).stdout.strip()
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     return {"commit": sha, "dirty": bool(dirty)}
 
 
 def environment_record(device: torch.device, precision_name: str) -> dict[str, Any]:
-    import ait
     import numpy
+
+    import ait
 
     record: dict[str, Any] = {
         "ait": ait.__version__,

@@ -26,20 +26,40 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 
 from ait.config import Config, ConfigError
-from ait.data import (IMAGENET_NORMALIZATION, DataError, EpochSampler, ImageFolderIndex, ImageFolderViews,
-                      corrupt_labels, fraction_subset, imagefolder_loader, scan_image_folder, verify_images)
+from ait.data import (
+    IMAGENET_NORMALIZATION,
+    DataError,
+    EpochSampler,
+    ImageFolderIndex,
+    ImageFolderViews,
+    corrupt_labels,
+    fraction_subset,
+    imagefolder_loader,
+    scan_image_folder,
+    verify_images,
+)
 from ait.engine.datasets import RunData, build_data
 from ait.evaluate.accuracy import accuracy_table, predict_batches, predict_logits
 
-__all__ = ["ImageFolderStream", "InMemoryStream", "TrainBatch", "build_stream", "evaluate_sharded", "evenly_spaced",
-           "pad_to_multiple", "samples_per_step", "scan_imagefolder_splits"]
+__all__ = [
+    "ImageFolderStream",
+    "InMemoryStream",
+    "TrainBatch",
+    "build_stream",
+    "evaluate_sharded",
+    "evenly_spaced",
+    "pad_to_multiple",
+    "samples_per_step",
+    "scan_imagefolder_splits",
+]
 
 
 def samples_per_step(config: Config) -> int:
@@ -60,7 +80,7 @@ class TrainBatch:
     premade: bool = False  # images are the views, made by the data loader
 
 
-def build_stream(cfg: Config, ctx, device: torch.device) -> "InMemoryStream | ImageFolderStream":
+def build_stream(cfg: Config, ctx, device: torch.device) -> InMemoryStream | ImageFolderStream:
     """The run's data as the config describes it; bad data fails here, before anything is written."""
     if cfg.data.dataset == "imagefolder":
         return ImageFolderStream(cfg, ctx, device)
@@ -155,13 +175,17 @@ def scan_imagefolder_splits(cfg: Config, ctx) -> _Indexes:
         bad = _verify_sharded(train, d.workers, ctx) + _verify_sharded(val, d.workers, ctx)
         if bad and not d.skip_corrupt:
             shown = "\n  ".join(bad[:20]) + ("\n  ..." if len(bad) > 20 else "")
-            raise DataError(f"{bad[0]}: {len(bad)} image file(s) under {root} cannot be decoded:\n  {shown}\n"
-                            "Set data.skip_corrupt=true to leave them out, or replace them.")
+            raise DataError(
+                f"{bad[0]}: {len(bad)} image file(s) under {root} cannot be decoded:\n  {shown}\n"
+                "Set data.skip_corrupt=true to leave them out, or replace them."
+            )
         if bad:
             train, val = train.without(bad), val.without(bad)
             if ctx.is_main:
-                print(f"[{cfg.name}] data.verify_images: left out {len(bad)} undecodable file(s), e.g. {bad[0]}",
-                      file=sys.stderr)
+                print(
+                    f"[{cfg.name}] data.verify_images: left out {len(bad)} undecodable file(s), e.g. {bad[0]}",
+                    file=sys.stderr,
+                )
         info["corrupt_files_left_out"] = len(bad)
         info["corrupt_file_examples"] = bad[:20]
     if len(train) == 0 or len(val) == 0:
@@ -192,41 +216,73 @@ class ImageFolderStream:
         d, self.ctx, self.device = cfg.data, ctx, device
         samples = samples_per_step(cfg)
         if samples % ctx.world_size:
-            raise ConfigError(f"train.batch_size: {cfg.train.batch_size} images per network per step give {samples} "
-                              f"samples per step, which the {ctx.world_size} processes cannot share evenly "
-                              "(each loads its own shard of every step)")
+            raise ConfigError(
+                f"train.batch_size: {cfg.train.batch_size} images per network per step give {samples} "
+                f"samples per step, which the {ctx.world_size} processes cannot share evenly "
+                "(each loads its own shard of every step)"
+            )
         indexes = scan_imagefolder_splits(cfg, ctx)
         self.workers = d.workers
-        self.train_set = ImageFolderViews(indexes.train, num_views=len(cfg.strategy.views), train=True,
-                                          size=d.image_size, seed=cfg.seed, skip_corrupt=d.skip_corrupt)
-        self.val_set = ImageFolderViews(indexes.val, num_views=1, train=False, size=d.image_size,
-                                        eval_resize=d.eval_resize, skip_corrupt=d.skip_corrupt)
+        self.train_set = ImageFolderViews(
+            indexes.train,
+            num_views=len(cfg.strategy.views),
+            train=True,
+            size=d.image_size,
+            seed=cfg.seed,
+            skip_corrupt=d.skip_corrupt,
+        )
+        self.val_set = ImageFolderViews(
+            indexes.val,
+            num_views=1,
+            train=False,
+            size=d.image_size,
+            eval_resize=d.eval_resize,
+            skip_corrupt=d.skip_corrupt,
+        )
         # ignore_sigterm: a scheduler's SIGTERM to the whole process tree must not kill the workers
         # before this process has saved its checkpoint; close() shuts them down.
-        self.train_loader = imagefolder_loader(self.train_set, samples, d.workers, seed=cfg.seed, shuffle=True,
-                                               rank=ctx.rank, world_size=ctx.world_size, ignore_sigterm=True)
+        self.train_loader = imagefolder_loader(
+            self.train_set,
+            samples,
+            d.workers,
+            seed=cfg.seed,
+            shuffle=True,
+            rank=ctx.rank,
+            world_size=ctx.world_size,
+            ignore_sigterm=True,
+        )
         self.val_loader = None  # made at the first evaluation (its batch size is the eval batch size)
         self.num_batches = math.ceil(len(self.train_set) / samples)  # as EpochSampler without drop_last
         self.in_channels, self.num_classes = 3, indexes.train.num_classes
         self.mean, self.std = IMAGENET_NORMALIZATION
         eval_resize = d.eval_resize if d.eval_resize is not None else int(round(d.image_size / 0.875))
-        self.info = {**indexes.info, "train_size": len(self.train_set), "test_size": len(self.val_set),
-                     "num_classes": self.num_classes, "image_shape": [3, d.image_size, d.image_size],
-                     "eval_resize": eval_resize, "mean": list(self.mean), "std": list(self.std)}
+        self.info = {
+            **indexes.info,
+            "train_size": len(self.train_set),
+            "test_size": len(self.val_set),
+            "num_classes": self.num_classes,
+            "image_shape": [3, d.image_size, d.image_size],
+            "eval_resize": eval_resize,
+            "mean": list(self.mean),
+            "std": list(self.std),
+        }
 
     def batches(self, epoch: int, start: int = 0) -> Iterator[TrainBatch]:
         self.train_loader.set_epoch(epoch, start_batch=start)
         try:
             for views, labels in self.train_loader:  # uint8 (B, V, 3, S, S), int64 (B,): this rank's shard
-                yield TrainBatch(views.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True),
-                                 premade=True)
+                yield TrainBatch(
+                    views.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True), premade=True
+                )
         except DataError as err:
             message = str(err)
             if "Original Traceback" in message:  # re-raised from a worker: keep the worker's own message
                 message = message.strip().splitlines()[-1].split("DataError: ", 1)[-1]
-            raise DataError(f"{message}\nSet data.skip_corrupt=true to replace undecodable files by the next image, "
-                            "or data.verify_images=true to find (and with skip_corrupt leave out) all of them "
-                            "before training.") from None
+            raise DataError(
+                f"{message}\nSet data.skip_corrupt=true to replace undecodable files by the next image, "
+                "or data.verify_images=true to find (and with skip_corrupt leave out) all of them "
+                "before training."
+            ) from None
 
     def evaluate(self, networks, prepare, precision, batch_size: int) -> dict[str, dict[str, float]]:
         """Each rank predicts every world_size-th validation image; logits and labels are gathered."""
@@ -234,9 +290,15 @@ class ImageFolderStream:
         if self.val_loader is None or self.val_loader.batch_sampler.batch_size != batch_size * ctx.world_size:
             if self.val_loader is not None:
                 self.val_loader.close()
-            self.val_loader = imagefolder_loader(self.val_set, batch_size * ctx.world_size, self.workers,
-                                                 shuffle=False, rank=ctx.rank, world_size=ctx.world_size,
-                                                 ignore_sigterm=True)
+            self.val_loader = imagefolder_loader(
+                self.val_set,
+                batch_size * ctx.world_size,
+                self.workers,
+                shuffle=False,
+                rank=ctx.rank,
+                world_size=ctx.world_size,
+                ignore_sigterm=True,
+            )
         labels: list[torch.Tensor] = []
 
         def images() -> Iterator[torch.Tensor]:
@@ -244,8 +306,9 @@ class ImageFolderStream:
                 labels.append(y)
                 yield crops[:, 0]
 
-        logits = [ctx.gather_cat(p.logits) for p in predict_batches(networks, images(), prepare, precision,
-                                                                     features=False)]
+        logits = [
+            ctx.gather_cat(p.logits) for p in predict_batches(networks, images(), prepare, precision, features=False)
+        ]
         all_labels = ctx.gather_cat(torch.cat(labels))
         if len(all_labels) != len(self.val_set):  # the strided shards cover the set exactly once
             raise RuntimeError(f"evaluated {len(all_labels)} validation images, expected {len(self.val_set)}")
@@ -256,4 +319,3 @@ class ImageFolderStream:
         for loader in (self.train_loader, self.val_loader):
             if loader is not None:
                 loader.close()
-

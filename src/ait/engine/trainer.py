@@ -16,8 +16,8 @@ learning rate), and for DML / multi-AIT each network contributes its own CE.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 from torch import nn
@@ -59,14 +59,25 @@ class BranchTrainer:
         network_names: for error messages (default "net0", "net1", ...).
     """
 
-    def __init__(self, networks: Sequence[nn.Module], recipes: Sequence[views_lib.Recipe] | None,
-                 branches: Sequence[tuple[int, int]], consistency: ConsistencyConfig, precision: Precision,
-                 mean: Sequence[float], std: Sequence[float], forwards: Sequence | None = None,
-                 network_names: Sequence[str] | None = None):
+    def __init__(
+        self,
+        networks: Sequence[nn.Module],
+        recipes: Sequence[views_lib.Recipe] | None,
+        branches: Sequence[tuple[int, int]],
+        consistency: ConsistencyConfig,
+        precision: Precision,
+        mean: Sequence[float],
+        std: Sequence[float],
+        forwards: Sequence | None = None,
+        network_names: Sequence[str] | None = None,
+    ):
         self.networks = list(networks)
         self.forwards = list(forwards) if forwards is not None else [net.forward_all for net in self.networks]
-        self.names = [f"net{k} ({name})" for k, name in enumerate(network_names)] if network_names else \
-            [f"net{k}" for k in range(len(self.networks))]
+        self.names = (
+            [f"net{k} ({name})" for k, name in enumerate(network_names)]
+            if network_names
+            else [f"net{k}" for k in range(len(self.networks))]
+        )
         self.recipes = list(recipes) if recipes is not None else None
         self.branches = [tuple(b) for b in branches]
         self.precision = precision
@@ -108,8 +119,10 @@ class BranchTrainer:
     def _make_views(self, images: torch.Tensor, generator: torch.Generator | None):
         """Views per index, and {tuple of view indices: (len * B, C, H, W) tensor holding them in order}."""
         if self.recipes is None:
-            raise ValueError("this trainer has no augmentation recipes (its views come from the data loader): "
-                             "pass uint8 views (B, V, C, H, W) with premade=True")
+            raise ValueError(
+                "this trainer has no augmentation recipes (its views come from the data loader): "
+                "pass uint8 views (B, V, C, H, W) with premade=True"
+            )
         x = images.float().div_(255.0)
         b = x.shape[0]
         views, stacked = {}, {}
@@ -118,7 +131,7 @@ class BranchTrainer:
             out = self.normalise(views_lib.augment(batch, recipe, generator))
             stacked[tuple(vs)] = out
             for j, v in enumerate(vs):
-                views[v] = out[j * b:(j + 1) * b]
+                views[v] = out[j * b : (j + 1) * b]
         return views, stacked
 
     def _premade_views(self, views: torch.Tensor):
@@ -128,18 +141,26 @@ class BranchTrainer:
         one (len * B, C, H, W) tensor without a concatenation.
         """
         if views.dim() != 5 or views.shape[1] <= self.used_views[-1]:
-            raise ValueError(f"premade views must be uint8 (B, V, C, H, W) with V > {self.used_views[-1]}, "
-                             f"got {views.dtype} {tuple(views.shape)}")
+            raise ValueError(
+                f"premade views must be uint8 (B, V, C, H, W) with V > {self.used_views[-1]}, "
+                f"got {views.dtype} {tuple(views.shape)}"
+            )
         b = views.shape[0]
         used = self.used_views
         x = views[:, used] if used != list(range(views.shape[1])) else views  # (B, len(used), C, H, W)
         x = x.transpose(0, 1).reshape(len(used) * b, *views.shape[2:])  # view-major (len(used) * B, C, H, W)
         out = self.normalise(x.float().div_(255.0))
-        per_view = {v: out[j * b:(j + 1) * b] for j, v in enumerate(used)}
+        per_view = {v: out[j * b : (j + 1) * b] for j, v in enumerate(used)}
         return per_view, {tuple(used): out}
 
-    def loss(self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None = None,
-             shard: slice | None = None, premade: bool = False):
+    def loss(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        generator: torch.Generator | None = None,
+        shard: slice | None = None,
+        premade: bool = False,
+    ):
         """Forward all branches; returns (total loss, StepStats). images uint8 (B, C, H, W), labels (B,).
 
         With ``shard`` (distributed training), ``images`` is the whole global batch: its views are
@@ -183,13 +204,24 @@ class BranchTrainer:
                     consistency = self.ailoss(outs)
         else:
             consistency = total.new_zeros(())
-        stats = StepStats(torch.stack(ce_terms).detach(), consistency.detach(),
-                          torch.stack(correct).detach(), [int(labels.shape[0]) * len(vs) for vs in self.views_of])
+        stats = StepStats(
+            torch.stack(ce_terms).detach(),
+            consistency.detach(),
+            torch.stack(correct).detach(),
+            [int(labels.shape[0]) * len(vs) for vs in self.views_of],
+        )
         return total, stats
 
-    def step(self, images: torch.Tensor, labels: torch.Tensor, optimizers: Sequence[torch.optim.Optimizer],
-             schedulers: Sequence = (), generator: torch.Generator | None = None,
-             shard: slice | None = None, premade: bool = False) -> StepStats:
+    def step(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        optimizers: Sequence[torch.optim.Optimizer],
+        schedulers: Sequence = (),
+        generator: torch.Generator | None = None,
+        shard: slice | None = None,
+        premade: bool = False,
+    ) -> StepStats:
         """One optimisation step of every network (arguments as :meth:`loss`). Raises
         NonFiniteLossError before any update."""
         for net in self.networks:
@@ -199,8 +231,9 @@ class BranchTrainer:
         total, stats = self.loss(images, labels, generator, shard, premade)
         # One host sync per step: the price of never applying a NaN update.
         if not torch.isfinite(total.detach()):
-            raise NonFiniteLossError(f"non-finite training loss: {self.describe_nonfinite(stats)}; "
-                                     "no weights were updated")
+            raise NonFiniteLossError(
+                f"non-finite training loss: {self.describe_nonfinite(stats)}; no weights were updated"
+            )
         total.backward()
         for opt in optimizers:
             opt.step()
@@ -210,9 +243,11 @@ class BranchTrainer:
 
     def describe_nonfinite(self, stats: StepStats) -> str:
         """Which loss terms are NaN or infinite, by network name."""
-        bad = [f"CE of {name} = {value}" for name, value in zip(self.names, stats.ce.tolist())
-               if not torch.isfinite(torch.tensor(value))]
+        bad = [
+            f"CE of {name} = {value}"
+            for name, value in zip(self.names, stats.ce.tolist())
+            if not torch.isfinite(torch.tensor(value))
+        ]
         if not torch.isfinite(stats.consistency):
             bad.append(f"consistency ({self.layer}) = {stats.consistency.item()}")
         return ", ".join(bad) or "the weighted sum overflowed"
-

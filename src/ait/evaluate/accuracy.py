@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable, NamedTuple, Sequence
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 from torch import nn
@@ -19,8 +20,9 @@ class Predictions(NamedTuple):
 
 
 @torch.no_grad()
-def predict_batches(networks: Sequence[nn.Module], batches: Iterable[torch.Tensor], prepare, precision: Precision,
-                    features: bool = True) -> list[Predictions]:
+def predict_batches(
+    networks: Sequence[nn.Module], batches: Iterable[torch.Tensor], prepare, precision: Precision, features: bool = True
+) -> list[Predictions]:
     """Logits (and pooled features unless ``features`` is False) of every network for every image of
     ``batches``, an iterable of uint8 (n, C, H, W) tensors on any device (in-memory slices, or a
     data loader streaming from disk). Returns one :class:`Predictions` per network, in batch order;
@@ -43,28 +45,30 @@ def predict_batches(networks: Sequence[nn.Module], batches: Iterable[torch.Tenso
             net.train(mode)
     if not logits[0]:
         raise ValueError("no images to predict")
-    return [Predictions(torch.cat(l), torch.cat(f)) for l, f in zip(logits, feats)]
+    return [Predictions(torch.cat(lg), torch.cat(f)) for lg, f in zip(logits, feats)]
 
 
-def predict_outputs(networks: Sequence[nn.Module], images: torch.Tensor, prepare, precision: Precision,
-                    batch_size: int = 500) -> list[Predictions]:
+def predict_outputs(
+    networks: Sequence[nn.Module], images: torch.Tensor, prepare, precision: Precision, batch_size: int = 500
+) -> list[Predictions]:
     """Logits and pooled features of every network for every image (one forward pass each).
 
     images: (N, C, H, W) uint8 (on any device); networks must have ``forward_all`` (every
     ``ait.models.Classifier`` does). Returns one :class:`Predictions` per network.
     """
-    slices = (images[start:start + batch_size] for start in range(0, images.shape[0], batch_size))
+    slices = (images[start : start + batch_size] for start in range(0, images.shape[0], batch_size))
     return predict_batches(networks, slices, prepare, precision)
 
 
-def predict_logits(networks: Sequence[nn.Module], images: torch.Tensor, prepare, precision: Precision,
-                   batch_size: int = 500) -> list[torch.Tensor]:
+def predict_logits(
+    networks: Sequence[nn.Module], images: torch.Tensor, prepare, precision: Precision, batch_size: int = 500
+) -> list[torch.Tensor]:
     """Logits (N, num_classes) of every network for every image, float32 on the CPU.
 
     images: (N, C, H, W) uint8 (on any device); ``prepare`` maps a uint8 batch on the training
     device to the normalised network input.
     """
-    slices = (images[start:start + batch_size] for start in range(0, images.shape[0], batch_size))
+    slices = (images[start : start + batch_size] for start in range(0, images.shape[0], batch_size))
     return [p.logits for p in predict_batches(networks, slices, prepare, precision, features=False)]
 
 
@@ -78,16 +82,24 @@ def topk_accuracy(logits: torch.Tensor, labels: torch.Tensor, k: int) -> float:
 def accuracy_table(logits: Sequence[torch.Tensor], labels: torch.Tensor) -> dict[str, dict[str, float]]:
     """{"net0": {"top1", "top5"}, ..., "ensemble": {...}} for per-network logits (N, K)."""
     labels = labels.cpu()
-    table = {f"net{k}": {"top1": topk_accuracy(l, labels, 1), "top5": topk_accuracy(l, labels, 5)}
-             for k, l in enumerate(logits)}
+    table = {
+        f"net{k}": {"top1": topk_accuracy(lg, labels, 1), "top5": topk_accuracy(lg, labels, 5)}
+        for k, lg in enumerate(logits)
+    }
     if len(logits) > 1:
         # The ensemble averages probabilities, the usual way to combine independently trained peers.
-        probs = torch.stack([l.softmax(dim=1) for l in logits]).mean(dim=0)
+        probs = torch.stack([lg.softmax(dim=1) for lg in logits]).mean(dim=0)
         table["ensemble"] = {"top1": topk_accuracy(probs, labels, 1), "top5": topk_accuracy(probs, labels, 5)}
     return table
 
 
-def evaluate_accuracy(networks: Sequence[nn.Module], images: torch.Tensor, labels: torch.Tensor, prepare,
-                      precision: Precision, batch_size: int = 500) -> dict[str, dict[str, float]]:
+def evaluate_accuracy(
+    networks: Sequence[nn.Module],
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    prepare,
+    precision: Precision,
+    batch_size: int = 500,
+) -> dict[str, dict[str, float]]:
     """Top-1 and top-5 (percent) of each network and of the ensemble on (images, labels)."""
     return accuracy_table(predict_logits(networks, images, prepare, precision, batch_size), labels)

@@ -18,8 +18,9 @@ on CIFAR there is no standard reference network, so the baseline is a run of you
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from ait.data.errors import DataError
 from ait.evaluate.accuracy import accuracy_table, predict_logits
@@ -35,8 +36,11 @@ def check_selection(corruptions: Iterable[str], severities: Iterable[int]) -> tu
     corruptions, severities = list(corruptions), list(severities)
     unknown = [c for c in corruptions if c not in CORRUPTIONS]
     if unknown or not corruptions:
-        raise ValueError(f"unknown corruption(s) {unknown}; valid names: {', '.join(CORRUPTIONS)}" if unknown
-                         else "no corruption selected")
+        raise ValueError(
+            f"unknown corruption(s) {unknown}; valid names: {', '.join(CORRUPTIONS)}"
+            if unknown
+            else "no corruption selected"
+        )
     bad = [s for s in severities if isinstance(s, bool) or not isinstance(s, int) or s not in SEVERITIES]
     if bad or not severities:
         raise ValueError(f"severities must be integers in 1..5, got {bad or severities}")
@@ -50,18 +54,28 @@ def _official_set(run: LoadedRun, folder: str | Path, name: str, severity: int):
     path = Path(folder).expanduser() / f"{name}.npy"
     shape = tuple(run.data.test.image_shape)
     if tuple(images.shape[1:]) != shape:
-        raise DataError(f"{str(path)!r}: holds images of shape {tuple(images.shape[1:])} (C, H, W) but the run's "
-                        f"networks take {shape}")
+        raise DataError(
+            f"{str(path)!r}: holds images of shape {tuple(images.shape[1:])} (C, H, W) but the run's "
+            f"networks take {shape}"
+        )
     num_classes = run.data.test.num_classes
     if labels.numel() and int(labels.max()) >= num_classes:
-        raise DataError(f"{str(path.with_name('labels.npy'))!r}: labels go up to {int(labels.max())} but the run has "
-                        f"{num_classes} classes (CIFAR-100-C files for a CIFAR-10 run?)")
+        raise DataError(
+            f"{str(path.with_name('labels.npy'))!r}: labels go up to {int(labels.max())} but the run has "
+            f"{num_classes} classes (CIFAR-100-C files for a CIFAR-10 run?)"
+        )
     return images, labels
 
 
-def corruption_accuracy(run: LoadedRun, corruptions: Sequence[str] = CORRUPTIONS,
-                        severities: Sequence[int] = SEVERITIES, seed: int = 0, source: str | Path | None = None,
-                        cache_dir: str | Path | None = None, batch_size: int | None = None) -> dict[str, Accuracies]:
+def corruption_accuracy(
+    run: LoadedRun,
+    corruptions: Sequence[str] = CORRUPTIONS,
+    severities: Sequence[int] = SEVERITIES,
+    seed: int = 0,
+    source: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    batch_size: int | None = None,
+) -> dict[str, Accuracies]:
     """Top-1 (%) of every network, and of their ensemble, on each corruption and severity.
 
     source: None generates the corrupted sets from the run's own test set (seeded, cached like the
@@ -120,17 +134,24 @@ def mean_corruption_error(run_errors: Accuracies, baseline_errors: Accuracies) -
             raise ValueError(f"the baseline has no error for corruption {name!r} at severities {missing}")
         denominator = sum(base[s] for s in per)
         if denominator <= 0:
-            raise ValueError(f"the baseline makes no error on corruption {name!r} (severities {list(per)}): "
-                             "its corruption error is undefined")
+            raise ValueError(
+                f"the baseline makes no error on corruption {name!r} (severities {list(per)}): "
+                "its corruption error is undefined"
+            )
         ce[name] = 100.0 * sum(per.values()) / denominator
         all_errors.extend(per.values())
     return {"mce": sum(ce.values()) / len(ce), "mean_error": sum(all_errors) / len(all_errors), "ce": ce}
 
 
-def corruption_summary(accuracy: dict[str, Accuracies], seed: int, source: str | Path | None,
-                       corruptions: Sequence[str], severities: Sequence[int],
-                       baseline: dict[str, Accuracies] | None = None,
-                       baseline_dir: str | Path | None = None) -> dict[str, Any]:
+def corruption_summary(
+    accuracy: dict[str, Accuracies],
+    seed: int,
+    source: str | Path | None,
+    corruptions: Sequence[str],
+    severities: Sequence[int],
+    baseline: dict[str, Accuracies] | None = None,
+    baseline_dir: str | Path | None = None,
+) -> dict[str, Any]:
     """The content of RUN_DIR/eval/corruptions.json (format in :func:`ait.evaluate.command.run_eval`).
 
     mCE of every network (and the ensemble) is taken against the baseline's network 0.

@@ -64,8 +64,8 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -78,18 +78,38 @@ from ait.evaluate.testsets import cached_images, images_key
 CODE_VERSION = "ait-corruptions-1"
 
 CORRUPTIONS: tuple[str, ...] = (
-    "gaussian_noise", "shot_noise", "impulse_noise",
-    "defocus_blur", "glass_blur", "motion_blur", "zoom_blur",
-    "snow", "frost", "fog",
-    "brightness", "contrast", "elastic_transform", "pixelate", "jpeg_compression",
+    "gaussian_noise",
+    "shot_noise",
+    "impulse_noise",
+    "defocus_blur",
+    "glass_blur",
+    "motion_blur",
+    "zoom_blur",
+    "snow",
+    "frost",
+    "fog",
+    "brightness",
+    "contrast",
+    "elastic_transform",
+    "pixelate",
+    "jpeg_compression",
 )
 SEVERITIES: tuple[int, ...] = (1, 2, 3, 4, 5)
 
 # Corruptions whose result depends on the seed; the others are deterministic functions of the image.
-RANDOM_CORRUPTIONS: frozenset[str] = frozenset({
-    "gaussian_noise", "shot_noise", "impulse_noise", "glass_blur", "motion_blur", "snow", "frost", "fog",
-    "elastic_transform",
-})
+RANDOM_CORRUPTIONS: frozenset[str] = frozenset(
+    {
+        "gaussian_noise",
+        "shot_noise",
+        "impulse_noise",
+        "glass_blur",
+        "motion_blur",
+        "snow",
+        "frost",
+        "fog",
+        "elastic_transform",
+    }
+)
 
 # Images corrupted per generator: bounds the float working memory (~ a few 10 MB per array).
 _CHUNK = 1000
@@ -105,18 +125,28 @@ DEFOCUS_BLUR = ((0.3, 0.4), (0.4, 0.5), (0.5, 0.6), (1, 0.2), (1.5, 0.1))  # dis
 GLASS_BLUR = ((0.05, 1, 1), (0.25, 1, 1), (0.4, 1, 1), (0.25, 1, 2), (0.4, 1, 2))  # sigma, max delta, iterations
 MOTION_BLUR = ((6, 1), (6, 1.5), (6, 2), (8, 2), (9, 2.5))  # ImageMagick radius, sigma
 ZOOM_BLUR_END = (1.06, 1.11, 1.16, 1.21, 1.26)  # zoom factors numpy.arange(1, end, 0.01)
-SNOW = ((0.1, 0.2, 1, 0.6, 8, 3, 0.95),  # loc, scale, zoom, threshold, blur radius, blur sigma, blend
-        (0.1, 0.2, 1, 0.5, 10, 4, 0.9),
-        (0.15, 0.3, 1.75, 0.55, 10, 4, 0.9),
-        (0.25, 0.3, 2.25, 0.6, 12, 6, 0.85),
-        (0.3, 0.3, 1.25, 0.65, 14, 12, 0.8))
+SNOW = (
+    (0.1, 0.2, 1, 0.6, 8, 3, 0.95),  # loc, scale, zoom, threshold, blur radius, blur sigma, blend
+    (0.1, 0.2, 1, 0.5, 10, 4, 0.9),
+    (0.15, 0.3, 1.75, 0.55, 10, 4, 0.9),
+    (0.25, 0.3, 2.25, 0.6, 12, 6, 0.85),
+    (0.3, 0.3, 1.25, 0.65, 14, 12, 0.8),
+)
 FROST = ((1, 0.2), (1, 0.3), (0.9, 0.4), (0.85, 0.4), (0.75, 0.45))  # image weight, frost weight
 FOG = ((0.2, 3), (0.5, 3), (0.75, 2.5), (1, 2), (1.5, 1.75))  # fog amount, plasma wibble decay
 BRIGHTNESS = (0.05, 0.1, 0.15, 0.2, 0.3)  # added to HSV value
 CONTRAST = (0.75, 0.5, 0.4, 0.3, 0.15)  # factor towards the per-channel mean
 _IMSIZE = 32  # elastic constants are multiples of the CIFAR image size
-ELASTIC_TRANSFORM = tuple((_IMSIZE * a, _IMSIZE * s, _IMSIZE * f) for a, s, f in (  # alpha, sigma, affine (px)
-    (0, 0, 0.08), (0.05, 0.2, 0.07), (0.08, 0.06, 0.06), (0.1, 0.04, 0.05), (0.1, 0.03, 0.03)))
+ELASTIC_TRANSFORM = tuple(
+    (_IMSIZE * a, _IMSIZE * s, _IMSIZE * f)
+    for a, s, f in (  # alpha, sigma, affine (px)
+        (0, 0, 0.08),
+        (0.05, 0.2, 0.07),
+        (0.08, 0.06, 0.06),
+        (0.1, 0.04, 0.05),
+        (0.1, 0.03, 0.03),
+    )
+)
 PIXELATE = (0.95, 0.9, 0.85, 0.75, 0.65)  # downscale factor (Pillow BOX both ways)
 JPEG_COMPRESSION = (80, 65, 58, 50, 40)  # Pillow JPEG quality
 
@@ -190,7 +220,7 @@ def _filter2d(x: Array, kernel: Array, border=_reflect101) -> Array:
     for i in range(kernel.shape[0]):
         for j in range(kernel.shape[1]):
             if kernel[i, j] != 0:
-                out += kernel[i, j] * padded[:, i:i + h, j:j + w]
+                out += kernel[i, j] * padded[:, i : i + h, j : j + w]
     return out
 
 
@@ -255,7 +285,7 @@ def _motion_blur(x: Array, radius: float, sigma: float, angles: Array) -> Array:
     _, h, w, _ = x.shape
     width = int(2 * math.ceil(radius) + 1)
     taps = np.arange(width, dtype=np.float64)
-    weights = np.exp(-taps ** 2 / (2.0 * sigma * sigma))
+    weights = np.exp(-(taps**2) / (2.0 * sigma * sigma))
     weights /= weights.sum()
     theta = np.deg2rad(angles)
     rows0, cols0 = np.arange(h).reshape(1, h, 1), np.arange(w).reshape(1, 1, w)
@@ -363,16 +393,16 @@ def _disk_kernel(radius: float, alias_blur: float) -> Array:
     r = max(8, int(math.ceil(radius)))
     grid = np.arange(-r, r + 1)
     yy, xx = np.meshgrid(grid, grid, indexing="ij")
-    disk = (xx ** 2 + yy ** 2 <= radius ** 2).astype(np.float64)
+    disk = (xx**2 + yy**2 <= radius**2).astype(np.float64)
     disk /= disk.sum()
-    g = np.exp(-np.arange(-1, 2) ** 2 / (2.0 * alias_blur ** 2))
+    g = np.exp(-(np.arange(-1, 2) ** 2) / (2.0 * alias_blur**2))
     g /= g.sum()
     padded = np.pad(disk, 1)
     n = disk.shape[0]
-    kernel = sum(g[i] * g[j] * padded[i:i + n, j:j + n] for i in range(3) for j in range(3))
+    kernel = sum(g[i] * g[j] * padded[i : i + n, j : j + n] for i in range(3) for j in range(3))
     rows, cols = np.nonzero(kernel)
     k = max(np.abs(rows - r).max(), np.abs(cols - r).max())
-    return kernel[r - k:r + k + 1, r - k:r + k + 1].astype(np.float32)
+    return kernel[r - k : r + k + 1, r - k : r + k + 1].astype(np.float32)
 
 
 def defocus_blur(u8: Array, severity: int, rng: np.random.Generator) -> Array:
@@ -522,10 +552,21 @@ def jpeg_compression(u8: Array, severity: int, rng: np.random.Generator) -> Arra
 
 
 _FUNCTIONS: dict[str, Callable[[Array, int, np.random.Generator], Array]] = {
-    "gaussian_noise": gaussian_noise, "shot_noise": shot_noise, "impulse_noise": impulse_noise,
-    "defocus_blur": defocus_blur, "glass_blur": glass_blur, "motion_blur": motion_blur, "zoom_blur": zoom_blur,
-    "snow": snow, "frost": frost, "fog": fog, "brightness": brightness, "contrast": contrast,
-    "elastic_transform": elastic_transform, "pixelate": pixelate, "jpeg_compression": jpeg_compression,
+    "gaussian_noise": gaussian_noise,
+    "shot_noise": shot_noise,
+    "impulse_noise": impulse_noise,
+    "defocus_blur": defocus_blur,
+    "glass_blur": glass_blur,
+    "motion_blur": motion_blur,
+    "zoom_blur": zoom_blur,
+    "snow": snow,
+    "frost": frost,
+    "fog": fog,
+    "brightness": brightness,
+    "contrast": contrast,
+    "elastic_transform": elastic_transform,
+    "pixelate": pixelate,
+    "jpeg_compression": jpeg_compression,
 }
 assert tuple(_FUNCTIONS) == CORRUPTIONS
 
@@ -563,7 +604,7 @@ def apply_corruption(images: torch.Tensor, name: str, severity: int, seed: int =
     entropy = int(seed) % (1 << 64)
     for chunk, start in enumerate(range(0, source.shape[0], _CHUNK)):
         rng = np.random.default_rng([entropy, CORRUPTIONS.index(name), chunk])  # no severity: see below
-        out[start:start + _CHUNK] = _to_uint8(_FUNCTIONS[name](source[start:start + _CHUNK], int(severity), rng))
+        out[start : start + _CHUNK] = _to_uint8(_FUNCTIONS[name](source[start : start + _CHUNK], int(severity), rng))
     return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
 
 
@@ -572,8 +613,9 @@ def corruption_key(images: torch.Tensor, name: str, severity: int, seed: int) ->
     return images_key(images, f"{CODE_VERSION}|corruption={name}|severity={int(severity)}|seed={int(seed)}")
 
 
-def corrupted_test_set(images: torch.Tensor, name: str, severity: int, seed: int = 0,
-                       cache_dir: str | Path | None = None) -> torch.Tensor:
+def corrupted_test_set(
+    images: torch.Tensor, name: str, severity: int, seed: int = 0, cache_dir: str | Path | None = None
+) -> torch.Tensor:
     """``apply_corruption(images, name, severity, seed)``, cached like the fixed test sets.
 
     Cached as ``<cache>/<name>-s<severity>-<key prefix>.pt`` in the fixed test sets' cache
@@ -584,8 +626,9 @@ def corrupted_test_set(images: torch.Tensor, name: str, severity: int, seed: int
     if images.dim() != 4 or images.dtype != torch.uint8:
         raise ValueError(f"test images must be uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
     key = corruption_key(images, name, severity, seed)
-    return cached_images(images, f"{name}-s{int(severity)}", key,
-                         lambda: apply_corruption(images, name, severity, seed), cache_dir)
+    return cached_images(
+        images, f"{name}-s{int(severity)}", key, lambda: apply_corruption(images, name, severity, seed), cache_dir
+    )
 
 
 def load_cifar_c(folder: str | Path, corruption: str, severity: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -599,17 +642,23 @@ def load_cifar_c(folder: str | Path, corruption: str, severity: int) -> tuple[to
     check_corruption(corruption, severity)
     root = Path(folder).expanduser()
     if not root.is_dir():
-        raise DataError(f"{str(root)!r}: not a directory; expected the CIFAR-10-C / CIFAR-100-C folder "
-                        "with <corruption>.npy and labels.npy")
+        raise DataError(
+            f"{str(root)!r}: not a directory; expected the CIFAR-10-C / CIFAR-100-C folder "
+            "with <corruption>.npy and labels.npy"
+        )
     images = _load_npy(root / f"{corruption}.npy")
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] not in (1, 3) or images.shape[0] % 5:
-        raise DataError(f"{str(root / f'{corruption}.npy')!r}: expected uint8 (5 * n, H, W, 3) with the 5 "
-                        f"severities stacked (official: (50000, 32, 32, 3)), got {images.dtype} {images.shape}")
+        raise DataError(
+            f"{str(root / f'{corruption}.npy')!r}: expected uint8 (5 * n, H, W, 3) with the 5 "
+            f"severities stacked (official: (50000, 32, 32, 3)), got {images.dtype} {images.shape}"
+        )
     n = images.shape[0] // 5
     labels = _load_npy(root / "labels.npy")
     if labels.ndim != 1 or labels.shape[0] not in (n, 5 * n) or not np.issubdtype(labels.dtype, np.integer):
-        raise DataError(f"{str(root / 'labels.npy')!r}: expected {5 * n} (or {n}) integer labels to match "
-                        f"{corruption}.npy {images.shape}, got {labels.dtype} {labels.shape}")
+        raise DataError(
+            f"{str(root / 'labels.npy')!r}: expected {5 * n} (or {n}) integer labels to match "
+            f"{corruption}.npy {images.shape}, got {labels.dtype} {labels.shape}"
+        )
     block = slice((severity - 1) * n, severity * n)
     out = torch.from_numpy(np.array(images[block])).permute(0, 3, 1, 2).contiguous()  # a copy off the memmap
     labels = labels[block] if labels.shape[0] == 5 * n else labels
@@ -618,8 +667,10 @@ def load_cifar_c(folder: str | Path, corruption: str, severity: int) -> tuple[to
 
 def _load_npy(path: Path) -> Array:
     if not path.is_file():
-        raise DataError(f"{str(path)!r}: file not found (the official CIFAR-10-C / CIFAR-100-C folder has one "
-                        "<corruption>.npy per corruption and labels.npy)")
+        raise DataError(
+            f"{str(path)!r}: file not found (the official CIFAR-10-C / CIFAR-100-C folder has one "
+            "<corruption>.npy per corruption and labels.npy)"
+        )
     try:
         return np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError) as err:

@@ -1,7 +1,7 @@
 """Load a finished run for evaluation: its config, trained networks, data and numeric settings.
 
-    run = load_run("runs/tiny_ait/seed0")
-    logits = predict_logits(run.networks, run.data.test.images, run.prepare, run.precision)
+run = load_run("runs/tiny_ait/seed0")
+logits = predict_logits(run.networks, run.data.test.images, run.prepare, run.precision)
 """
 
 from __future__ import annotations
@@ -68,8 +68,9 @@ class LoadedRun:
 
 def _require_file(path: Path, run_dir: Path, what: str) -> None:
     if not path.is_file():
-        raise RunLoadError(f"run directory {str(run_dir)!r} has no {path.name} ({what}); "
-                           "is it a finished `ait train` run directory?")
+        raise RunLoadError(
+            f"run directory {str(run_dir)!r} has no {path.name} ({what}); is it a finished `ait train` run directory?"
+        )
 
 
 def check_run_dir(run_dir: str | Path) -> Path:
@@ -102,8 +103,10 @@ def load_run(run_dir: str | Path, device: str | None = "auto") -> LoadedRun:
         raise RunLoadError(f"run directory {str(path)!r}: {err}") from None
     saved_nets = list(state.get("config", {}).get("strategy", {}).get("networks", []))
     if saved_nets != list(config.strategy.networks):
-        raise RunLoadError(f"run directory {str(path)!r}: checkpoint.pt holds networks {saved_nets} but "
-                           f"config.yaml names {list(config.strategy.networks)}")
+        raise RunLoadError(
+            f"run directory {str(path)!r}: checkpoint.pt holds networks {saved_nets} but "
+            f"config.yaml names {list(config.strategy.networks)}"
+        )
 
     spec = config.train.device if device is None else device
     try:
@@ -113,11 +116,12 @@ def load_run(run_dir: str | Path, device: str | None = "auto") -> LoadedRun:
     precision = resolve_precision(torch_device, config.train.precision, config.train.channels_last)
     data = build_data(config.data, config.seed)  # the same test set (and limits) as in training
     try:
-        _, networks = networks_from_checkpoint(state, data.train.num_classes, data.train.image_shape[0],
-                                               torch_device)
+        _, networks = networks_from_checkpoint(state, data.train.num_classes, data.train.image_shape[0], torch_device)
     except (RuntimeError, KeyError, ValueError) as err:  # shape mismatch, unknown model name
-        raise RunLoadError(f"run directory {str(path)!r}: cannot rebuild the networks from checkpoint.pt "
-                           f"({type(err).__name__}: {str(err).splitlines()[0][:300] if str(err) else ''})") from None
+        raise RunLoadError(
+            f"run directory {str(path)!r}: cannot rebuild the networks from checkpoint.pt "
+            f"({type(err).__name__}: {str(err).splitlines()[0][:300] if str(err) else ''})"
+        ) from None
     if precision.channels_last:
         networks = [net.to(memory_format=torch.channels_last) for net in networks]
 
@@ -131,8 +135,12 @@ def load_run(run_dir: str | Path, device: str | None = "auto") -> LoadedRun:
     else:
         # A checkpoint without a summary is an interrupted run: still worth evaluating, but say so.
         pos = state.get("position")
-        where = (f" (saved at epoch {pos.get('epoch', 0) + 1}, step {pos.get('step', 0)})"
-                 if isinstance(pos, dict) else "")
-        warnings.warn(f"run directory {str(path)!r} has no summary.json (unfinished run?); evaluating its last "
-                      f"checkpoint{where}", RuntimeWarning, stacklevel=2)
+        where = (
+            f" (saved at epoch {pos.get('epoch', 0) + 1}, step {pos.get('step', 0)})" if isinstance(pos, dict) else ""
+        )
+        warnings.warn(
+            f"run directory {str(path)!r} has no summary.json (unfinished run?); evaluating its last checkpoint{where}",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     return LoadedRun(path, config, [net.eval() for net in networks], data, precision, summary)

@@ -22,8 +22,8 @@ import hashlib
 import os
 import tempfile
 import warnings
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 import torch
 
@@ -93,7 +93,7 @@ def generate_test_set(images: torch.Tensor, recipe: Recipe, seed: int) -> torch.
     """
     generator = torch.Generator().manual_seed(int(seed))
     images = images.detach().cpu()
-    out = [augment(images[i:i + _CHUNK], recipe, generator) for i in range(0, images.shape[0], _CHUNK)]
+    out = [augment(images[i : i + _CHUNK], recipe, generator) for i in range(0, images.shape[0], _CHUNK)]
     return torch.cat(out).contiguous()
 
 
@@ -127,8 +127,7 @@ def _write_atomic(images: torch.Tensor, key: str, path: Path) -> None:
         raise
 
 
-def fixed_test_set(images: torch.Tensor, name: str, seed: int = 0,
-                   cache_dir: str | Path | None = None) -> torch.Tensor:
+def fixed_test_set(images: torch.Tensor, name: str, seed: int = 0, cache_dir: str | Path | None = None) -> torch.Tensor:
     """The fixed test set ``name`` (a key of TEST_SETS) made from ``images``, uint8 (N, C, H, W).
 
     "original" returns ``images`` itself. Others are loaded from the cache when a valid file for
@@ -146,8 +145,9 @@ def fixed_test_set(images: torch.Tensor, name: str, seed: int = 0,
     return cached_images(images, name, key, lambda: generate_test_set(images, recipe, seed), cache_dir)
 
 
-def cached_images(images: torch.Tensor, stem: str, key: str, generate: Callable[[], torch.Tensor],
-                  cache_dir: str | Path | None = None) -> torch.Tensor:
+def cached_images(
+    images: torch.Tensor, stem: str, key: str, generate: Callable[[], torch.Tensor], cache_dir: str | Path | None = None
+) -> torch.Tensor:
     """A uint8 image set of the shape of ``images``, cached as ``<cache>/<stem>-<key[:24]>.pt``.
 
     Returns the cached copy when that file is valid for ``key`` (see :func:`images_key`), else
@@ -167,7 +167,8 @@ def cached_images(images: torch.Tensor, stem: str, key: str, generate: Callable[
     return out
 
 
-def fixed_test_sets(images: torch.Tensor, names: Iterable[str] = tuple(TEST_SETS), seed: int = 0,
-                    cache_dir: str | Path | None = None) -> dict[str, torch.Tensor]:
+def fixed_test_sets(
+    images: torch.Tensor, names: Iterable[str] = tuple(TEST_SETS), seed: int = 0, cache_dir: str | Path | None = None
+) -> dict[str, torch.Tensor]:
     """{name: uint8 (N, C, H, W)} for the names that apply to these images (see applicable_test_sets)."""
     return {n: fixed_test_set(images, n, seed, cache_dir) for n in applicable_test_sets(images.shape[1], names)}

@@ -1,14 +1,14 @@
 """Augmentation-transfer matrix (paper Table 5): accuracy of each network on each fixed test set.
 
-    run = load_run("runs/cifar100_ait/seed0")
-    table = transfer_matrix(run)
-    table["net0"]["gray"]["top1"]        # top-1 (%) of network 0 on the grayscale test set
+run = load_run("runs/cifar100_ait/seed0")
+table = transfer_matrix(run)
+table["net0"]["gray"]["top1"]        # top-1 (%) of network 0 on the grayscale test set
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from ait.evaluate.accuracy import Predictions, accuracy_table, predict_outputs
 from ait.evaluate.loading import LoadedRun
@@ -17,8 +17,13 @@ from ait.evaluate.testsets import TEST_SETS, applicable_test_sets, fixed_test_se
 SetOutputs = dict[str, list[Predictions]]  # test set name -> one Predictions per network
 
 
-def predict_on_test_sets(run: LoadedRun, sets: Iterable[str] = tuple(TEST_SETS), seed: int = 0,
-                         cache_dir: str | Path | None = None, batch_size: int | None = None) -> SetOutputs:
+def predict_on_test_sets(
+    run: LoadedRun,
+    sets: Iterable[str] = tuple(TEST_SETS),
+    seed: int = 0,
+    cache_dir: str | Path | None = None,
+    batch_size: int | None = None,
+) -> SetOutputs:
     """Logits and pooled features of every network on each fixed test set that applies to the data.
 
     Sets that are no-ops for the data's channel count ("gray" for 1 channel) are left out, so the
@@ -45,9 +50,14 @@ def transfer_from_outputs(outputs: SetOutputs, labels) -> dict[str, dict[str, di
     return matrix
 
 
-def transfer_matrix(run: LoadedRun, sets: Sequence[str] = ("original", "crop", "gray", "color"), seed: int = 0,
-                    cache_dir: str | Path | None = None, batch_size: int | None = None,
-                    outputs: SetOutputs | None = None) -> dict[str, dict[str, dict[str, float]]]:
+def transfer_matrix(
+    run: LoadedRun,
+    sets: Sequence[str] = ("original", "crop", "gray", "color"),
+    seed: int = 0,
+    cache_dir: str | Path | None = None,
+    batch_size: int | None = None,
+    outputs: SetOutputs | None = None,
+) -> dict[str, dict[str, dict[str, float]]]:
     """Top-1 / top-5 (percent) of each network and of the ensemble on each fixed test set.
 
     Returns {"net0": {"original": {"top1": f, "top5": f}, "crop": {...}, ...}, ..., "ensemble": ...};

@@ -13,9 +13,10 @@ different runs are directly comparable (same colour = same source image).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -54,10 +55,16 @@ class TsneResult:
         }
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "TsneResult":
-        return cls(np.asarray(data["points"], dtype=np.float64).reshape(-1, 2), np.asarray(data["sample"]),
-                   np.asarray(data["variant"]), np.asarray(data["label"]), int(data["seed"]),
-                   int(data["num_samples"]), int(data["num_variants"]))
+    def from_json(cls, data: Mapping[str, Any]) -> TsneResult:
+        return cls(
+            np.asarray(data["points"], dtype=np.float64).reshape(-1, 2),
+            np.asarray(data["sample"]),
+            np.asarray(data["variant"]),
+            np.asarray(data["label"]),
+            int(data["seed"]),
+            int(data["num_samples"]),
+            int(data["num_variants"]),
+        )
 
 
 def choose_samples(labels: torch.Tensor, num_samples: int, seed: int) -> torch.Tensor:
@@ -83,8 +90,7 @@ def choose_samples(labels: torch.Tensor, num_samples: int, seed: int) -> torch.T
     return torch.tensor(chosen, dtype=torch.long)
 
 
-def make_variants(images: torch.Tensor, num_variants: int, seed: int,
-                  recipe: Recipe = TSNE_RECIPE) -> torch.Tensor:
+def make_variants(images: torch.Tensor, num_variants: int, seed: int, recipe: Recipe = TSNE_RECIPE) -> torch.Tensor:
     """uint8 (S, C, H, W) -> (S * num_variants, C, H, W): variant v of image s at row s * num_variants + v."""
     if num_variants < 1:
         raise ValueError(f"num_variants must be >= 1, got {num_variants}")
@@ -113,8 +119,15 @@ def embed_2d(features: np.ndarray, seed: int, perplexity: float = 30.0) -> np.nd
     return tsne.fit_transform(features)
 
 
-def tsne_features(run: LoadedRun, num_samples: int = 14, num_variants: int = 16, seed: int = 0,
-                  network: int = 0, perplexity: float = 30.0, batch_size: int | None = None) -> TsneResult:
+def tsne_features(
+    run: LoadedRun,
+    num_samples: int = 14,
+    num_variants: int = 16,
+    seed: int = 0,
+    network: int = 0,
+    perplexity: float = 30.0,
+    batch_size: int | None = None,
+) -> TsneResult:
     """t-SNE of the pooled features (network ``network``) of ``num_variants`` random variants
     (TSNE_RECIPE) of each of ``num_samples`` seeded test samples (paper Figure 6: 14 x 16)."""
     if not 0 <= network < len(run.networks):
@@ -122,8 +135,9 @@ def tsne_features(run: LoadedRun, num_samples: int = 14, num_variants: int = 16,
     test = run.data.test
     chosen = choose_samples(test.labels, num_samples, seed)  # (S,)
     variants = make_variants(test.images[chosen], num_variants, seed)  # (S * V, C, H, W)
-    preds = predict_outputs([run.networks[network]], variants, run.prepare, run.precision,
-                            batch_size or run.eval_batch_size)[0]
+    preds = predict_outputs(
+        [run.networks[network]], variants, run.prepare, run.precision, batch_size or run.eval_batch_size
+    )[0]
     points = embed_2d(preds.feature.numpy(), seed, perplexity)  # (S * V, 2)
     sample = chosen.repeat_interleave(num_variants).numpy()
     variant = np.tile(np.arange(num_variants), num_samples)
@@ -144,8 +158,12 @@ def _styles(n: int) -> list[tuple[Any, str]]:
     return [(tab10[(i + 5 * (i // 10)) % 10], markers[(i // 10) % len(markers)]) for i in range(n)]
 
 
-def plot_tsne(results_by_run: Mapping[str, TsneResult | Mapping[str, Any]], path: str | Path,
-              class_names: Sequence[str] | None = None, title: str | None = None) -> Path:
+def plot_tsne(
+    results_by_run: Mapping[str, TsneResult | Mapping[str, Any]],
+    path: str | Path,
+    class_names: Sequence[str] | None = None,
+    title: str | None = None,
+) -> Path:
     """One PNG, one panel per run side by side; points coloured by source image.
 
     results_by_run: {panel label: TsneResult or a tsne.json dict}. Colours follow the order in
@@ -177,8 +195,16 @@ def plot_tsne(results_by_run: Mapping[str, TsneResult | Mapping[str, Any]], path
         for s in dict.fromkeys(res.sample.tolist()):
             mask = res.sample == s
             colour, marker = styles[int(s)]
-            ax.scatter(res.points[mask, 0], res.points[mask, 1], s=24, color=colour, marker=marker, alpha=0.85,
-                       edgecolors="white", linewidths=0.4)
+            ax.scatter(
+                res.points[mask, 0],
+                res.points[mask, 1],
+                s=24,
+                color=colour,
+                marker=marker,
+                alpha=0.85,
+                edgecolors="white",
+                linewidths=0.4,
+            )
         ax.set_title(label, fontsize=12)
         ax.set_xlabel("t-SNE 1")
         ax.set_ylabel("t-SNE 2")
@@ -186,19 +212,34 @@ def plot_tsne(results_by_run: Mapping[str, TsneResult | Mapping[str, Any]], path
         ax.set_yticks([])
         ax.set_aspect("equal", adjustable="datalim")
     first = next(iter(results.values()))
-    fig.suptitle(title or (f"t-SNE of pooled features: {first.num_samples} test images x {first.num_variants} "
-                           f"random variants (crop + colour jitter)\nsame colour and marker = variants of the same image; "
-                           f"tight clusters = augmentation invariance"), fontsize=11)
+    fig.suptitle(
+        title
+        or (
+            f"t-SNE of pooled features: {first.num_samples} test images x {first.num_variants} "
+            f"random variants (crop + colour jitter)\nsame colour and marker = variants of the same image; "
+            f"tight clusters = augmentation invariance"
+        ),
+        fontsize=11,
+    )
 
     def name(c: int) -> str:
         return class_names[c] if class_names is not None and c < len(class_names) else f"class {c}"
 
-    handles = [Line2D([], [], marker=styles[s][1], linestyle="", color=styles[s][0], markersize=6,
-                      label=f"#{s} ({name(c)})") for s, c in legend_samples.items()]
+    handles = [
+        Line2D([], [], marker=styles[s][1], linestyle="", color=styles[s][0], markersize=6, label=f"#{s} ({name(c)})")
+        for s, c in legend_samples.items()
+    ]
     ncol = min(len(handles), 7 if n > 1 else 5)
     rows = -(-len(handles) // ncol)
-    fig.legend(handles=handles, loc="lower center", ncol=ncol, fontsize=8, frameon=False,
-               title="source test image (index, class)", title_fontsize=8)
+    fig.legend(
+        handles=handles,
+        loc="lower center",
+        ncol=ncol,
+        fontsize=8,
+        frameon=False,
+        title="source test image (index, class)",
+        title_fontsize=8,
+    )
     fig.tight_layout(rect=(0, 0.04 + 0.035 * rows, 1, 1))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

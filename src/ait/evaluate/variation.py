@@ -11,8 +11,8 @@ Lower values mean a more augmentation-invariant network.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 
@@ -21,8 +21,12 @@ from ait.evaluate.transfer import SetOutputs, predict_on_test_sets
 from ait.losses import AiLoss, euclidean_distance
 
 PAIRS: tuple[tuple[str, str], ...] = (
-    ("original", "crop"), ("original", "gray"), ("original", "color"),
-    ("crop", "gray"), ("crop", "color"), ("gray", "color"),
+    ("original", "crop"),
+    ("original", "gray"),
+    ("original", "color"),
+    ("crop", "gray"),
+    ("crop", "color"),
+    ("gray", "color"),
 )
 
 
@@ -31,8 +35,9 @@ def pair_key(a: str, b: str) -> str:
     return f"{a},{b}"
 
 
-def variation_from_outputs(outputs: SetOutputs, pairs: Sequence[tuple[str, str]] = PAIRS
-                           ) -> dict[str, dict[str, dict[str, float]]]:
+def variation_from_outputs(
+    outputs: SetOutputs, pairs: Sequence[tuple[str, str]] = PAIRS
+) -> dict[str, dict[str, dict[str, float]]]:
     """{"net0": {"original,crop": {"kl": f, "feature_l2": f}, ...}, ...} for the pairs whose two
     sets are both in ``outputs`` (others are skipped, e.g. "gray" for 1-channel data)."""
     ai_loss = AiLoss()  # metric "kl": the symmetric KL, mean over samples
@@ -54,9 +59,14 @@ def variation_from_outputs(outputs: SetOutputs, pairs: Sequence[tuple[str, str]]
     return result
 
 
-def variation_metrics(run: LoadedRun, pairs: Sequence[tuple[str, str]] = PAIRS, seed: int = 0,
-                      cache_dir: str | Path | None = None, batch_size: int | None = None,
-                      outputs: SetOutputs | None = None) -> dict[str, dict[str, dict[str, float]]]:
+def variation_metrics(
+    run: LoadedRun,
+    pairs: Sequence[tuple[str, str]] = PAIRS,
+    seed: int = 0,
+    cache_dir: str | Path | None = None,
+    batch_size: int | None = None,
+    outputs: SetOutputs | None = None,
+) -> dict[str, dict[str, dict[str, float]]]:
     """Mean symmetric KL of predictions and mean feature distance per pair of test sets, per network.
 
     ``outputs`` from :func:`ait.evaluate.transfer.predict_on_test_sets` skips the forward passes.

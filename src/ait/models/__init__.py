@@ -11,12 +11,12 @@ pooling and a linear head, with :meth:`Classifier.forward_all` exposing all thre
 """
 
 from ait.models.base import Classifier, ModelOutputs
-from ait.models.registry import available, create, register
 
 # Imported for their side effect of registering their factories (and re-exported for direct use).
 from ait.models.cifar_resnet import CifarResNet, cifar_resnet  # noqa: E402
 from ait.models.imagenet_resnet import ImageNetResNet, resnet18, resnet50  # noqa: E402
 from ait.models.mobilenetv2 import MobileNetV2  # noqa: E402
+from ait.models.registry import available, create, register
 from ait.models.wide_resnet import WideResNet, wide_resnet  # noqa: E402
 
 __all__ = [

@@ -52,9 +52,7 @@ class CifarResNet(Classifier):
         super().__init__()
         depth = check_positive_int("depth", depth)
         if depth < 8 or (depth - 2) % 6 != 0:
-            raise ValueError(
-                f"CIFAR ResNet depth must be 6n + 2 with n >= 1 (20, 32, ...), got {depth}"
-            )
+            raise ValueError(f"CIFAR ResNet depth must be 6n + 2 with n >= 1 (20, 32, ...), got {depth}")
         num_classes = check_positive_int("num_classes", num_classes)
         in_channels = check_positive_int("in_channels", in_channels)
         n = (depth - 2) // 6

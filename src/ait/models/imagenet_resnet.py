@@ -147,16 +147,12 @@ class ImageNetResNet(Classifier):
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
 
-def resnet18(
-    num_classes: int = 1000, in_channels: int = 3, zero_init_residual: bool = False
-) -> ImageNetResNet:
+def resnet18(num_classes: int = 1000, in_channels: int = 3, zero_init_residual: bool = False) -> ImageNetResNet:
     """ResNet-18: BasicBlocks [2, 2, 2, 2], feature_dim 512 (11,689,512 parameters at 1000 classes)."""
     return ImageNetResNet("basic", (2, 2, 2, 2), num_classes, in_channels, zero_init_residual)
 
 
-def resnet50(
-    num_classes: int = 1000, in_channels: int = 3, zero_init_residual: bool = False
-) -> ImageNetResNet:
+def resnet50(num_classes: int = 1000, in_channels: int = 3, zero_init_residual: bool = False) -> ImageNetResNet:
     """ResNet-50: Bottlenecks [3, 4, 6, 3], feature_dim 2048 (25,557,032 parameters at 1000 classes)."""
     return ImageNetResNet("bottleneck", (3, 4, 6, 3), num_classes, in_channels, zero_init_residual)
 

@@ -36,9 +36,7 @@ CIFAR_SETTINGS: tuple[tuple[int, int, int, int], ...] = (
 )
 
 
-def _conv_bn_relu6(
-    in_channels: int, out_channels: int, kernel: int, stride: int = 1, groups: int = 1
-) -> nn.Sequential:
+def _conv_bn_relu6(in_channels: int, out_channels: int, kernel: int, stride: int = 1, groups: int = 1) -> nn.Sequential:
     """Conv (same padding) + BN + ReLU6: (N, c_in, H, W) -> (N, c_out, H/s, W/s)."""
     padding = kernel // 2
     return nn.Sequential(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 import operator
-from typing import Callable
+from collections.abc import Callable
 
 from ait.models.base import Classifier
 
@@ -59,9 +59,7 @@ def create(name: str, num_classes: int, in_channels: int = 3) -> Classifier:
     if name not in _REGISTRY:
         close = difflib.get_close_matches(str(name), _REGISTRY, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(
-            f"unknown model {name!r}.{hint} Available models: {', '.join(available())}"
-        )
+        raise ValueError(f"unknown model {name!r}.{hint} Available models: {', '.join(available())}")
     num_classes = check_positive_int("num_classes", num_classes)
     in_channels = check_positive_int("in_channels", in_channels)
     return _REGISTRY[name](num_classes, in_channels)

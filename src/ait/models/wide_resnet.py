@@ -61,9 +61,7 @@ class WideResNet(Classifier):
         super().__init__()
         depth = check_positive_int("depth", depth)
         if depth < 10 or (depth - 4) % 6 != 0:
-            raise ValueError(
-                f"Wide ResNet depth must be 6n + 4 with n >= 1 (10, 16, 28, ...), got {depth}"
-            )
+            raise ValueError(f"Wide ResNet depth must be 6n + 4 with n >= 1 (10, 16, 28, ...), got {depth}")
         widen_factor = check_positive_int("widen_factor", widen_factor)
         num_classes = check_positive_int("num_classes", num_classes)
         in_channels = check_positive_int("in_channels", in_channels)

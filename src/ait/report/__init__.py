@@ -12,5 +12,16 @@ from ait.report.build import build_report
 from ait.report.cli import add_report_parser, run_report_command
 from ait.report.runs import Group, ReportError, RunRecord, Stat, discover_run_dirs, group_runs, load_run, load_runs
 
-__all__ = ["build_report", "add_report_parser", "run_report_command", "ReportError", "Group", "RunRecord", "Stat",
-           "discover_run_dirs", "group_runs", "load_run", "load_runs"]
+__all__ = [
+    "build_report",
+    "add_report_parser",
+    "run_report_command",
+    "ReportError",
+    "Group",
+    "RunRecord",
+    "Stat",
+    "discover_run_dirs",
+    "group_runs",
+    "load_run",
+    "load_runs",
+]

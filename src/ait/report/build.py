@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 from ait.report import tables
 from ait.report.runs import Group, ReportError, display_path, group_runs, load_runs, slug
@@ -56,12 +56,17 @@ class _Builder:
             zero = next((g.stat() for g in gs if g.weight == 0), None)  # training without the AiLoss
             for g in gs:
                 stat = g.stat()
-                vs_zero = ["–", "–"] if zero is None or g.weight == 0 else \
-                    [tables.delta(zero, stat), tables.effect_size(zero, stat)]
+                vs_zero = (
+                    ["–", "–"]
+                    if zero is None or g.weight == 0
+                    else [tables.delta(zero, stat), tables.effect_size(zero, stat)]
+                )
                 rows.append([label, f"{g.weight:g}", stat.fmt(), *vs_zero])
         images: list[str] = []
-        body = (f"Δ = top-1 − top-1 at λ = 0 (the same training without the AiLoss). {tables.EFFECT_NOTE}\n\n"
-                + md_table(["Setting", "λ", "Final top-1", "Δ vs λ = 0", "Δ / std"], rows))
+        body = (
+            f"Δ = top-1 − top-1 at λ = 0 (the same training without the AiLoss). {tables.EFFECT_NOTE}\n\n"
+            + md_table(["Setting", "λ", "Final top-1", "Δ vs λ = 0", "Δ / std"], rows)
+        )
         if self.plots_ok:
             path, rel = self.path("fig4_lambda.png")
             plots.lambda_sweep([(label, [(g.weight, g.stat()) for g in gs]) for label, gs in named], path)
@@ -76,19 +81,34 @@ class _Builder:
         for g in _ait_candidates(self.groups):
             if g.weight > 0:
                 buckets.setdefault((g.context(), g.recipe, g.epochs, g.weight), []).append(g)
-        sets = [gs for gs in buckets.values()
-                if len({(g.get("consistency.layer"), g.get("consistency.metric")) for g in gs}) >= 2]
+        sets = [
+            gs
+            for gs in buckets.values()
+            if len({(g.get("consistency.layer"), g.get("consistency.metric")) for g in gs}) >= 2
+        ]
         if not sets:
-            self.missing.append("Figure 3 (layer × metric): no AIT setting was run with two or more "
-                                "consistency layer/metric combinations.")
+            self.missing.append(
+                "Figure 3 (layer × metric): no AIT setting was run with two or more "
+                "consistency layer/metric combinations."
+            )
             return None
         body, used, images = "", [], []
         for gs in sets:
             g0 = gs[0]
-            base = next((b for b in self.groups if b.strategy == "baseline" and len(b.networks) == 1
-                         and b.context() == g0.context() and b.recipe == g0.recipe and b.epochs == g0.epochs), None)
+            base = next(
+                (
+                    b
+                    for b in self.groups
+                    if b.strategy == "baseline"
+                    and len(b.networks) == 1
+                    and b.context() == g0.context()
+                    and b.recipe == g0.recipe
+                    and b.epochs == g0.epochs
+                ),
+                None,
+            )
             cells = {(g.get("consistency.layer"), g.get("consistency.metric")): g.stat() for g in gs}
-            layers = sorted({k[0] for k in cells}, key=lambda l: (plots.LAYER_ORDER + (l,)).index(l))
+            layers = sorted({k[0] for k in cells}, key=lambda layer: (plots.LAYER_ORDER + (layer,)).index(layer))
             order = list(plots.METRIC_NAMES)
             metrics = sorted({k[1] for k in cells}, key=lambda m: (order.index(m) if m in order else len(order), m))
             title = f"Figure 3: layer × metric · {g0.dataset} · {g0.networks[0]} · {g0.recipe} · λ={g0.weight:g}"
@@ -97,7 +117,7 @@ class _Builder:
                 path, rel = self.path(f"fig3_{stem}.png")
                 plots.ablation_bars(cells, base.stat() if base else None, title, path)
                 body += _img(images, rel, title) + "\n"
-            rows = [[l, *[cells[(l, m)].fmt() if (l, m) in cells else "–" for m in metrics]] for l in layers]
+            rows = [[ly, *[cells[(ly, m)].fmt() if (ly, m) in cells else "–" for m in metrics]] for ly in layers]
             body += md_table(["Layer", *metrics], rows)
             body += f"\nBaseline (no AiLoss): {base.stat().fmt() if base else '– (no matching baseline run)'}\n\n"
             used += gs + ([base] if base else [])
@@ -109,8 +129,10 @@ class _Builder:
 
         comps = compare(self.groups, lambda g: len(g.networks) == 1 and bool(g.eval_runs("variation")))
         if not comps:
-            self.missing.append("Figure 5 (intra-augmentation variation): no run has eval/variation.json "
-                                "(`ait eval RUN_DIR` writes it).")
+            self.missing.append(
+                "Figure 5 (intra-augmentation variation): no run has eval/variation.json "
+                "(`ait eval RUN_DIR` writes it)."
+            )
             return None
         body, used, images = "", [], []
         for c in comps:
@@ -123,8 +145,10 @@ class _Builder:
                         if p not in pairs:
                             pairs.append(p)
             lead = c.lead
-            title = (f"Figure 5: intra-augmentation variation · {lead.dataset} · {lead.networks[0]} · "
-                     f"{lead.recipe} · {c.text}")
+            title = (
+                f"Figure 5: intra-augmentation variation · {lead.dataset} · {lead.networks[0]} · "
+                f"{lead.recipe} · {c.text}"
+            )
             if self.plots_ok:
                 keys = "".join(g.key for _, g in series)
                 stem = slug(f"{lead.dataset}_{lead.networks[0]}_{lead.recipe}_{c.kind}", keys)
@@ -134,8 +158,9 @@ class _Builder:
             else:
                 body += f"**{title}**\n\n"
             headers = ["Test-set pair"] + [f"{m}: {name}" for m in ("KL", "feature L2") for name, _ in series]
-            rows = [[p] + [g.variation_stat(p, m).fmt() for m in ("kl", "feature_l2") for _, g in series]
-                    for p in pairs]
+            rows = [
+                [p] + [g.variation_stat(p, m).fmt() for m in ("kl", "feature_l2") for _, g in series] for p in pairs
+            ]
             body += md_table(headers, rows) + "\n"
             used += [g for _, g in series]
         return Section("Figure 5: intra-augmentation variation between test sets", body, used, images)
@@ -175,31 +200,37 @@ class _Builder:
 
         groups = [g for g in self.groups if g.eval_runs("corruptions")]
         if not groups:
-            self.missing.append("Corruption robustness: no run has eval/corruptions.json "
-                                "(`ait eval RUN_DIR --corruptions` writes it).")
+            self.missing.append(
+                "Corruption robustness: no run has eval/corruptions.json (`ait eval RUN_DIR --corruptions` writes it)."
+            )
             return None
         first = groups[0].eval_runs("corruptions")[0].corruptions
         names = list(first.get("corruptions") or [])
         severities = [str(s) for s in first.get("severities") or []]
         source = first.get("source", "local")
         rows = [[g.label, g.stat().fmt(), g.corruption_stat().fmt(), g.mce_stat().fmt()] for g in groups]
-        body = (f"Top-1 (%) on the test set and under the {len(names)} common corruptions of Hendrycks & "
-                f"Dietterich (2019) at severities {', '.join(severities)} ({'generated locally' if source == 'local' else 'official files from ' + source}), "
-                "mean ± std over seeds; mCE (%) is relative to the baseline run named at evaluation "
-                "(100 = as robust as it; lower is better).\n\n")
+        origin = "generated locally" if source == "local" else f"official files from {source}"
+        body = (
+            f"Top-1 (%) on the test set and under the {len(names)} common corruptions of Hendrycks & "
+            f"Dietterich (2019) at severities {', '.join(severities)} ({origin}), "
+            "mean ± std over seeds; mCE (%) is relative to the baseline run named at evaluation "
+            "(100 = as robust as it; lower is better).\n\n"
+        )
         body += md_table(["Configuration", "Clean top-1", "Corrupted top-1 (mean)", "mCE"], rows) + "\n"
         per = [[name] + [g.corruption_stat(corruption=name).fmt(with_n=False) for g in groups] for name in names]
         body += "\nPer corruption (top-1, mean over severities):\n\n"
         body += md_table(["Corruption"] + [g.label for g in groups], per) + "\n"
-        by_severity = [[sev] + [g.corruption_stat(severity=sev).fmt(with_n=False) for g in groups]
-                       for sev in severities]
+        by_severity = [
+            [sev] + [g.corruption_stat(severity=sev).fmt(with_n=False) for g in groups] for sev in severities
+        ]
         body += "\nPer severity (top-1, mean over corruptions; the numbers of the plot):\n\n"
         body += md_table(["Severity"] + [g.label for g in groups], by_severity) + "\n"
         images: list[str] = []
         if self.plots_ok and severities:
             path, rel = self.path("corruptions_severity.png")
-            plots.corruption_severity([(g.label, g) for g in groups], severities,
-                                      "Top-1 under common corruptions by severity", path)
+            plots.corruption_severity(
+                [(g.label, g) for g in groups], severities, "Top-1 under common corruptions by severity", path
+            )
             body = _img(images, rel, "top-1 against corruption severity") + "\n" + body
         return Section("Beyond the paper: common-corruption robustness", body, groups, images)
 
@@ -230,8 +261,7 @@ def _matplotlib_available() -> bool:
     return True
 
 
-def build_report(run_dirs: Iterable[str | Path], out_dir: str | Path,
-                 log: Callable[[str], None] | None = None) -> Path:
+def build_report(run_dirs: Iterable[str | Path], out_dir: str | Path, log: Callable[[str], None] | None = None) -> Path:
     """Write ``out_dir/report.md`` (and ``out_dir/plots/*.png``) from the runs under ``run_dirs``.
 
     Each path may be a run directory or a parent of run directories (searched recursively for
@@ -248,8 +278,7 @@ def build_report(run_dirs: Iterable[str | Path], out_dir: str | Path,
         log(f"ait report: skipping {d}: {why}")
     if not runs:
         detail = f"; skipped: {skipped[0][1]}" if skipped else ""
-        raise ReportError(f"no finished run (a directory with summary.json) under {', '.join(map(str, paths))}"
-                          f"{detail}")
+        raise ReportError(f"no finished run (a directory with summary.json) under {', '.join(map(str, paths))}{detail}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     plot_dir = out / PLOTS
@@ -262,13 +291,20 @@ def build_report(run_dirs: Iterable[str | Path], out_dir: str | Path,
     plots_ok = _matplotlib_available()
     b = _Builder(groups, out, plots_ok)
     sections: list[Section] = []
-    for title, make in (("Table 1 (baseline vs AIT)", tables.table1), ("Table 2 (DML vs multi-AIT)", tables.table2),
-                        ("Table 3 (label noise)", tables.table3), ("Table 4 (training fraction)", tables.table4),
-                        ("Table 5 (augmentation transfer)", tables.table5)):
+    for title, make in (
+        ("Table 1 (baseline vs AIT)", tables.table1),
+        ("Table 2 (DML vs multi-AIT)", tables.table2),
+        ("Table 3 (label noise)", tables.table3),
+        ("Table 4 (training fraction)", tables.table4),
+        ("Table 5 (augmentation transfer)", tables.table5),
+    ):
         section = make(groups)
         if section is None:
-            b.missing.append(f"{title}: no runs of that kind" + (
-                " with eval/transfer.json (`ait eval RUN_DIR` writes it)" if "transfer" in title else "") + ".")
+            b.missing.append(
+                f"{title}: no runs of that kind"
+                + (" with eval/transfer.json (`ait eval RUN_DIR` writes it)" if "transfer" in title else "")
+                + "."
+            )
         else:
             sections.append(section)
     for make in (b.figure3, b.figure4, b.figure5, b.figure6, b.corruptions):
@@ -296,22 +332,25 @@ def _intro(paths, runs, groups, skipped, out: Path) -> str:
         f"{len(runs)} runs in {len(groups)} configurations, found under {where}.",
         "",
         "- Headline number: **final-epoch** test top-1 (%), mean ± sample standard deviation over seeds "
-        "(n = number of seeds; std \"–\" when n = 1). Best-epoch accuracy picks the epoch on the test set and "
+        '(n = number of seeds; std "–" when n = 1). Best-epoch accuracy picks the epoch on the test set and '
         "appears only as a labelled extra column.",
         "- Runs are grouped by their resolved config without seed, name and out_dir (and display-only keys); "
         "they are placed in tables by config content (strategy, label noise, training fraction, views, "
         "consistency layer/metric), not by name.",
         "- Compute: an AIT step feeds the same number of images as a baseline step, V views of batch/V samples, "
         "so an AIT epoch has V times the steps. Each comparison row says whether it compares **equal epochs** "
-        "or **equal steps** (\"baseline, same steps as AIT\").",
+        'or **equal steps** ("baseline, same steps as AIT").',
     ]
     if skipped:
         lines += ["", f"**{len(skipped)} run directories were skipped** (malformed files): see the last section."]
     repeats = sum(len(g.repeats) for g in groups)
     if repeats:
         runs_repeat, verb = ("1 run repeats", "is") if repeats == 1 else (f"{repeats} runs repeat", "are")
-        lines += ["", f"**{runs_repeat} the configuration and seed of another run** and {verb} counted once: "
-                      "see the last section."]
+        lines += [
+            "",
+            f"**{runs_repeat} the configuration and seed of another run** and {verb} counted once: "
+            "see the last section.",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -323,13 +362,16 @@ def _missing(missing, runs, groups, skipped, incomplete, plots_ok) -> str:
     for kind, used_by in (("transfer", "Table 5"), ("variation", "Figure 5"), ("tsne", "Figure 6")):
         lacking = [r for r in runs if getattr(r, kind) is None]
         if lacking and len(lacking) < len(runs):
-            lines.append(f"- eval/{kind}.json is missing in {len(lacking)} of {len(runs)} runs; {used_by} uses "
-                         "the others only.")
+            lines.append(
+                f"- eval/{kind}.json is missing in {len(lacking)} of {len(runs)} runs; {used_by} uses the others only."
+            )
     for g in groups:
         for r in g.repeats:
             first = next(k for k in g.runs if k.seed == r.seed)
-            lines.append(f"- `{display_path(r.path)}` repeats the configuration and seed {r.seed} of "
-                         f"`{display_path(first.path)}`: counted once (a repeat is not another seed).")
+            lines.append(
+                f"- `{display_path(r.path)}` repeats the configuration and seed {r.seed} of "
+                f"`{display_path(first.path)}`: counted once (a repeat is not another seed)."
+            )
     for r in runs:
         lines += [f"- {note}" for note in r.notes]
     for d, why in skipped:

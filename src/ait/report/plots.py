@@ -10,8 +10,13 @@ from ait.report.runs import Group, Stat
 
 LAYER_ORDER = ("feature_map", "feature", "logits")
 LAYER_NAMES = {"feature_map": "feature map\n(before pooling)", "feature": "pooled feature", "logits": "logits"}
-METRIC_NAMES = {"kl": "KL", "euclidean": "Euclidean", "kl+euclidean": "KL + Euclidean", "mse": "MSE",
-                "kl+mse": "KL + MSE"}
+METRIC_NAMES = {
+    "kl": "KL",
+    "euclidean": "Euclidean",
+    "kl+euclidean": "KL + Euclidean",
+    "mse": "MSE",
+    "kl+mse": "KL + MSE",
+}
 TEST_SET_SHORT = {"original": "ori", "crop": "rp", "gray": "rg", "color": "rc"}
 
 
@@ -43,15 +48,21 @@ def accuracy_curves(group: Group, path: Path) -> Path | None:
     styles["ensemble"] = ":"
     for i, run in enumerate(group.runs):
         for key in keys:
-            points = [(r["epoch"], r["test"][key]["top1"]) for r in run.metrics
-                      if isinstance(r.get("test"), dict) and isinstance(r["test"].get(key), dict)
-                      and "top1" in r["test"][key] and "epoch" in r]
+            points = [
+                (r["epoch"], r["test"][key]["top1"])
+                for r in run.metrics
+                if isinstance(r.get("test"), dict)
+                and isinstance(r["test"].get(key), dict)
+                and "top1" in r["test"][key]
+                and "epoch" in r
+            ]
             if not points:
                 continue
             label = f"seed {run.seed}" + (f" · {key}" if len(keys) > 1 else "")
             # Colour per seed, line style per network: seeds and networks stay apart.
-            ax.plot(*zip(*points), linestyle=styles.get(key, "-"), color=f"C{i % 10}", marker="o", markersize=3,
-                    label=label)
+            ax.plot(
+                *zip(*points), linestyle=styles.get(key, "-"), color=f"C{i % 10}", marker="o", markersize=3, label=label
+            )
             lines += 1
     if not lines:
         return None
@@ -77,8 +88,9 @@ def lambda_sweep(lines: list[tuple[str, list[tuple[float, Stat]]]], path: Path) 
         for x, y, (_, stat) in zip(xs, ys, points):
             ax.annotate(f"n={stat.n}", (x, y), textcoords="offset points", xytext=(4, -11), fontsize=7)
     ax.set_xticks(sorted({w for _, points in lines for w, _ in points}))
-    ax.set_title("Figure 4: AIT final top-1 vs consistency weight λ\n(mean ± std over seeds; λ = 0: no AiLoss)",
-                 fontsize=10)
+    ax.set_title(
+        "Figure 4: AIT final top-1 vs consistency weight λ\n(mean ± std over seeds; λ = 0: no AiLoss)", fontsize=10
+    )
     ax.set_xlabel("consistency weight λ")
     ax.set_ylabel("final test top-1 (%)")
     ax.grid(alpha=0.3)
@@ -88,8 +100,9 @@ def lambda_sweep(lines: list[tuple[str, list[tuple[float, Stat]]]], path: Path) 
 
 def ablation_bars(cells: dict[tuple[str, str], Stat], baseline: Stat | None, title: str, path: Path) -> Path:
     """Figure 3: grouped bars, x = the layer the loss applies to, one bar per metric."""
-    layers = [l for l in LAYER_ORDER if any(k[0] == l for k in cells)] + sorted(
-        {k[0] for k in cells} - set(LAYER_ORDER))
+    layers = [ly for ly in LAYER_ORDER if any(k[0] == ly for k in cells)] + sorted(
+        {k[0] for k in cells} - set(LAYER_ORDER)
+    )
     metrics = sorted({k[1] for k in cells}, key=lambda m: (list(METRIC_NAMES).index(m) if m in METRIC_NAMES else 9, m))
     fig = _figure(7.5, 4.5)
     ax = fig.add_subplot()
@@ -107,9 +120,14 @@ def ablation_bars(cells: dict[tuple[str, str], Stat], baseline: Stat | None, tit
     values = [s.mean for s in cells.values() if s.values]
     if baseline is not None and baseline.values:
         values.append(baseline.mean)
-        ax.axhline(baseline.mean, color="black", linestyle=":", linewidth=1.5,
-                   label=f"baseline, no AiLoss ({baseline.mean:.2f})")
-    ax.set_xticks(range(len(layers)), [LAYER_NAMES.get(l, l) for l in layers])
+        ax.axhline(
+            baseline.mean,
+            color="black",
+            linestyle=":",
+            linewidth=1.5,
+            label=f"baseline, no AiLoss ({baseline.mean:.2f})",
+        )
+    ax.set_xticks(range(len(layers)), [LAYER_NAMES.get(ly, ly) for ly in layers])
     ax.set_xlabel("layer the consistency loss applies to")
     ylabel = "final test top-1 (%)"
     low = min(values) if values else 0.0
@@ -130,8 +148,9 @@ def variation_bars(series: list[tuple[str, Group]], pairs: list[str], title: str
     axes = fig.subplots(1, 2)
     width = 0.8 / max(len(series), 1)
     ticks = [",".join(TEST_SET_SHORT.get(p, p) for p in pair.split(",")) for pair in pairs]
-    for ax, metric, name in zip(axes, ("kl", "feature_l2"), ("KL divergence of predictions",
-                                                             "Euclidean distance of features")):
+    for ax, metric, name in zip(
+        axes, ("kl", "feature_l2"), ("KL divergence of predictions", "Euclidean distance of features")
+    ):
         for j, (label, group) in enumerate(series):
             stats = [group.variation_stat(pair, metric) for pair in pairs]
             xs = [i + (j - (len(series) - 1) / 2) * width for i, s in enumerate(stats) if s.values]
@@ -155,8 +174,14 @@ def corruption_severity(series: list[tuple[str, Group]], severities: list[str], 
     for label, group in series:
         stats = [group.corruption_stat(severity=s) for s in severities]
         xs = [int(s) for s, st in zip(severities, stats) if st.values]
-        ax.errorbar(xs, [st.mean for st in stats if st.values], yerr=[st.std or 0.0 for st in stats if st.values],
-                    marker="o", capsize=3, label=label)
+        ax.errorbar(
+            xs,
+            [st.mean for st in stats if st.values],
+            yerr=[st.std or 0.0 for st in stats if st.values],
+            marker="o",
+            capsize=3,
+            label=label,
+        )
     ax.set_xticks([int(s) for s in severities])
     ax.set_xlabel("corruption severity")
     ax.set_ylabel("top-1 (%), mean over corruptions")
@@ -189,6 +214,9 @@ def tsne_panels(panels: list[tuple[str, dict[str, Any]]], path: Path) -> Path:
         ax.set_xlabel("t-SNE 1")
         ax.set_ylabel("t-SNE 2")
     n_samples = len(set(panels[0][1].get("sample") or []))
-    fig.suptitle(f"Figure 6: t-SNE of features; colour = source sample ({n_samples} samples, "
-                 f"{panels[0][1].get('num_variants', '?')} variants each)", fontsize=10)
+    fig.suptitle(
+        f"Figure 6: t-SNE of features; colour = source sample ({n_samples} samples, "
+        f"{panels[0][1].get('num_variants', '?')} variants each)",
+        fontsize=10,
+    )
     return _save(fig, path)

@@ -8,9 +8,10 @@ import math
 import os
 import re
 import statistics
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import yaml
 
@@ -183,8 +184,11 @@ def load_run(path: str | Path) -> RunRecord:
         if eval_path.is_file():
             try:
                 data = _read_json(eval_path)
-                if not isinstance(data, dict) or ("networks" not in data and name != "tsne") or (
-                        name == "tsne" and "points" not in data):
+                if (
+                    not isinstance(data, dict)
+                    or ("networks" not in data and name != "tsne")
+                    or (name == "tsne" and "points" not in data)
+                ):
                     raise ValueError(f"{eval_path}: unexpected layout")
                 setattr(record, name, data)
             except ValueError as err:
@@ -363,8 +367,13 @@ class Group:
 
     def wall_minutes(self) -> Stat:
         """Wall time of each run in minutes (summary.json ``wall_seconds``, summed over resumes)."""
-        return Stat([float(r.summary["wall_seconds"]) / 60 for r in self.runs
-                     if isinstance(r.summary.get("wall_seconds"), (int, float))])
+        return Stat(
+            [
+                float(r.summary["wall_seconds"]) / 60
+                for r in self.runs
+                if isinstance(r.summary.get("wall_seconds"), (int, float))
+            ]
+        )
 
     def eval_runs(self, kind: str) -> list[RunRecord]:
         return [r for r in self.runs if getattr(r, kind) is not None]
@@ -385,15 +394,21 @@ class Group:
                 values.append(float(cell[metric]))
         return Stat(values)
 
-    def corruption_stat(self, corruption: str | None = None, severity: str | None = None,
-                        net_key: str = "net0") -> Stat:
+    def corruption_stat(
+        self, corruption: str | None = None, severity: str | None = None, net_key: str = "net0"
+    ) -> Stat:
         """Top-1 under corruption per run, averaged over the corruptions and severities selected
         (None: all of them), then mean +- std over the runs that have eval/corruptions.json."""
         values = []
         for run in self.eval_runs("corruptions"):
             table = run.corruptions.get("networks", {}).get(net_key, {})
-            cells = [acc for name, by_severity in table.items() if corruption in (None, name)
-                     for sev, acc in by_severity.items() if severity in (None, str(sev))]
+            cells = [
+                acc
+                for name, by_severity in table.items()
+                if corruption in (None, name)
+                for sev, acc in by_severity.items()
+                if severity in (None, str(sev))
+            ]
             if cells:
                 values.append(statistics.fmean(cells))
         return Stat(values)
@@ -407,9 +422,19 @@ class Group:
         return Stat(values)
 
     def sort_key(self) -> tuple:
-        return (self.dataset, STRATEGY_ORDER.get(self.strategy, 9), self.networks, self.recipe, self.noise,
-                -self.fraction, self.weight, str(self.get("consistency.layer")), str(self.get("consistency.metric")),
-                self.epochs, self.label)
+        return (
+            self.dataset,
+            STRATEGY_ORDER.get(self.strategy, 9),
+            self.networks,
+            self.recipe,
+            self.noise,
+            -self.fraction,
+            self.weight,
+            str(self.get("consistency.layer")),
+            str(self.get("consistency.metric")),
+            self.epochs,
+            self.label,
+        )
 
 
 def base_label(config: dict[str, Any]) -> str:
@@ -417,8 +442,12 @@ def base_label(config: dict[str, Any]) -> str:
     head = STRATEGY_NAMES.get(strategy, strategy)
     if strategy != "baseline":
         head += f" λ={float(_get(config, 'consistency.weight') or 0):g}"
-    parts = [head, "+".join(_get(config, "strategy.networks") or []), ",".join(_get(config, "strategy.views") or []),
-             dataset_label(config)]
+    parts = [
+        head,
+        "+".join(_get(config, "strategy.networks") or []),
+        ",".join(_get(config, "strategy.views") or []),
+        dataset_label(config),
+    ]
     if _get(config, "data.label_noise"):
         parts.append(f"noise {percent(_get(config, 'data.label_noise'))}")
     if (_get(config, "data.train_fraction") or 1.0) < 1.0:

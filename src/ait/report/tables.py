@@ -6,14 +6,16 @@ views, consistency layer/metric), never by their names.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from ait.report.runs import Group, Stat, display_path, percent
 
 TEST_SET_NAMES = {"original": "original", "crop": "random crop", "gray": "grayscale", "color": "random color"}
-REPEAT_HINT = ("Repeat a run with `ait train <run>/config.yaml --run-dir <new dir>` "
-               "(the config there is the resolved one; its own directory is taken).")
+REPEAT_HINT = (
+    "Repeat a run with `ait train <run>/config.yaml --run-dir <new dir>` "
+    "(the config there is the resolved one; its own directory is taken)."
+)
 
 
 @dataclass
@@ -80,9 +82,11 @@ def effect_size(a: Stat, b: Stat) -> str:
     return f"{(b.mean - a.mean) / std:+.1f}"
 
 
-EFFECT_NOTE = ("Δ / std: the difference in units of the seed-to-seed standard deviation pooled over both groups "
-               "(\"–\" when no group has two seeds); with few seeds, read about 3 or more as clear, below 2 as "
-               "within seed noise.")
+EFFECT_NOTE = (
+    "Δ / std: the difference in units of the seed-to-seed standard deviation pooled over both groups "
+    '("–" when no group has two seeds); with few seeds, read about 3 or more as clear, below 2 as '
+    "within seed noise."
+)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -143,30 +147,61 @@ def compare(groups: list[Group], keep: Callable[[Group], bool]) -> list[Comparis
                 steps = f"equal steps {_steps(a)}" if same_steps else f"steps baseline/AIT {_steps(b)}/{_steps(a)}"
                 rows.append(Comparison(b, a, "equal epochs", f"equal epochs ({a.epochs}); {steps}"))
             elif _about_equal_steps(b, a):
-                steps = (f"equal steps ({_steps(a)})" if same_steps
-                         else f"steps baseline/AIT {_steps(b)}/{_steps(a)} (within {STEP_TOLERANCE:.0%})")
+                steps = (
+                    f"equal steps ({_steps(a)})"
+                    if same_steps
+                    else f"steps baseline/AIT {_steps(b)}/{_steps(a)} (within {STEP_TOLERANCE:.0%})"
+                )
                 text = f"baseline, same steps as AIT: {steps}; epochs baseline/AIT {b.epochs}/{a.epochs}"
                 rows.append(Comparison(b, a, "equal steps", text))
         if not rows and len(set(a.views)) > 1:
             first = a.views[0]
             for b in bases:
                 if b.context() == a.context() and b.recipe == first and b.epochs == a.epochs:
-                    rows.append(Comparison(b, a, "equal epochs",
-                                           f"baseline trained with {first} (AIT's first view); equal epochs "
-                                           f"({a.epochs}); steps baseline/AIT {_steps(b)}/{_steps(a)}"))
+                    rows.append(
+                        Comparison(
+                            b,
+                            a,
+                            "equal epochs",
+                            f"baseline trained with {first} (AIT's first view); equal epochs "
+                            f"({a.epochs}); steps baseline/AIT {_steps(b)}/{_steps(a)}",
+                        )
+                    )
         if not rows:
-            rows.append(Comparison(None, a, "no baseline",
-                                   f"AIT only: no baseline with this setting ({a.epochs} epochs, {_steps(a)} steps)"))
+            rows.append(
+                Comparison(
+                    None,
+                    a,
+                    "no baseline",
+                    f"AIT only: no baseline with this setting ({a.epochs} epochs, {_steps(a)} steps)",
+                )
+            )
         for r in rows:
             used.add(r.baseline.key if r.baseline else "")
         out += sorted(rows, key=lambda r: r.kind != "equal epochs")
     for b in bases:
         if b.key not in used:
-            out.append(Comparison(b, None, "no AIT",
-                                  f"baseline only: no AIT run with this setting ({b.epochs} epochs, {_steps(b)} steps)"))
-    return sorted(out, key=lambda c: (c.lead.sort_key()[:1], c.lead.networks, c.lead.recipe, c.lead.noise,
-                                      -c.lead.fraction, c.ait.weight if c.ait else -1, c.kind != "equal epochs",
-                                      c.kind))
+            out.append(
+                Comparison(
+                    b,
+                    None,
+                    "no AIT",
+                    f"baseline only: no AIT run with this setting ({b.epochs} epochs, {_steps(b)} steps)",
+                )
+            )
+    return sorted(
+        out,
+        key=lambda c: (
+            c.lead.sort_key()[:1],
+            c.lead.networks,
+            c.lead.recipe,
+            c.lead.noise,
+            -c.lead.fraction,
+            c.ait.weight if c.ait else -1,
+            c.kind != "equal epochs",
+            c.kind,
+        ),
+    )
 
 
 def _single_net(g: Group) -> bool:
@@ -197,10 +232,22 @@ def table1(groups: list[Group]) -> Section | None:
     rows = []
     for c in comps:
         b, a = _stat(c.baseline), _stat(c.ait)
-        rows.append([c.lead.dataset, c.lead.networks[0], c.lead.recipe, _lambda(c), c.text, b.fmt(), a.fmt(),
-                     delta(b, a), effect_size(b, a)])
-    body = (f"Final-epoch test top-1 (%), mean ± std over seeds. Δ = AIT − baseline. {EFFECT_NOTE}\n\n"
-            + md_table(["Dataset", "Network", "Aug", "λ", "Comparison", "Baseline", "AIT", "Δ", "Δ / std"], rows))
+        rows.append(
+            [
+                c.lead.dataset,
+                c.lead.networks[0],
+                c.lead.recipe,
+                _lambda(c),
+                c.text,
+                b.fmt(),
+                a.fmt(),
+                delta(b, a),
+                effect_size(b, a),
+            ]
+        )
+    body = f"Final-epoch test top-1 (%), mean ± std over seeds. Δ = AIT − baseline. {EFFECT_NOTE}\n\n" + md_table(
+        ["Dataset", "Network", "Aug", "λ", "Comparison", "Baseline", "AIT", "Δ", "Δ / std"], rows
+    )
     return Section("Table 1: baseline vs AIT per dataset and network", body, _groups_of(comps))
 
 
@@ -216,8 +263,11 @@ def table2(groups: list[Group]) -> Section | None:
         if "," in like.recipe:  # a recipe per network: no single-network run is "the same"
             return None
         ctx = like.context(networks=like.networks[:1])
-        found = [g for g in singles if g.strategy == kind and g.context() == ctx and g.recipe == like.recipe
-                 and g.epochs == like.epochs]
+        found = [
+            g
+            for g in singles
+            if g.strategy == kind and g.context() == ctx and g.recipe == like.recipe and g.epochs == like.epochs
+        ]
         found.sort(key=lambda g: (g.weight != 1.0, g.weight))  # the paper's lambda = 1 first
         return found[0] if found else None
 
@@ -231,9 +281,17 @@ def table2(groups: list[Group]) -> Section | None:
                 used.add(d.key)
     pairs += [(d, None) for d in dmls if d.key not in used]
     n_nets = max(len((m or d).networks) for d, m in pairs)
-    headers = ["Dataset", *[f"Net{i + 1}" for i in range(n_nets)], "Aug", "Comparison", "Baseline Net1", "AIT Net1",
-               *[f"DML Net{i + 1}" for i in range(n_nets)], *[f"multi-AIT Net{i + 1}" for i in range(n_nets)],
-               "Δ (Δ / std) per network"]
+    headers = [
+        "Dataset",
+        *[f"Net{i + 1}" for i in range(n_nets)],
+        "Aug",
+        "Comparison",
+        "Baseline Net1",
+        "AIT Net1",
+        *[f"DML Net{i + 1}" for i in range(n_nets)],
+        *[f"multi-AIT Net{i + 1}" for i in range(n_nets)],
+        "Δ (Δ / std) per network",
+    ]
     rows, used_groups = [], []
     for d, m in pairs:
         lead = m or d
@@ -254,9 +312,11 @@ def table2(groups: list[Group]) -> Section | None:
             cells.append("–")
         rows.append(cells)
         used_groups += [g for g in (base, ait, d, m) if g]
-    body = ("Final-epoch test top-1 (%) of each network, mean ± std over seeds. Baseline/AIT Net1: the single-network "
-            "runs of Net1 with the same setting, where they exist. Δ = multi-AIT − DML for Net1, Net2, ... "
-            f"{EFFECT_NOTE}\n\n" + md_table(headers, rows))
+    body = (
+        "Final-epoch test top-1 (%) of each network, mean ± std over seeds. Baseline/AIT Net1: the single-network "
+        "runs of Net1 with the same setting, where they exist. Δ = multi-AIT − DML for Net1, Net2, ... "
+        f"{EFFECT_NOTE}\n\n" + md_table(headers, rows)
+    )
     return Section("Table 2: DML vs multi-AIT", body, used_groups)
 
 
@@ -267,17 +327,50 @@ def table3(groups: list[Group]) -> Section | None:
     rows = []
     for c in comps:
         b, a = _stat(c.baseline), _stat(c.ait)
-        changed = [r.summary.get("data", {}).get("label_noise_changed_fraction") for g in (c.baseline, c.ait) if g
-                   for r in g.runs]
+        changed = [
+            r.summary.get("data", {}).get("label_noise_changed_fraction")
+            for g in (c.baseline, c.ait)
+            if g
+            for r in g.runs
+        ]
         changed = [x for x in changed if isinstance(x, (int, float))]
         measured = percent(round(sum(changed) / len(changed), 4)) if changed else "–"
-        rows.append([percent(c.lead.noise), measured, c.lead.dataset, c.lead.networks[0], c.lead.recipe, _lambda(c),
-                     c.text, b.fmt(), a.fmt(), delta(b, a), effect_size(b, a)])
-    body = ("Training labels replaced by random classes (test labels intact). Final-epoch test top-1 (%), mean ± std "
-            "over seeds. \"Labels changed\" is measured (a random class may equal the true one). "
-            f"{EFFECT_NOTE}\n\n"
-            + md_table(["Label noise", "Labels changed", "Dataset", "Network", "Aug", "λ", "Comparison", "Baseline",
-                        "AIT", "Δ", "Δ / std"], rows))
+        rows.append(
+            [
+                percent(c.lead.noise),
+                measured,
+                c.lead.dataset,
+                c.lead.networks[0],
+                c.lead.recipe,
+                _lambda(c),
+                c.text,
+                b.fmt(),
+                a.fmt(),
+                delta(b, a),
+                effect_size(b, a),
+            ]
+        )
+    body = (
+        "Training labels replaced by random classes (test labels intact). Final-epoch test top-1 (%), mean ± std "
+        'over seeds. "Labels changed" is measured (a random class may equal the true one). '
+        f"{EFFECT_NOTE}\n\n"
+        + md_table(
+            [
+                "Label noise",
+                "Labels changed",
+                "Dataset",
+                "Network",
+                "Aug",
+                "λ",
+                "Comparison",
+                "Baseline",
+                "AIT",
+                "Δ",
+                "Δ / std",
+            ],
+            rows,
+        )
+    )
     return Section("Table 3: label corruption, baseline vs AIT", body, _groups_of(comps))
 
 
@@ -296,18 +389,44 @@ def table4(groups: list[Group]) -> Section | None:
     for c in comps:
         d1 = delta(_stat(c.baseline), _stat(c.ait))
         d5 = delta(_stat(c.baseline, "final_top5"), _stat(c.ait, "final_top5"))
-        rows.append([percent(c.lead.fraction), c.lead.dataset, c.lead.networks[0], c.lead.recipe, _lambda(c), c.text,
-                     both(c.baseline), both(c.ait), f"{d1} / {d5}"])
-    body = ("A stratified fraction of the training set; the test set is complete. Final-epoch top-1 / top-5 (%), "
-            "mean ± std over seeds.\n\n"
-            + md_table(["Data", "Dataset", "Network", "Aug", "λ", "Comparison", "Baseline top-1 / top-5",
-                        "AIT top-1 / top-5", "Δ top-1 / top-5"], rows))
+        rows.append(
+            [
+                percent(c.lead.fraction),
+                c.lead.dataset,
+                c.lead.networks[0],
+                c.lead.recipe,
+                _lambda(c),
+                c.text,
+                both(c.baseline),
+                both(c.ait),
+                f"{d1} / {d5}",
+            ]
+        )
+    body = (
+        "A stratified fraction of the training set; the test set is complete. Final-epoch top-1 / top-5 (%), "
+        "mean ± std over seeds.\n\n"
+        + md_table(
+            [
+                "Data",
+                "Dataset",
+                "Network",
+                "Aug",
+                "λ",
+                "Comparison",
+                "Baseline top-1 / top-5",
+                "AIT top-1 / top-5",
+                "Δ top-1 / top-5",
+            ],
+            rows,
+        )
+    )
     return Section("Table 4: fraction of the training data, baseline vs AIT", body, _groups_of(comps))
 
 
 def table5(groups: list[Group]) -> Section | None:
-    comps = compare(groups, lambda g: _single_net(g) and bool(g.eval_runs("transfer")) and g.noise == 0
-                    and g.fraction == 1)
+    comps = compare(
+        groups, lambda g: _single_net(g) and bool(g.eval_runs("transfer")) and g.noise == 0 and g.fraction == 1
+    )
     if not comps:
         return None
     test_sets: list[str] = []
@@ -323,15 +442,16 @@ def table5(groups: list[Group]) -> Section | None:
     for c in comps:
         nb = len(c.baseline.eval_runs("transfer")) if c.baseline else 0
         na = len(c.ait.eval_runs("transfer")) if c.ait else 0
-        cells = [c.lead.recipe, c.lead.dataset, c.lead.networks[0], _lambda(c), c.text,
-                 f"{nb or '–'} / {na or '–'}"]
+        cells = [c.lead.recipe, c.lead.dataset, c.lead.networks[0], _lambda(c), c.text, f"{nb or '–'} / {na or '–'}"]
         for t in test_sets:
             for g in (c.baseline, c.ait):
                 cells.append(g.transfer_stat(t).fmt(with_n=False) if g else "–")
         rows.append(cells)
-    body = ("Top-1 (%) of the final networks on the original test set and on fixed augmented copies of it "
-            "(eval/transfer.json), mean ± std over the seeds that have the file. Aug: the training recipe; "
-            "\"rp,rg\" means a different recipe per view.\n\n" + md_table(headers, rows))
+    body = (
+        "Top-1 (%) of the final networks on the original test set and on fixed augmented copies of it "
+        "(eval/transfer.json), mean ± std over the seeds that have the file. Aug: the training recipe; "
+        '"rp,rg" means a different recipe per view.\n\n' + md_table(headers, rows)
+    )
     return Section("Table 5: augmentation transfer", body, _groups_of(comps))
 
 
@@ -341,13 +461,37 @@ def all_groups_table(groups: list[Group]) -> Section:
         for key in g.network_keys:
             net = g.runs[0].network(key) or {}
             name = net.get("name", key)
-            rows.append([g.label, f"{key} ({name})" if name != key else key, str(g.epochs), _steps(g),
-                         ", ".join(str(s) for s in g.seeds), g.stat(key).fmt(), g.stat(key, "final_top5").fmt(),
-                         g.stat(key, "best_top1").fmt(), g.wall_minutes().fmt(with_n=False)])
-    body = ("Every configuration found, final-epoch test accuracy (%), mean ± std over seeds. The best-epoch "
-            "column is an extra: the epoch is picked on the test set, so it is optimistic; do not quote it as "
-            "the result. Wall time: minutes per run (training and its evaluations, all networks of the run), "
-            "as the machine gave them; on a shared machine it varies with the load.\n\n"
-            + md_table(["Configuration", "Network", "Epochs", "Steps", "Seeds", "Final top-1", "Final top-5",
-                        "Best-epoch top-1 (extra, optimistic)", "Wall time (min/run)"], rows))
+            rows.append(
+                [
+                    g.label,
+                    f"{key} ({name})" if name != key else key,
+                    str(g.epochs),
+                    _steps(g),
+                    ", ".join(str(s) for s in g.seeds),
+                    g.stat(key).fmt(),
+                    g.stat(key, "final_top5").fmt(),
+                    g.stat(key, "best_top1").fmt(),
+                    g.wall_minutes().fmt(with_n=False),
+                ]
+            )
+    body = (
+        "Every configuration found, final-epoch test accuracy (%), mean ± std over seeds. The best-epoch "
+        "column is an extra: the epoch is picked on the test set, so it is optimistic; do not quote it as "
+        "the result. Wall time: minutes per run (training and its evaluations, all networks of the run), "
+        "as the machine gave them; on a shared machine it varies with the load.\n\n"
+        + md_table(
+            [
+                "Configuration",
+                "Network",
+                "Epochs",
+                "Steps",
+                "Seeds",
+                "Final top-1",
+                "Final top-5",
+                "Best-epoch top-1 (extra, optimistic)",
+                "Wall time (min/run)",
+            ],
+            rows,
+        )
+    )
     return Section("All configurations", body, list(groups))
