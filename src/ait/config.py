@@ -3,11 +3,15 @@
 A config is a tree of dataclasses. Every key a user writes is checked: a misspelt key is an error
 that suggests the closest valid one, a value of the wrong type names the key and the expected type.
 
-    cfg = load_config("configs/cpu/cifar10_ait_resnet20.yaml", overrides=["consistency.weight=3"])
-    cfg.to_dict()           # plain data, as saved to the run's config.yaml
+    >>> from ait.config import load_config
+    >>> cfg = load_config("configs/cpu/cifar10_resnet20_ait.yaml", overrides=["consistency.weight=3"])
+    >>> cfg.consistency.weight, cfg.strategy.branches()
+    (3.0, [(0, 0), (0, 1)])
+    >>> cfg.to_dict()["train"]["epochs"]  # plain data, as saved to the run's config.yaml
+    15
 
-The strategy is data, not code: ``strategy.name`` picks how networks and views pair up into
-branches (DESIGN.md section 2) and :meth:`StrategyConfig.branches` lists them.
+The strategy is data, not code: ``strategy.name`` picks an entry of :mod:`ait.strategies`, which
+says how networks and views pair up into branches; :meth:`StrategyConfig.branches` lists them.
 """
 
 from __future__ import annotations
@@ -21,13 +25,10 @@ from typing import Any
 
 import yaml
 
-STRATEGIES = ("baseline", "ait", "dml", "multi_ait")
+from ait import strategies
+
 LAYERS = ("feature_map", "feature", "logits")
 DATASETS = ("cifar10", "cifar100", "fashion_mnist", "npz", "synthetic", "imagefolder")
-# View recipes made by a data loader rather than by ait.views on the device. "rrc": the paper's
-# ImageNet training view, RandomResizedCrop(data.image_size, scale 0.08-1, ratio 3/4-4/3) then a
-# horizontal flip (p = 0.5), drawn independently for every view of a sample (sec. 4.1).
-LOADER_RECIPES = ("rrc",)
 
 
 class ConfigError(ValueError):
@@ -56,20 +57,22 @@ class DataConfig:
 
 @dataclass
 class StrategyConfig:
-    name: str = "ait"  # one of STRATEGIES
+    name: str = "ait"  # a name of ait.strategies.STRATEGIES
     networks: list[str] = field(default_factory=lambda: ["resnet32"])  # model names, one per network
     views: list[str] = field(default_factory=lambda: ["rp", "rp"])  # recipe names, one per view
 
+    @property
+    def definition(self) -> strategies.Strategy:
+        """This strategy's entry in :mod:`ait.strategies` (the name must be valid)."""
+        return strategies.get(self.name)
+
     def branches(self) -> list[tuple[int, int]]:
         """(network index, view index) pairs trained each step."""
-        n, v = len(self.networks), len(self.views)
-        if self.name == "baseline":
-            return [(0, 0)]
-        if self.name == "ait":
-            return [(0, j) for j in range(v)]
-        if self.name == "dml":
-            return [(i, 0) for i in range(n)]
-        return [(i, i) for i in range(n)]  # multi_ait: each network its own view
+        return self.definition.branches(len(self.networks), len(self.views))
+
+    def samples_per_step(self, batch_size: int) -> int:
+        """Samples drawn per step when every network sees ``batch_size`` images per step."""
+        return self.definition.samples_per_step(batch_size, len(self.networks), len(self.views))
 
 
 @dataclass
@@ -129,98 +132,110 @@ class Config:
 
     def validate(self) -> Config:
         """Check values that types alone do not; raises ConfigError naming the key."""
-        from ait import losses, models, views  # late: keep `import ait.config` light
-
-        def choice(key: str, value: Any, allowed) -> None:
-            if value not in allowed:
-                raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(str, allowed))}")
-
-        def check(key: str, ok: bool, expected: str, value: Any) -> None:
-            if not ok:
-                raise ConfigError(f"{key}: expected {expected}, got {value!r}")
-
-        d, s, c, o, t = self.data, self.strategy, self.consistency, self.optim, self.train
-        choice("data.dataset", d.dataset, DATASETS)
-        check("data.label_noise", 0.0 <= d.label_noise <= 1.0, "a fraction in [0, 1]", d.label_noise)
-        check("data.train_fraction", 0.0 < d.train_fraction <= 1.0, "a fraction in (0, 1]", d.train_fraction)
-        if d.dataset == "npz":
-            check("data.train_file", bool(d.train_file), "a path to an .npz file", d.train_file)
-            check("data.test_file", bool(d.test_file), "a path to an .npz file", d.test_file)
-        streamed = d.dataset == "imagefolder"
-        if streamed:
-            check(
-                "data.root",
-                bool(d.root),
-                "the folder holding train/<class>/<images> and val/<class>/<images> (e.g. data/imagenet)",
-                d.root,
-            )
-            check("data.image_size", d.image_size >= 8, "an integer >= 8 (pixels)", d.image_size)
-            check(
-                "data.eval_resize",
-                d.eval_resize is None or d.eval_resize >= d.image_size,
-                f"null or an integer >= data.image_size ({d.image_size})",
-                d.eval_resize,
-            )
-            check("data.workers", d.workers >= 0, "an integer >= 0", d.workers)
-        choice("strategy.name", s.name, STRATEGIES)
-        for i, name in enumerate(s.networks):
-            choice(f"strategy.networks[{i}]", name, models.available())
-        for i, name in enumerate(s.views):
-            if streamed and name not in LOADER_RECIPES:
-                raise ConfigError(
-                    f"strategy.views[{i}]: {name!r} is not a view of data.dataset=imagefolder, whose "
-                    f"views are made by its loader: use {', '.join(map(repr, LOADER_RECIPES))} "
-                    "(RandomResizedCrop + flip), e.g. strategy.views=[rrc, rrc] for AIT"
-                )
-            if not streamed and name in LOADER_RECIPES:
-                raise ConfigError(
-                    f"strategy.views[{i}]: {name!r} (RandomResizedCrop + flip) is made by the "
-                    "image-folder loader, so it needs data.dataset=imagefolder; in-memory datasets use "
-                    "the batch recipes (rh, rp, rg, rc, rpg, ...)"
-                )
-            if streamed:
-                continue
-            try:
-                views.parse_recipe(name)
-            except ValueError as err:
-                raise ConfigError(f"strategy.views[{i}]: {err}") from None
-        n, v = len(s.networks), len(s.views)
-        shapes = {
-            "baseline": (n == 1 and v == 1, "1 network and 1 view"),
-            "ait": (n == 1 and v >= 2, "1 network and at least 2 views"),
-            "dml": (n >= 2 and v == 1, "at least 2 networks and 1 view"),
-            "multi_ait": (n >= 2 and v == n, "at least 2 networks and one view per network"),
-        }
-        ok, expected = shapes[s.name]
-        check("strategy", ok, f"{expected} for {s.name!r}", {"networks": s.networks, "views": s.views})
-        choice("consistency.layer", c.layer, LAYERS)
-        choice("consistency.metric", c.metric, losses.METRICS)
-        check("consistency.weight", c.weight >= 0, "a number >= 0", c.weight)
-        check("consistency.temperature", c.temperature > 0, "a number > 0", c.temperature)
-        check("optim.lr", o.lr > 0, "a number > 0", o.lr)
-        choice("optim.schedule", o.schedule, ("step", "cosine"))
-        check("optim.milestones", list(o.milestones) == sorted(o.milestones), "increasing epochs", o.milestones)
-        check("optim.weight_decay", o.weight_decay is None or o.weight_decay >= 0, "null or >= 0", o.weight_decay)
-        check("train.epochs", t.epochs >= 1, "an integer >= 1", t.epochs)
-        check("train.batch_size", t.batch_size >= 1, "an integer >= 1", t.batch_size)
-        if s.name == "ait":
-            check(
-                "train.batch_size",
-                t.batch_size % v == 0,
-                f"a multiple of the number of views ({v}): all views of a sample share a step",
-                t.batch_size,
-            )
-        check("train.eval_every", t.eval_every >= 1, "an integer >= 1", t.eval_every)
-        check(
-            "train.checkpoint_every_steps",
-            t.checkpoint_every_steps is None or t.checkpoint_every_steps >= 1,
-            "null or an integer >= 1",
-            t.checkpoint_every_steps,
-        )
-        check("train.max_nonfinite_skips", t.max_nonfinite_skips >= 0, "an integer >= 0", t.max_nonfinite_skips)
-        choice("train.precision", t.precision, ("auto", "bf16", "fp32"))
-        choice("train.progress", t.progress, ("auto", "bar", "plain", "none"))
+        _check_data(self.data)
+        _check_strategy(self.strategy, self.data.dataset == "imagefolder")
+        _check_training(self.consistency, self.optim, self.train, self.strategy)
         return self
+
+
+def _choice(key: str, value: Any, allowed) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(str, allowed))}")
+
+
+def _check(key: str, ok: bool, expected: str, value: Any) -> None:
+    if not ok:
+        raise ConfigError(f"{key}: expected {expected}, got {value!r}")
+
+
+def _check_data(d: DataConfig) -> None:
+    _choice("data.dataset", d.dataset, DATASETS)
+    _check("data.label_noise", 0.0 <= d.label_noise <= 1.0, "a fraction in [0, 1]", d.label_noise)
+    _check("data.train_fraction", 0.0 < d.train_fraction <= 1.0, "a fraction in (0, 1]", d.train_fraction)
+    if d.dataset == "npz":
+        _check("data.train_file", bool(d.train_file), "a path to an .npz file", d.train_file)
+        _check("data.test_file", bool(d.test_file), "a path to an .npz file", d.test_file)
+    if d.dataset == "imagefolder":
+        layout = "the folder holding train/<class>/<images> and val/<class>/<images> (e.g. data/imagenet)"
+        _check("data.root", bool(d.root), layout, d.root)
+        _check("data.image_size", d.image_size >= 8, "an integer >= 8 (pixels)", d.image_size)
+        _check(
+            "data.eval_resize",
+            d.eval_resize is None or d.eval_resize >= d.image_size,
+            f"null or an integer >= data.image_size ({d.image_size})",
+            d.eval_resize,
+        )
+        _check("data.workers", d.workers >= 0, "an integer >= 0", d.workers)
+
+
+def _check_strategy(s: StrategyConfig, streamed: bool) -> None:
+    """The strategy's name, networks and views, and whether they fit each other and the data."""
+    from ait import models  # late: keep `import ait.config` light (models import torch)
+
+    _choice("strategy.name", s.name, strategies.names())
+    for i, name in enumerate(s.networks):
+        _choice(f"strategy.networks[{i}]", name, models.available())
+    for i, name in enumerate(s.views):
+        _check_view(f"strategy.views[{i}]", name, streamed)
+    n, v = len(s.networks), len(s.views)
+    entry = s.definition
+    _check("strategy", entry.accepts(n, v), f"{entry.shape} for {s.name!r}", {"networks": s.networks, "views": s.views})
+
+
+def _check_view(key: str, name: str, streamed: bool) -> None:
+    """A view recipe: made on the device from in-memory data, or by the image-folder loader."""
+    from ait import views  # late: views import torch
+
+    if streamed and name not in views.LOADER_RECIPES:
+        raise ConfigError(
+            f"{key}: {name!r} is not a view of data.dataset=imagefolder, whose "
+            f"views are made by its loader: use {', '.join(map(repr, views.LOADER_RECIPES))} "
+            "(RandomResizedCrop + flip), e.g. strategy.views=[rrc, rrc] for AIT"
+        )
+    if not streamed and name in views.LOADER_RECIPES:
+        raise ConfigError(
+            f"{key}: {name!r} (RandomResizedCrop + flip) is made by the "
+            "image-folder loader, so it needs data.dataset=imagefolder; in-memory datasets use "
+            "the batch recipes (rh, rp, rg, rc, rpg, ...)"
+        )
+    if not streamed:
+        try:
+            views.parse_recipe(name)
+        except ValueError as err:
+            raise ConfigError(f"{key}: {err}") from None
+
+
+def _check_training(c: ConsistencyConfig, o: OptimConfig, t: TrainConfig, s: StrategyConfig) -> None:
+    """Loss, optimiser and loop settings; ``s`` has passed :func:`_check_strategy`."""
+    from ait import losses  # late: losses import torch
+
+    _choice("consistency.layer", c.layer, LAYERS)
+    _choice("consistency.metric", c.metric, losses.METRICS)
+    _check("consistency.weight", c.weight >= 0, "a number >= 0", c.weight)
+    _check("consistency.temperature", c.temperature > 0, "a number > 0", c.temperature)
+    _check("optim.lr", o.lr > 0, "a number > 0", o.lr)
+    _choice("optim.schedule", o.schedule, ("step", "cosine"))
+    _check("optim.milestones", list(o.milestones) == sorted(o.milestones), "increasing epochs", o.milestones)
+    _check("optim.weight_decay", o.weight_decay is None or o.weight_decay >= 0, "null or >= 0", o.weight_decay)
+    _check("train.epochs", t.epochs >= 1, "an integer >= 1", t.epochs)
+    _check("train.batch_size", t.batch_size >= 1, "an integer >= 1", t.batch_size)
+    per_network = s.definition.views_per_network(len(s.networks), len(s.views))
+    _check(
+        "train.batch_size",
+        t.batch_size % per_network == 0,
+        f"a multiple of the number of views ({per_network}): all views of a sample share a step",
+        t.batch_size,
+    )
+    _check("train.eval_every", t.eval_every >= 1, "an integer >= 1", t.eval_every)
+    _check(
+        "train.checkpoint_every_steps",
+        t.checkpoint_every_steps is None or t.checkpoint_every_steps >= 1,
+        "null or an integer >= 1",
+        t.checkpoint_every_steps,
+    )
+    _check("train.max_nonfinite_skips", t.max_nonfinite_skips >= 0, "an integer >= 0", t.max_nonfinite_skips)
+    _choice("train.precision", t.precision, ("auto", "bf16", "fp32"))
+    _choice("train.progress", t.progress, ("auto", "bar", "plain", "none"))
 
 
 # ----------------------------------------------------------------------------------------------

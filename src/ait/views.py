@@ -14,6 +14,13 @@ part of every training recipe::
 Different recipes per view are written with a comma: ``parse_views("rp,rg")`` gives one recipe
 per view. Other settings: construct a :class:`Recipe` directly.
 
+One recipe is not made here but by the image-folder loader (:mod:`ait.data.imagefolder`), since it
+needs the full-size decoded image (:data:`LOADER_RECIPES`)::
+
+    rrc    the paper's ImageNet training view (sec. 4.1): RandomResizedCrop(data.image_size,
+           scale 0.08-1, ratio 3/4-4/3), then a horizontal flip (p = 0.5), drawn independently
+           for every view of a sample; only with ``data.dataset: imagefolder``
+
 :func:`augment` works on a batch ``(N, C, H, W)`` at once, on whatever device the batch lives on
 (keep the data set on the GPU and augment there: DESIGN.md section 6), with no per-image Python
 loop and no host-device synchronisation (no ``.item()``, no boolean-mask indexing). The steps,
@@ -37,6 +44,9 @@ from dataclasses import dataclass, fields
 
 import torch
 from torch.nn import functional as F
+
+# Recipes made by a data loader from the decoded files, not by :func:`augment` on a batch.
+LOADER_RECIPES = ("rrc",)
 
 # ITU-R 601 luma weights (what PIL's convert("L") and torchvision's grayscale use, up to rounding).
 _LUMA = (0.299, 0.587, 0.114)

@@ -101,9 +101,9 @@ def test_each_strategy_trains_on_loader_views_and_evaluates_every_val_image_once
     seen_shapes, eval_labels = [], []
     real_step, real_table = BranchTrainer.step, streams.accuracy_table
 
-    def spy_step(self, images, labels, *args, premade=False, **kwargs):
-        seen_shapes.append((tuple(images.shape), images.dtype, premade))
-        return real_step(self, images, labels, *args, premade=premade, **kwargs)
+    def spy_step(self, images, labels, *args, **kwargs):
+        seen_shapes.append((tuple(images.shape), images.dtype, self.premade))
+        return real_step(self, images, labels, *args, **kwargs)
 
     def spy_table(logits, labels):
         eval_labels.append(labels.clone())

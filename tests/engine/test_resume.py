@@ -196,9 +196,7 @@ def test_unwritable_run_directory_and_full_disk_fail_early(tmp_path, monkeypatch
 
     import shutil
 
-    from ait.engine import run as run_module
-
-    monkeypatch.setattr(run_module.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**9, 10**9 - 1000, 1000))
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**9, 10**9 - 1000, 1000))
     with pytest.raises(RunDirError, match="MiB free"):
         ait.train(tiny_config(tmp_path, "baseline"), run_dir=tmp_path / "full")
 

@@ -149,20 +149,20 @@ def test_premade_views_are_only_normalised_and_routed_like_made_ones(batch):
     views = torch.stack([images, images.flip(-1)], dim=1)  # uint8 (8, 2, 3, 32, 32) from a "loader"
     first, second = images, images.flip(-1)
     trainer, nets = make_premade([(0, 0), (0, 1)], 1)  # AIT: both views, view-major, in one pass
-    total, stats = trainer.loss(views, labels, premade=True)
+    total, stats = trainer.loss(views, labels)
     prepare = trainer.prepare_eval
     assert torch.equal(nets[0].inputs, torch.cat([prepare(first), prepare(second)]))
     assert stats.images == [16] and stats.consistency.item() > 0 and torch.isfinite(total)
 
     trainer, nets = make_premade([(0, 0), (1, 1)], 2)  # multi-AIT: each network its own view
-    trainer.loss(views, labels, premade=True)
+    trainer.loss(views, labels)
     assert torch.equal(nets[0].inputs, prepare(first)) and torch.equal(nets[1].inputs, prepare(second))
 
     trainer, nets = make_premade([(0, 0), (1, 0)], 2)  # DML: one view shared (a 1-view loader)
-    trainer.loss(views[:, :1], labels, premade=True)
+    trainer.loss(views[:, :1], labels)
     assert torch.equal(nets[0].inputs, prepare(first)) and torch.equal(nets[1].inputs, prepare(first))
 
-    with pytest.raises(ValueError, match="premade=True"):
+    with pytest.raises(ValueError, match="views come from the data loader"):
         trainer.loss(images, labels)  # no recipes: it cannot augment
     with pytest.raises(ValueError, match=r"\(B, V, C, H, W\)"):
-        make_premade([(0, 0), (0, 1)], 1)[0].loss(views[:, :1], labels, premade=True)  # one view short
+        make_premade([(0, 0), (0, 1)], 1)[0].loss(views[:, :1], labels)  # one view short

@@ -23,7 +23,8 @@ from typing import Any
 
 import torch
 
-from ait.config import Config, dump_yaml
+from ait.config import RESUME_MAY_CHANGE, Config, config_differences, dump_yaml
+from ait.engine.checkpoint import CheckpointError, load_checkpoint
 
 
 class RunDirError(RuntimeError):
@@ -129,3 +130,47 @@ def environment_record(device: torch.device, precision_name: str) -> dict[str, A
 def write_run_header(run_dir: Path, config: Config, env: dict[str, Any]) -> None:
     write_text_atomic(run_dir / "config.yaml", dump_yaml(config))
     write_json(run_dir / "env.json", env)
+
+
+def checkpoint_size_estimate(networks) -> int:
+    """Bytes of a checkpoint: weights and buffers, plus SGD momentum, plus a margin."""
+    params = sum(t.numel() * t.element_size() for net in networks for t in net.state_dict().values())
+    return int(params * 2.2) + (1 << 20)
+
+
+def check_free_space(run_path: Path, needed: int) -> None:
+    free = shutil.disk_usage(run_path).free
+    if free < 2 * needed:  # a new checkpoint is written beside the old one before the rename
+        raise RunDirError(
+            f"only {free / 2**20:.0f} MiB free on the disk of {str(run_path)!r}; checkpoints of this "
+            f"run need about {2 * needed / 2**20:.0f} MiB"
+        )
+
+
+def open_run_directory(cfg: Config, run_path: Path, overwrite: bool, resume: bool) -> dict[str, Any] | None:
+    """Prepare the run directory; returns the checkpoint to resume from, or None for a new run."""
+    checkpoint = run_path / "checkpoint.pt"
+    complete = (run_path / "summary.json").exists()
+    if resume and not checkpoint.exists():
+        raise RunDirError(f"cannot resume: {str(run_path)!r} holds no checkpoint.pt")
+    if overwrite or not checkpoint.exists():
+        if resume:
+            raise RunDirError("--resume and --overwrite contradict each other")
+        prepare_run_dir(run_path, overwrite=overwrite)
+        return None
+    if complete:
+        raise RunDirError(
+            f"run directory {str(run_path)!r} holds a finished run; pass --overwrite to replace it, "
+            "or choose another with --run-dir"
+        )
+    try:
+        state = load_checkpoint(checkpoint)
+    except CheckpointError as err:
+        raise RunDirError(f"{err}; remove it or pass --overwrite to start again") from None
+    diffs = config_differences(state["config"], cfg.to_dict(), ignore=RESUME_MAY_CHANGE)
+    if diffs:
+        raise RunDirError(
+            f"{str(run_path)!r} holds a checkpoint of a different config, so it is not resumed; "
+            f"differing keys: {'; '.join(diffs)}. Pass --overwrite to start again or use --run-dir"
+        )
+    return state

@@ -64,10 +64,8 @@ __all__ = [
 
 def samples_per_step(config: Config) -> int:
     """Samples drawn per step: ``batch_size`` images per network, so AIT with V views takes
-    ``batch_size / V`` samples (DESIGN.md section 1: an AIT epoch has V times the steps)."""
-    if config.strategy.name == "ait":
-        return config.train.batch_size // len(config.strategy.views)
-    return config.train.batch_size
+    ``batch_size / V`` samples (:meth:`ait.strategies.Strategy.samples_per_step`)."""
+    return config.strategy.samples_per_step(config.train.batch_size)
 
 
 @dataclass
@@ -77,7 +75,6 @@ class TrainBatch:
     images: torch.Tensor  # uint8: (B, C, H, W) for the trainer to augment, or premade views (B, V, C, H, W)
     labels: torch.Tensor  # int64 (B,)
     shard: slice | None = None  # this rank's part of a global batch (in-memory data under DDP)
-    premade: bool = False  # images are the views, made by the data loader
 
 
 def build_stream(cfg: Config, ctx, device: torch.device) -> InMemoryStream | ImageFolderStream:
@@ -271,9 +268,7 @@ class ImageFolderStream:
         self.train_loader.set_epoch(epoch, start_batch=start)
         try:
             for views, labels in self.train_loader:  # uint8 (B, V, 3, S, S), int64 (B,): this rank's shard
-                yield TrainBatch(
-                    views.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True), premade=True
-                )
+                yield TrainBatch(views.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True))
         except DataError as err:
             message = str(err)
             if "Original Traceback" in message:  # re-raised from a worker: keep the worker's own message

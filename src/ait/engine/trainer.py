@@ -1,17 +1,18 @@
-"""The branch trainer: one training step for any strategy of the paper.
+"""The branch trainer: one training step for any strategy.
 
-A strategy is a list of branches (network index, view index) (DESIGN.md section 2). Each step:
+A strategy is a list of branches (network index, view index); :mod:`ait.strategies` holds the
+table of what each strategy trains, and docs/design.md how the pieces fit. Each step:
 
     uint8 batch (B, C, H, W) on the device
       -> one augmented, normalised float batch per view       (ait.views, per-sample random)
-         [or uint8 views (B, V, C, H, W) made by a data loader (premade=True): normalised only]
+         [or uint8 views (B, V, C, H, W) made by a data loader: normalised only]
       -> each network runs once on the concatenation of its views (timm's trick: one forward)
-      -> CE per network (mean over all its images)  +  lambda * AiLoss over all branches
+      -> CE per network (mean over the images of its CE branches)  +  lambda * AiLoss over all branches
       -> one backward, every optimiser steps
 
-CE is averaged over all the images a network sees in the step, as in the authors' code: for AIT
-that is the mean of the per-view CEs (the paper's eq. 3 writes their sum, which only rescales the
-learning rate), and for DML / multi-AIT each network contributes its own CE.
+CE is averaged over all the images of a network's CE branches in the step, as in the authors'
+code: for AIT that is the mean of the per-view CEs (the paper's eq. 3 writes their sum, which only
+rescales the learning rate), and for DML / multi-AIT each network contributes its own CE.
 """
 
 from __future__ import annotations
@@ -49,8 +50,10 @@ class BranchTrainer:
     Args:
         networks: the models (``ait.models.Classifier``), already on the device.
         recipes: one ``ait.views.Recipe`` per view index; None when the views come ready-made from
-            a data loader (then every call passes ``premade=True``).
+            a data loader (then every batch is uint8 views (B, V, C, H, W)).
         branches: (network index, view index) pairs, e.g. [(0, 0), (0, 1)] for AIT.
+        ce_branches: the branches whose outputs get CE (:meth:`ait.strategies.Strategy.ce_branches`);
+            default all of them.
         consistency: loss weight, layer, metric.
         precision: device, autocast dtype and memory format.
         mean, std: per-channel normalisation of the [0, 1] images.
@@ -70,6 +73,7 @@ class BranchTrainer:
         std: Sequence[float],
         forwards: Sequence | None = None,
         network_names: Sequence[str] | None = None,
+        ce_branches: Sequence[tuple[int, int]] | None = None,
     ):
         self.networks = list(networks)
         self.forwards = list(forwards) if forwards is not None else [net.forward_all for net in self.networks]
@@ -79,6 +83,7 @@ class BranchTrainer:
             else [f"net{k}" for k in range(len(self.networks))]
         )
         self.recipes = list(recipes) if recipes is not None else None
+        self.premade = self.recipes is None  # views come from the data loader exactly when there are no recipes
         self.branches = [tuple(b) for b in branches]
         self.precision = precision
         self.weight = float(consistency.weight)
@@ -90,6 +95,12 @@ class BranchTrainer:
         # Which views each network sees, in branch order; which views are used at all.
         self.views_of = [[v for (n, v) in self.branches if n == k] for k in range(len(self.networks))]
         self.used_views = sorted({v for _, v in self.branches})
+        # Per network, the positions (among its views) of the chunks that get CE; None: all of them.
+        ce = {tuple(b) for b in ce_branches} if ce_branches is not None else set(self.branches)
+        self.ce_chunks = [
+            None if all((k, v) in ce for v in vs) else [j for j, v in enumerate(vs) if (k, v) in ce]
+            for k, vs in enumerate(self.views_of)
+        ]
         # Views with the same recipe are augmented in one call on the repeated batch (draws stay
         # per sample, so the copies get independent views) and then sliced: one kernel launch per
         # recipe, and a network fed all of them gets the whole tensor without a concatenation.
@@ -118,11 +129,8 @@ class BranchTrainer:
 
     def _make_views(self, images: torch.Tensor, generator: torch.Generator | None):
         """Views per index, and {tuple of view indices: (len * B, C, H, W) tensor holding them in order}."""
-        if self.recipes is None:
-            raise ValueError(
-                "this trainer has no augmentation recipes (its views come from the data loader): "
-                "pass uint8 views (B, V, C, H, W) with premade=True"
-            )
+        if images.dim() != 4:
+            raise ValueError(f"images must be uint8 (B, C, H, W) to augment, got {images.dtype} {tuple(images.shape)}")
         x = images.float().div_(255.0)
         b = x.shape[0]
         views, stacked = {}, {}
@@ -142,7 +150,8 @@ class BranchTrainer:
         """
         if views.dim() != 5 or views.shape[1] <= self.used_views[-1]:
             raise ValueError(
-                f"premade views must be uint8 (B, V, C, H, W) with V > {self.used_views[-1]}, "
+                "this trainer's views come from the data loader (it has no augmentation recipes): "
+                f"pass uint8 views (B, V, C, H, W) with V > {self.used_views[-1]}, "
                 f"got {views.dtype} {tuple(views.shape)}"
             )
         b = views.shape[0]
@@ -159,22 +168,17 @@ class BranchTrainer:
         labels: torch.Tensor,
         generator: torch.Generator | None = None,
         shard: slice | None = None,
-        premade: bool = False,
     ):
-        """Forward all branches; returns (total loss, StepStats). images uint8 (B, C, H, W), labels (B,).
+        """Forward all branches; returns (total loss, StepStats). labels int64 (B,).
 
-        With ``shard`` (distributed training), ``images`` is the whole global batch: its views are
-        drawn for every sample, so a sample's views do not depend on the number of processes, and
-        this rank trains on ``shard`` of them.
-
-        premade=True: ``images`` are uint8 views (B, V, C, H, W) already augmented by the data
-        loader (view v of the strategy at ``images[:, v]``); they are only scaled to [0, 1],
-        normalised and put in the run's memory format. ``generator`` is then unused.
+        images: uint8 (B, C, H, W) for the trainer to augment with ``generator``; or, for a trainer
+        without recipes, uint8 views (B, V, C, H, W) already augmented by the data loader (view v
+        of the strategy at ``images[:, v]``), only scaled to [0, 1], normalised and put in the run's
+        memory format. With ``shard`` (distributed training), ``images`` is the whole global batch:
+        its views are drawn for every sample, so a sample's views do not depend on the number of
+        processes, and this rank trains on ``shard`` of them.
         """
-        if premade:
-            views, stacked = self._premade_views(images)
-        else:
-            views, stacked = self._make_views(images, generator)
+        views, stacked = self._premade_views(images) if self.premade else self._make_views(images, generator)
         if shard is not None:
             views, stacked = {v: x[shard] for v, x in views.items()}, {}
             labels = labels[shard]
@@ -188,29 +192,33 @@ class BranchTrainer:
                 out = forward(x)
             logits = out.logits.float()  # (len(vs) * B, K)
             targets = labels.repeat(len(vs))
-            ce_terms.append(F.cross_entropy(logits, targets))
+            ce_terms.append(self._cross_entropy(logits, labels, k))
             correct.append((logits.argmax(dim=1) == targets).sum())
-            layer_out = getattr(out, self.layer)
-            for v, chunk in zip(vs, layer_out.chunk(len(vs))):
+            for v, chunk in zip(vs, getattr(out, self.layer).chunk(len(vs))):
                 branch_outputs[(k, v)] = chunk
-        total = torch.stack(ce_terms).sum()
-        if self.compares_branches:
-            outs = [branch_outputs[b] for b in self.branches]
-            if self.weight > 0:
-                consistency = self.ailoss(outs)
-                total = total + self.weight * consistency
-            else:  # lambda = 0 (the baseline point of the Figure 4 sweep): logged, not trained
-                with torch.no_grad():
-                    consistency = self.ailoss(outs)
-        else:
-            consistency = total.new_zeros(())
-        stats = StepStats(
-            torch.stack(ce_terms).detach(),
-            consistency.detach(),
-            torch.stack(correct).detach(),
-            [int(labels.shape[0]) * len(vs) for vs in self.views_of],
-        )
-        return total, stats
+        ce = torch.stack(ce_terms)  # (num_networks,)
+        consistency = self._consistency(branch_outputs, ce)
+        total = ce.sum() + self.weight * consistency if self.weight > 0 and self.compares_branches else ce.sum()
+        images_seen = [int(labels.shape[0]) * len(vs) for vs in self.views_of]
+        return total, StepStats(ce.detach(), consistency.detach(), torch.stack(correct).detach(), images_seen)
+
+    def _cross_entropy(self, logits: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor:
+        """CE of network ``k`` over its CE branches; logits (len(views of k) * B, K), labels (B,)."""
+        chunks = self.ce_chunks[k]
+        if chunks is None:  # every view: one call on the whole tensor
+            return F.cross_entropy(logits, labels.repeat(len(self.views_of[k])))
+        per_view = logits.chunk(len(self.views_of[k]))
+        return F.cross_entropy(torch.cat([per_view[j] for j in chunks]), labels.repeat(len(chunks)))
+
+    def _consistency(self, branch_outputs: dict, ce: torch.Tensor) -> torch.Tensor:
+        """AiLoss over every branch's output at the configured layer; 0 with one branch."""
+        if not self.compares_branches:
+            return ce.new_zeros(())
+        outs = [branch_outputs[b] for b in self.branches]
+        if self.weight > 0:
+            return self.ailoss(outs)
+        with torch.no_grad():  # lambda = 0 (the baseline point of the Figure 4 sweep): logged, not trained
+            return self.ailoss(outs)
 
     def step(
         self,
@@ -220,7 +228,6 @@ class BranchTrainer:
         schedulers: Sequence = (),
         generator: torch.Generator | None = None,
         shard: slice | None = None,
-        premade: bool = False,
     ) -> StepStats:
         """One optimisation step of every network (arguments as :meth:`loss`). Raises
         NonFiniteLossError before any update."""
@@ -228,7 +235,7 @@ class BranchTrainer:
             net.train()
         for opt in optimizers:
             opt.zero_grad(set_to_none=True)
-        total, stats = self.loss(images, labels, generator, shard, premade)
+        total, stats = self.loss(images, labels, generator, shard)
         # One host sync per step: the price of never applying a NaN update.
         if not torch.isfinite(total.detach()):
             raise NonFiniteLossError(

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from ait import strategies
 from ait.config import RESUME_MAY_CHANGE
 
 # Config keys that say where or how a run was run or shown, not what it computed: runs differing
@@ -23,8 +24,6 @@ from ait.config import RESUME_MAY_CHANGE
 IGNORED_KEYS = ("seed", "name", "data.root", "data.download", "train.checkpoint", *RESUME_MAY_CHANGE)
 # Keys a baseline and an AIT run may differ in and still be "the same experiment otherwise".
 COMPARISON_FREE_KEYS = ("strategy.name", "strategy.views", "consistency", "train.epochs", "train.eval_every")
-STRATEGY_NAMES = {"baseline": "Baseline", "ait": "AIT", "dml": "DML", "multi_ait": "multi-AIT"}
-STRATEGY_ORDER = {"baseline": 0, "ait": 1, "dml": 2, "multi_ait": 3}
 DEFAULT_LAYER, DEFAULT_METRIC = "logits", "kl"
 
 
@@ -424,7 +423,7 @@ class Group:
     def sort_key(self) -> tuple:
         return (
             self.dataset,
-            STRATEGY_ORDER.get(self.strategy, 9),
+            strategy_order(self.strategy),
             self.networks,
             self.recipe,
             self.noise,
@@ -437,10 +436,27 @@ class Group:
         )
 
 
+def strategy_order(name: str) -> int:
+    """The position of a strategy in :data:`ait.strategies.STRATEGIES` (unknown names last)."""
+    order = strategies.names()
+    return order.index(name) if name in order else len(order)
+
+
+def has_consistency(config: dict[str, Any]) -> bool:
+    """Whether the run's strategy takes a consistency loss (unknown strategies: assume it does)."""
+    entry = strategies.STRATEGIES.get(str(_get(config, "strategy.name")))
+    if entry is None:
+        return True
+    networks, views = len(_get(config, "strategy.networks") or []), len(_get(config, "strategy.views") or [])
+    return entry.accepts(networks, views) and entry.compares_branches(networks, views)
+
+
 def base_label(config: dict[str, Any]) -> str:
     strategy = str(_get(config, "strategy.name"))
-    head = STRATEGY_NAMES.get(strategy, strategy)
-    if strategy != "baseline":
+    entry = strategies.STRATEGIES.get(strategy)
+    head = entry.label if entry else strategy
+    consistency = has_consistency(config)
+    if consistency:
         head += f" λ={float(_get(config, 'consistency.weight') or 0):g}"
     parts = [
         head,
@@ -453,7 +469,7 @@ def base_label(config: dict[str, Any]) -> str:
     if (_get(config, "data.train_fraction") or 1.0) < 1.0:
         parts.append(f"{percent(_get(config, 'data.train_fraction'))} data")
     layer, metric = _get(config, "consistency.layer"), _get(config, "consistency.metric")
-    if strategy != "baseline" and (layer, metric) != (DEFAULT_LAYER, DEFAULT_METRIC):
+    if consistency and (layer, metric) != (DEFAULT_LAYER, DEFAULT_METRIC):
         parts.append(f"{layer}/{metric}")
     parts.append(f"{_get(config, 'train.epochs')} ep")
     return " · ".join(parts)

@@ -1,0 +1,118 @@
+"""What a run records about itself: a metrics line per epoch, the history a resumed run keeps, the summary.
+
+metrics.jsonl   one :func:`finish_epoch` record per epoch (losses, train top-1, test accuracy, speed)
+summary.json    :func:`build_summary`: final-epoch accuracy per network, the best epoch labelled
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ait.config import Config
+from ait.engine.state import Position
+
+# Fields of a metrics record that measure time, not training: they differ between a resumed and an
+# uninterrupted run; everything else is identical.
+TIMING_FIELDS = ("images_per_s", "epoch_seconds", "eval_seconds", "wall_seconds")
+
+
+def finish_epoch(
+    cfg: Config, ctx, pos: Position, networks, trainer, stream, precision, epoch: int, wall_start: float
+) -> dict[str, Any]:
+    """The epoch's metrics record (reduced over ranks), with a test evaluation when it is due."""
+    t = cfg.train
+    n_nets, device = len(networks), precision.device
+    zeros = torch.zeros(n_nets, device=device)
+    ce = ctx.all_reduce_sum(pos.ce_sum if pos.ce_sum is not None else zeros) / ctx.world_size
+    cons = ctx.all_reduce_sum(pos.consistency_sum if pos.consistency_sum is not None else zeros.sum()) / ctx.world_size
+    correct = ctx.all_reduce_sum(pos.correct if pos.correct is not None else zeros).tolist()
+    seen_local = torch.tensor(pos.seen or [0] * n_nets, dtype=torch.float64, device=device)
+    seen = ctx.all_reduce_sum(seen_local).tolist()
+    steps = max(pos.epoch_steps, 1)
+    images = int(sum(seen))
+    pos.train_seconds += pos.epoch_seconds
+    pos.images_trained += images
+    record: dict[str, Any] = {
+        "epoch": epoch + 1,
+        "lr": pos.epoch_lr,
+        "train_ce": [round(v / steps, 6) for v in ce.tolist()],
+        "train_consistency": round(cons.item() / steps, 6),
+        "train_top1": [round(100.0 * c / n, 4) if n else None for c, n in zip(correct, seen)],
+        "images_per_s": round(images / pos.epoch_seconds, 2) if pos.epoch_seconds > 0 else None,
+        "epoch_seconds": round(pos.epoch_seconds, 3),
+    }
+    if (epoch + 1) % t.eval_every == 0 or epoch + 1 == t.epochs:
+        eval_start = time.perf_counter()
+        record["test"] = stream.evaluate(networks, trainer.prepare_eval, precision, t.eval_batch_size)
+        record["eval_seconds"] = round(time.perf_counter() - eval_start, 3)
+    record["wall_seconds"] = round(time.perf_counter() - wall_start, 3)
+    return record
+
+
+def read_history(path: Path, upto_epoch: int, rewrite: bool) -> list[dict[str, Any]]:
+    """Records of the epochs a checkpoint covers; later lines (written after the checkpoint that a
+    crash then lost) are dropped from the file, since those epochs are trained again."""
+    if not path.exists():
+        return []
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    kept = [r for r in records if r["epoch"] <= upto_epoch]
+    if rewrite and len(kept) != len(records):
+        path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+    return kept
+
+
+def build_summary(
+    cfg: Config,
+    run_path: Path,
+    history: list[dict[str, Any]],
+    pos: Position,
+    data_info: dict[str, Any],
+    precision_name: str,
+    device: torch.device,
+    steps_per_epoch: int,
+    world_size: int,
+) -> dict[str, Any]:
+    """Final-epoch accuracy is the headline; the best epoch is reported beside it, labelled."""
+    evaluated = [r for r in history if "test" in r]
+    final = evaluated[-1]["test"]
+    keys = [f"net{k}" for k in range(len(cfg.strategy.networks))] + (["ensemble"] if "ensemble" in final else [])
+    entries = []
+    for k, key in enumerate(keys):
+        best = max(evaluated, key=lambda r: r["test"][key]["top1"])
+        entries.append(
+            {
+                "key": key,
+                "name": cfg.strategy.networks[k] if key != "ensemble" else "ensemble",
+                "final_top1": final[key]["top1"],
+                "final_top5": final[key]["top5"],
+                "best_top1": best["test"][key]["top1"],
+                "best_epoch": best["epoch"],
+            }
+        )
+    return {
+        "name": cfg.name,
+        "run_dir": str(run_path),
+        "strategy": cfg.strategy.name,
+        "views": list(cfg.strategy.views),
+        "consistency_weight": cfg.consistency.weight,
+        "dataset": cfg.data.dataset,
+        "seed": cfg.seed,
+        "epochs": cfg.train.epochs,
+        "steps_per_epoch": steps_per_epoch,
+        "total_steps": steps_per_epoch * cfg.train.epochs,
+        "networks": [e for e in entries if e["key"] != "ensemble"],
+        "ensemble": next((e for e in entries if e["key"] == "ensemble"), None),
+        "wall_seconds": round(pos.wall_seconds, 2),
+        "train_seconds": round(pos.train_seconds, 2),
+        "images_per_s": round(pos.images_trained / pos.train_seconds, 2) if pos.train_seconds > 0 else None,
+        "nonfinite_skips": pos.nonfinite_skips,
+        "world_size": world_size,
+        "precision": precision_name,
+        "device": str(device),
+        "data": data_info,
+    }

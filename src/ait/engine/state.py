@@ -1,0 +1,112 @@
+"""The training state: what a checkpoint holds and a resumed run restores.
+
+:class:`TrainingState` gathers every network, optimiser and schedule with the :class:`Position`
+(epoch, next step and the partial sums of the epoch in progress). ``state_dict()`` is plain data
+and tensors, loadable with ``torch.load(weights_only=True)``, and ``load_state_dict()`` puts a run
+back exactly where ``state_dict()`` was taken, RNG states included (the views of a step are seeded
+by (seed, epoch, step) on their own, see :func:`step_seed`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from ait.config import Config
+from ait.engine.checkpoint import capture_rng, restore_rng
+
+
+def step_seed(seed: int, epoch: int, step: int) -> int:
+    """Seed of the view generator for one step: a function of (seed, epoch, step) alone, so any
+    step can be replayed without the generator's history (exact resume, reproducible views)."""
+    return (seed * 1_000_003 + epoch) * 1_000_033 + step
+
+
+@dataclass
+class Position:
+    """Where the run is, and the partial sums of the epoch in progress."""
+
+    epoch: int = 0  # epoch in progress (0-based)
+    step: int = 0  # next step of that epoch
+    ce_sum: torch.Tensor | None = None  # (num_networks,) sum of per-step CE
+    consistency_sum: torch.Tensor | None = None  # ()
+    correct: torch.Tensor | None = None  # (num_networks,) correct training images
+    seen: list[int] = field(default_factory=list)  # training images per network
+    epoch_lr: float = 0.0  # learning rate at the start of the epoch (logged)
+    epoch_seconds: float = 0.0  # training seconds spent in this epoch so far
+    train_seconds: float = 0.0  # over the whole run
+    wall_seconds: float = 0.0
+    images_trained: int = 0
+    nonfinite_skips: int = 0
+    epoch_steps: int = 0  # steps of this epoch that trained (skipped non-finite steps do not)
+
+    def add(self, stats) -> None:
+        """Add one step's :class:`ait.engine.trainer.StepStats` to the epoch's sums."""
+        self.epoch_steps += 1
+        if self.ce_sum is None:
+            self.ce_sum, self.consistency_sum, self.correct = stats.ce, stats.consistency, stats.correct
+            self.seen = list(stats.images)
+        else:
+            self.ce_sum = self.ce_sum + stats.ce
+            self.consistency_sum = self.consistency_sum + stats.consistency
+            self.correct = self.correct + stats.correct
+            self.seen = [a + b for a, b in zip(self.seen, stats.images)]
+
+    def next_epoch(self) -> None:
+        self.epoch, self.step = self.epoch + 1, 0
+        self.ce_sum = self.consistency_sum = self.correct = None
+        self.seen, self.epoch_seconds, self.epoch_steps = [], 0.0, 0
+
+    def to_state(self) -> dict[str, Any]:
+        return {k: (v.detach().cpu() if isinstance(v, torch.Tensor) else v) for k, v in self.__dict__.items()}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], device: torch.device) -> Position:
+        pos = cls(**state)
+        for name in ("ce_sum", "consistency_sum", "correct"):
+            value = getattr(pos, name)
+            if value is not None:
+                setattr(pos, name, value.to(device))
+        return pos
+
+
+@dataclass
+class TrainingState:
+    """Every network with its optimiser and schedule, and the position of the run."""
+
+    config: Config
+    networks: list[nn.Module]
+    optimizers: list[torch.optim.Optimizer]
+    schedulers: list[torch.optim.lr_scheduler.LRScheduler]
+    position: Position
+    device: torch.device
+
+    @property
+    def lr(self) -> float:
+        """The learning rate the next step uses (of network 0)."""
+        return self.optimizers[0].param_groups[0]["lr"]
+
+    def state_dict(self) -> dict[str, Any]:
+        """The checkpoint's content: tensors and plain data only, RNG states captured now."""
+        return {
+            "config": self.config.to_dict(),
+            "networks": [net.state_dict() for net in self.networks],
+            "optimizers": [opt.state_dict() for opt in self.optimizers],
+            "schedulers": [sched.state_dict() for sched in self.schedulers],
+            "position": self.position.to_state(),
+            "rng": capture_rng(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict` (as read by :func:`ait.engine.checkpoint.load_checkpoint`)."""
+        for net, weights in zip(self.networks, state["networks"]):
+            net.load_state_dict(weights)
+        for opt, saved in zip(self.optimizers, state["optimizers"]):
+            opt.load_state_dict(saved)
+        for sched, saved in zip(self.schedulers, state["schedulers"]):
+            sched.load_state_dict(saved)
+        restore_rng(state["rng"])
+        self.position = Position.from_state(state["position"], self.device)
