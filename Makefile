@@ -30,10 +30,11 @@ fashion-mnist:
 demo: setup fashion-mnist
 	$(VENV)/bin/ait demo
 
-# Lint first (seconds), then the suite.
+# Lint first (seconds): style, formatting and the import layers of pyproject.toml; then the suite.
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 test: setup lint
 	$(PY) -m pytest -q

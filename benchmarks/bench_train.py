@@ -44,10 +44,10 @@ sys.path.insert(0, str(ROOT / "src"))
 from ait import models  # noqa: E402
 from ait.config import ConsistencyConfig  # noqa: E402
 from ait.data import EpochSampler  # noqa: E402
-from ait.engine.precision import resolve_precision  # noqa: E402
 from ait.engine.trainer import BranchTrainer  # noqa: E402
-from ait.evaluate.accuracy import predict_logits  # noqa: E402
 from ait.losses import AiLoss  # noqa: E402
+from ait.runtime.precision import resolve_precision  # noqa: E402
+from ait.runtime.predict import predict_logits  # noqa: E402
 from ait.views import parse_recipe  # noqa: E402
 
 MEAN, STD = (0.507, 0.487, 0.441), (0.267, 0.256, 0.276)  # CIFAR-100

@@ -89,8 +89,8 @@ def test_ce_on_a_subset_of_views_is_the_ce_of_those_views_only():
 
     from ait import models
     from ait.config import ConsistencyConfig
-    from ait.engine.precision import resolve_precision
     from ait.engine.trainer import BranchTrainer
+    from ait.runtime.precision import resolve_precision
     from ait.views import parse_recipe
 
     torch.manual_seed(0)

@@ -18,9 +18,9 @@ import torch
 
 from ait.data import DataError
 from ait.engine.run import train
-from ait.evaluate.accuracy import accuracy_table, predict_logits
 from ait.evaluate.loading import load_run
 from ait.losses import AiLoss
+from ait.runtime.predict import accuracy_table, predict_logits
 from ait.views import Recipe, augment
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"

@@ -5,8 +5,8 @@ import torch
 
 from ait import models
 from ait.config import ConsistencyConfig
-from ait.engine.precision import resolve_precision
 from ait.engine.trainer import BranchTrainer, NonFiniteLossError
+from ait.runtime.precision import resolve_precision
 from ait.views import parse_recipe
 
 CPU_FP32 = resolve_precision(torch.device("cpu"), "fp32", False)

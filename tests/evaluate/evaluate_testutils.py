@@ -9,10 +9,10 @@ from torch import nn
 
 from ait.config import Config
 from ait.data import ImageArrays
-from ait.engine.datasets import RunData
-from ait.engine.precision import Precision
 from ait.evaluate.loading import LoadedRun
 from ait.models.base import Classifier
+from ait.runtime.precision import Precision
+from ait.runtime.rundata import RunData
 
 LUMA = (0.299, 0.587, 0.114)
 

@@ -15,7 +15,6 @@ import torch
 import ait
 from ait.data.errors import DataError
 from ait.evaluate import corruptions as corr
-from ait.evaluate.accuracy import accuracy_table, predict_logits
 from ait.evaluate.command import _corruptions_selected, _selected, add_eval_parser, run_eval
 from ait.evaluate.corruption_eval import (
     corruption_accuracy,
@@ -31,6 +30,7 @@ from ait.evaluate.corruptions import (
     load_cifar_c,
 )
 from ait.evaluate.loading import load_run
+from ait.runtime.predict import accuracy_table, predict_logits
 from ait_testutils import SHARED_DATA, tiny_config
 
 torch.set_num_threads(1)  # a 2-core machine with background jobs: one thread is faster and steadier

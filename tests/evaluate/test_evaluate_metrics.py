@@ -8,9 +8,7 @@ from torch.nn import functional as F
 from ait.evaluate import (
     PAIRS,
     accuracy_table,
-    predict_logits,
     predict_on_test_sets,
-    predict_outputs,
     transfer_matrix,
     variation_metrics,
 )
@@ -32,18 +30,6 @@ def reference_symmetric_kl(a: torch.Tensor, b: torch.Tensor) -> float:
     """mean_i sum_k p log(p / q) + q log(q / p), in float64, written out by hand."""
     p, q = a.double().softmax(1), b.double().softmax(1)
     return ((p * (p.log() - q.log())).sum(1) + (q * (q.log() - p.log())).sum(1)).mean().item()
-
-
-def test_predict_outputs_matches_forward_all_and_predict_logits(images, tmp_path):
-    run = loaded_run([ColourNet(), LumaNet()], images, torch.arange(40) % 10)
-    preds = predict_outputs(run.networks, images, run.prepare, run.precision, batch_size=7)
-    logits = predict_logits(run.networks, images, run.prepare, run.precision, batch_size=7)
-    with torch.no_grad():
-        direct = run.networks[0].forward_all(run.prepare(images))
-    assert preds[0].logits.shape == (40, 10) and preds[0].feature.shape == (40, 12)
-    torch.testing.assert_close(preds[0].feature, direct.feature)
-    for p, lg in zip(preds, logits):
-        torch.testing.assert_close(p.logits, lg)
 
 
 def test_colour_blind_network_does_not_vary_on_gray_but_colour_network_does(images, labels, tmp_path):

@@ -9,7 +9,6 @@ refuses to run code: everything in it is tensors and plain data.
 
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from torch import nn
 
 from ait import models
 from ait.config import Config, config_from_dict
+from ait.runtime.files import atomic_write
 
 FORMAT = "ait-checkpoint-2"
 
@@ -61,13 +61,10 @@ def restore_rng(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
-    """Write ``state`` atomically: a temporary file in the same directory, then a rename."""
-    tmp = path.with_name(f".{path.name}.tmp")
+    """Write ``state`` atomically: a uniquely named temporary file in the same directory, then a rename."""
     try:
-        torch.save({"format": FORMAT, **state}, tmp)
-        os.replace(tmp, path)
+        atomic_write(path, lambda f: torch.save({"format": FORMAT, **state}, f))
     except OSError as err:
-        tmp.unlink(missing_ok=True)
         kept = " (the previous checkpoint is kept)" if path.exists() else ""
         raise CheckpointError(f"could not write checkpoint {str(path)!r}: {err.strerror or err}{kept}") from None
 

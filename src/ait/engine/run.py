@@ -47,23 +47,22 @@ from ait.config import Config, load_config
 from ait.engine import distributed
 from ait.engine.checkpoint import load_checkpoint, save_checkpoint
 from ait.engine.optim import build_optimizer, build_scheduler
-from ait.engine.precision import Precision, resolve_device, resolve_precision
 from ait.engine.progress import Progress
 from ait.engine.records import TIMING_FIELDS, build_summary, finish_epoch, read_history
 from ait.engine.rundir import (
     RunDirError,
-    append_jsonl,
     check_free_space,
     checkpoint_size_estimate,
     default_run_dir,
     environment_record,
     open_run_directory,
-    write_json,
     write_run_header,
 )
 from ait.engine.state import Position, TrainingState, step_seed
 from ait.engine.streams import build_stream, samples_per_step
 from ait.engine.trainer import BranchTrainer, NonFiniteLossError
+from ait.runtime.files import append_jsonl, write_json
+from ait.runtime.precision import Precision, resolve_device, resolve_precision
 
 __all__ = ["TIMING_FIELDS", "RunFailed", "RunInterrupted", "RunLoop", "samples_per_step", "step_seed", "train"]
 

@@ -10,8 +10,6 @@ RUN_DIR/
 
 from __future__ import annotations
 
-import json
-import os
 import platform
 import shutil
 import socket
@@ -25,6 +23,7 @@ import torch
 
 from ait.config import RESUME_MAY_CHANGE, Config, config_differences, dump_yaml
 from ait.engine.checkpoint import CheckpointError, load_checkpoint
+from ait.runtime.files import write_json, write_text_atomic
 
 
 class RunDirError(RuntimeError):
@@ -58,29 +57,6 @@ def prepare_run_dir(path: str | Path, overwrite: bool = False) -> Path:
     except OSError as err:
         raise RunDirError(f"cannot write to run directory {str(path)!r}: {err.strerror or err}") from None
     return path
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file and rename, so a crash never leaves half a file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def write_json(path: Path, data: Any) -> None:
-    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
-
-
-def append_jsonl(path: Path, record: dict[str, Any]) -> None:
-    with path.open("a") as f:
-        f.write(json.dumps(record) + "\n")
-
-
-def save_atomic(obj: Any, path: Path) -> None:
-    """torch.save to a temporary file, then rename: an interrupted save keeps the previous file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 def git_commit() -> dict[str, Any] | None:

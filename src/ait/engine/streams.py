@@ -40,14 +40,12 @@ from ait.data import (
     EpochSampler,
     ImageFolderIndex,
     ImageFolderViews,
-    corrupt_labels,
-    fraction_subset,
     imagefolder_loader,
     scan_image_folder,
     verify_images,
 )
-from ait.engine.datasets import RunData, build_data
-from ait.evaluate.accuracy import accuracy_table, predict_batches, predict_logits
+from ait.runtime.predict import accuracy_table, predict_batches, predict_logits
+from ait.runtime.rundata import RunData, build_data, evenly_spaced, select_samples
 
 __all__ = [
     "ImageFolderStream",
@@ -55,7 +53,6 @@ __all__ = [
     "TrainBatch",
     "build_stream",
     "evaluate_sharded",
-    "evenly_spaced",
     "pad_to_multiple",
     "samples_per_step",
     "scan_imagefolder_splits",
@@ -132,11 +129,6 @@ class InMemoryStream:
         pass
 
 
-def evenly_spaced(n: int, k: int) -> list[int]:
-    """k indices spread evenly over range(n) (every class of a class-ordered folder stays in)."""
-    return [i * n // k for i in range(k)]
-
-
 @dataclass
 class _Indexes:
     train: ImageFolderIndex
@@ -158,16 +150,8 @@ def scan_imagefolder_splits(cfg: Config, ctx) -> _Indexes:
     train = scan_image_folder(root / "train")
     val = scan_image_folder(root / "val", classes=train.classes)  # a class unknown to train/ is an error
     info: dict[str, Any] = {"train_source": str(root / "train"), "test_source": str(root / "val")}
-    if d.train_limit is not None and d.train_limit < len(train):
-        train = train.subset(evenly_spaced(len(train), d.train_limit))
-    if d.train_fraction < 1.0:
-        train = fraction_subset(train, d.train_fraction, cfg.seed)
-    if d.label_noise > 0:
-        labels, changed = corrupt_labels(train.labels, d.label_noise, train.num_classes, cfg.seed)
-        train = ImageFolderIndex(train.paths, labels, train.classes, train.root, train.ignored)
-        info["label_noise_changed_fraction"] = changed
-    if d.test_limit is not None and d.test_limit < len(val):
-        val = val.subset(evenly_spaced(len(val), d.test_limit))
+    train, val, selected = select_samples(train, val, d, cfg.seed, evenly_spaced)
+    info.update(selected)
     if d.verify_images:  # after the subsets: only the files the run reads are decoded
         bad = _verify_sharded(train, d.workers, ctx) + _verify_sharded(val, d.workers, ctx)
         if bad and not d.skip_corrupt:

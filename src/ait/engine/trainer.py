@@ -26,8 +26,8 @@ from torch.nn import functional as F
 
 from ait import views as views_lib
 from ait.config import ConsistencyConfig
-from ait.engine.precision import Precision
 from ait.losses import AiLoss
+from ait.runtime.precision import Precision
 
 
 class NonFiniteLossError(FloatingPointError):

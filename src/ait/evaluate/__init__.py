@@ -2,7 +2,6 @@
 variation (Figure 5) and t-SNE of features (Figure 6), on fixed augmented test sets (sec. 4.4);
 beyond the paper, accuracy and mCE under the 15 common corruptions of CIFAR-10-C / CIFAR-100-C."""
 
-from ait.evaluate.accuracy import Predictions, accuracy_table, evaluate_accuracy, predict_logits, predict_outputs
 from ait.evaluate.corruption_eval import corruption_accuracy, mean_corruption_error
 from ait.evaluate.corruptions import CORRUPTIONS, apply_corruption, corrupted_test_set, load_cifar_c
 from ait.evaluate.loading import LoadedRun, RunLoadError, load_run
@@ -10,6 +9,7 @@ from ait.evaluate.testsets import TEST_SETS, applicable_test_sets, fixed_test_se
 from ait.evaluate.transfer import predict_on_test_sets, transfer_matrix
 from ait.evaluate.tsne import TsneResult, plot_tsne, tsne_features
 from ait.evaluate.variation import PAIRS, variation_metrics
+from ait.runtime.predict import Predictions, accuracy_table, evaluate_accuracy, predict_logits, predict_outputs
 
 __all__ = [
     "CORRUPTIONS",

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from ait.data.errors import DataError
-from ait.engine.rundir import write_json
 from ait.evaluate.corruption_eval import check_selection, corruption_accuracy, corruption_summary
 from ait.evaluate.corruptions import CORRUPTIONS, SEVERITIES
 from ait.evaluate.loading import LoadedRun, RunLoadError, check_run_dir, load_run
@@ -26,6 +25,7 @@ from ait.evaluate.testsets import TEST_SETS, images_key
 from ait.evaluate.transfer import predict_on_test_sets, transfer_from_outputs
 from ait.evaluate.tsne import plot_tsne, tsne_features
 from ait.evaluate.variation import PAIRS, pair_key, variation_from_outputs
+from ait.runtime.files import write_json
 
 
 def _positive_int(text: str) -> int:

@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from ait.data.errors import DataError
-from ait.evaluate.accuracy import accuracy_table, predict_logits
 from ait.evaluate.corruptions import CORRUPTIONS, SEVERITIES, corrupted_test_set, load_cifar_c
 from ait.evaluate.loading import LoadedRun
+from ait.runtime.predict import accuracy_table, predict_logits
 
 # network key ("net0", ..., "ensemble") -> corruption -> severity ("1".."5") -> top-1 (%)
 Accuracies = dict[str, dict[str, float]]

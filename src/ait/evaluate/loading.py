@@ -17,9 +17,9 @@ from torch import nn
 
 from ait.config import Config, ConfigError, load_config
 from ait.engine.checkpoint import CheckpointError, load_checkpoint, networks_from_checkpoint
-from ait.engine.datasets import RunData, build_data
-from ait.engine.precision import Precision, resolve_device, resolve_precision
 from ait.engine.rundir import RunDirError
+from ait.runtime.precision import Precision, resolve_device, resolve_precision
+from ait.runtime.rundata import RunData, build_data
 
 
 class RunLoadError(RunDirError):

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import torch
 
+from ait.runtime.files import atomic_write
 from ait.views import Recipe, augment
 
 # Bump when generation changes (recipe semantics, draw order, chunking): old cache files then
@@ -115,16 +115,8 @@ def _read_cached(path: Path, key: str, like: torch.Tensor) -> torch.Tensor | Non
 
 def _write_atomic(images: torch.Tensor, key: str, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    # A unique temporary name: two processes generating the same set never write the same file.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp makes 0600; a cache shared by a team should stay readable
-        with os.fdopen(fd, "wb") as f:
-            torch.save({"images": images, "key": key}, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # A unique temporary name (atomic_write): two processes generating the same set never write the same file.
+    atomic_write(path, lambda f: torch.save({"images": images, "key": key}, f))
 
 
 def fixed_test_set(images: torch.Tensor, name: str, seed: int = 0, cache_dir: str | Path | None = None) -> torch.Tensor:

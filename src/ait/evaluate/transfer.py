@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from ait.evaluate.accuracy import Predictions, accuracy_table, predict_outputs
 from ait.evaluate.loading import LoadedRun
 from ait.evaluate.testsets import TEST_SETS, applicable_test_sets, fixed_test_set
+from ait.runtime.predict import Predictions, accuracy_table, predict_outputs
 
 SetOutputs = dict[str, list[Predictions]]  # test set name -> one Predictions per network
 

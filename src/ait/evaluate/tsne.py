@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ait.evaluate.accuracy import predict_outputs
 from ait.evaluate.loading import LoadedRun
+from ait.runtime.predict import predict_outputs
 from ait.views import Recipe, augment
 
 # Paper sec. 4.5: "random crop and random color jittering"; the flip is part of every recipe.

@@ -1,4 +1,5 @@
-"""Top-1 / top-5 accuracy of each network and of their ensemble on a fixed test set."""
+"""Predictions of networks over batches of images, and top-1 / top-5 accuracy of each network and
+of their ensemble: what the training loop's test evaluation and every evaluation share."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from typing import TYPE_CHECKING, NamedTuple
 import torch
 from torch import nn
 
-if TYPE_CHECKING:  # annotations only: ait.engine imports this module, a runtime import would be circular
-    from ait.engine.precision import Precision
+if TYPE_CHECKING:  # annotations only: keeps this module free of device set-up
+    from ait.runtime.precision import Precision
 
 
 class Predictions(NamedTuple):

@@ -1,9 +1,16 @@
-"""The training and test sets of a run, as the config describes them."""
+"""The training and test sets of a run, as the config describes them.
+
+Both kinds of data -- arrays in memory (:func:`build_data`) and image folders streamed from disk
+(:func:`ait.engine.streams.scan_imagefolder_splits`) -- take their subsets through one function,
+:func:`select_samples`, so a limit, a fraction or label noise means the same thing for both.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from ait.config import DataConfig
 from ait.data import (
@@ -17,6 +24,40 @@ from ait.data import (
 )
 from ait.data.synthetic import make_synthetic_split
 
+Samples = TypeVar("Samples")  # ImageArrays or ImageFolderIndex: len(), .labels, .num_classes, .subset(indices)
+
+
+def first_samples(n: int, k: int) -> Sequence[int]:
+    """The first k of n samples (in-memory data sets come shuffled)."""
+    return range(k)
+
+
+def evenly_spaced(n: int, k: int) -> list[int]:
+    """k indices spread evenly over range(n) (every class of a class-ordered folder stays in)."""
+    return [i * n // k for i in range(k)]
+
+
+def select_samples(
+    train: Samples, test: Samples, cfg: DataConfig, seed: int, limit: Callable[[int, int], Sequence[int]]
+) -> tuple[Samples, Samples, dict[str, Any]]:
+    """The run's subsets, in this order: ``data.train_limit`` training samples (``limit(n, k)``
+    picks which k of n), a stratified ``data.train_fraction`` of them, ``data.label_noise`` of their
+    labels replaced by random classes, ``data.test_limit`` test samples. Fraction and noise depend
+    on ``seed`` so that each seed of an experiment sees its own draw, as independent repetitions
+    should. Returns (train, test, what was done for the run record)."""
+    info: dict[str, Any] = {}
+    if cfg.train_limit is not None and cfg.train_limit < len(train):
+        train = train.subset(limit(len(train), cfg.train_limit))
+    if cfg.train_fraction < 1.0:
+        train = train.subset(stratified_subset(train.labels, cfg.train_fraction, seed))
+    if cfg.label_noise > 0:
+        labels, changed = corrupt_labels(train.labels, cfg.label_noise, train.num_classes, seed)
+        train = dataclasses.replace(train, labels=labels)
+        info["label_noise_changed_fraction"] = changed
+    if cfg.test_limit is not None and cfg.test_limit < len(test):
+        test = test.subset(limit(len(test), cfg.test_limit))
+    return train, test, info
+
 
 @dataclass
 class RunData:
@@ -28,11 +69,7 @@ class RunData:
 
 
 def build_data(cfg: DataConfig, seed: int) -> RunData:
-    """Load train / test, then keep a stratified fraction and corrupt labels, both seeded.
-
-    The training subset and the label noise depend on ``seed`` so that each seed of an experiment
-    sees its own draw, as independent repetitions should.
-    """
+    """Load train / test, then take the config's subsets (:func:`select_samples`)."""
     if cfg.dataset == "imagefolder":
         raise DataError(
             f"{cfg.root}: data.dataset=imagefolder is streamed from disk during training "
@@ -52,16 +89,8 @@ def build_data(cfg: DataConfig, seed: int) -> RunData:
             f"{test.source} ({test.image_shape}, {test.num_classes} classes) do not match"
         )
     info: dict[str, Any] = {"train_source": train.source, "test_source": test.source}
-    if cfg.train_limit is not None and cfg.train_limit < len(train):
-        train = train.subset(range(cfg.train_limit))
-    if cfg.train_fraction < 1.0:
-        train = train.subset(stratified_subset(train.labels, cfg.train_fraction, seed))
-    if cfg.label_noise > 0:
-        labels, changed = corrupt_labels(train.labels, cfg.label_noise, train.num_classes, seed)
-        train = ImageArrays(train.images, labels, train.classes, train.name, train.source)
-        info["label_noise_changed_fraction"] = changed
-    if cfg.test_limit is not None and cfg.test_limit < len(test):
-        test = test.subset(range(cfg.test_limit))
+    train, test, selected = select_samples(train, test, cfg, seed, first_samples)
+    info.update(selected)
     name = cfg.dataset if cfg.dataset in ("cifar10", "cifar100", "fashion_mnist") else "custom"
     mean, std = normalization_for(name, train)
     info.update(

@@ -1,0 +1,50 @@
+"""Writing files so that a crash never leaves half of one: a temporary file, then a rename.
+
+Every writer of the project goes through :func:`atomic_write`: the temporary file has a unique
+name in the target's directory (two writers never share one), is removed if the write fails, and
+replaces the target only once it is complete. JSON lines are appended whole, one ``write`` each.
+No torch here: reports (which stay free of torch) write through this module too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+
+def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any], mode: int = 0o644) -> None:
+    """Call ``write(f)`` on a new temporary file beside ``path``, then rename it onto ``path``.
+
+    ``mode``: the file's permissions (mkstemp makes 0600; files a team shares should stay readable).
+    On any error the temporary file is removed and ``path`` is left as it was.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    """Write ``data`` as indented JSON to ``path`` atomically."""
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def append_jsonl(path: str | Path, record: dict[str, Any]) -> None:
+    """Append ``record`` as one JSON line."""
+    with Path(path).open("a") as f:
+        f.write(json.dumps(record) + "\n")

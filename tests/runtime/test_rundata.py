@@ -1,0 +1,46 @@
+"""A run's data: one subset pipeline for arrays and image folders, in the config's order."""
+
+import torch
+
+from ait.config import DataConfig
+from ait.data import ImageArrays, ImageFolderIndex
+from ait.runtime.rundata import build_data, evenly_spaced, first_samples, select_samples
+
+
+def arrays(n: int, classes: int = 4) -> ImageArrays:
+    labels = torch.arange(n) % classes
+    return ImageArrays(torch.zeros(n, 1, 8, 8, dtype=torch.uint8), labels, [str(c) for c in range(classes)], "toy")
+
+
+def folder(n: int, classes: int = 4) -> ImageFolderIndex:
+    labels = torch.arange(n) * classes // n  # class-ordered, as a scanned folder
+    return ImageFolderIndex([f"f{i}.png" for i in range(n)], labels, [str(c) for c in range(classes)], "root")
+
+
+def test_limits_pick_the_first_or_evenly_spaced_samples():
+    cfg = DataConfig(train_limit=8, test_limit=4)
+    train, test, info = select_samples(arrays(40), arrays(20), cfg, 0, first_samples)
+    assert len(train) == 8 and len(test) == 4 and info == {}
+    assert train.labels.tolist() == [0, 1, 2, 3, 0, 1, 2, 3]
+    train, test, _ = select_samples(folder(40), folder(20), cfg, 0, evenly_spaced)
+    assert train.paths == [f"f{i}.png" for i in range(0, 40, 5)] and train.labels.tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+    assert test.paths == ["f0.png", "f5.png", "f10.png", "f15.png"]
+
+
+def test_fraction_is_stratified_and_noise_seeded_and_recorded_for_both_kinds():
+    for make, limit in ((arrays, first_samples), (folder, evenly_spaced)):
+        half, _, info = select_samples(make(40), make(8), DataConfig(train_fraction=0.5), 3, limit)
+        assert torch.bincount(half.labels).tolist() == [5] * 4 and info == {}
+        cfg = DataConfig(train_fraction=0.5, label_noise=0.5)
+        train, _, info = select_samples(make(40), make(8), cfg, 3, limit)
+        again, _, _ = select_samples(make(40), make(8), cfg, 3, limit)
+        other, _, _ = select_samples(make(40), make(8), cfg, 4, limit)
+        assert len(train) == 20 and not torch.equal(train.labels, half.labels)
+        assert torch.equal(train.labels, again.labels) and not torch.equal(train.labels, other.labels)
+        assert 0 < info["label_noise_changed_fraction"] <= 0.5
+
+
+def test_build_data_applies_the_same_pipeline_and_records_it():
+    data = build_data(DataConfig(dataset="synthetic", synthetic_size=64, train_limit=32, label_noise=0.25), seed=0)
+    assert len(data.train) == 32 and data.info["train_size"] == 32
+    assert "label_noise_changed_fraction" in data.info and len(data.mean) == 3
