@@ -6,6 +6,7 @@ import json
 import pytest
 import yaml
 
+from ait.cli import main
 from ait.config import ConfigError
 from ait.sweep import (
     SweepError,
@@ -210,6 +211,5 @@ def test_command_line(tmp_path, capsys):
     assert run_sweep_command(args) == 0
     out = capsys.readouterr().out
     assert out.startswith("sweep: 4 runs, 0 done, 4 to do") and "train.epochs=2" in out
-    bad = parser.parse_args(["sweep", str(path), "--grid", "consistency.weight"])
-    assert run_sweep_command(bad) == 2
+    assert main(["sweep", str(path), "--grid", "consistency.weight"]) == 2
     assert "KEY=V1,V2" in capsys.readouterr().err

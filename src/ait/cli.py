@@ -10,16 +10,20 @@
     ait models                      # the registered architectures
     ait config CONFIG [--set ...]   # print the resolved config without training
 
-Errors in configs, data or run directories end the command with a one-line message and exit
-status 2, not a traceback.
+One shape for every sub-command: its parser sets ``handler`` (a function of the parsed arguments
+that returns an exit status, or None for 0), :func:`main` calls ``args.handler(args)`` through
+:func:`run_handler`, and that one wrapper turns the project's errors into one line on stderr.
+An error says how the command ends by its ``exit_status`` attribute (2 for bad input: configs,
+data, run directories, checkpoints, sweeps, reports; 1 for a run that failed; 128 + N for a run
+stopped by signal N after saving) and ``exit_label`` (the words before the message, "error: " by
+default); anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-
-from ait.config import ConfigError
+from pathlib import Path
 
 
 def _add_overrides(parser: argparse.ArgumentParser) -> None:
@@ -45,14 +49,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--resume", metavar="RUN_DIR", help="continue the interrupted run in RUN_DIR from its checkpoint (same config)"
     )
+    p.set_defaults(handler=train_command)
 
     p = sub.add_parser("export", help="write a run's trained weights as .safetensors")
     p.add_argument("run_dir")
     p.add_argument("--out", required=True, help="output file (never overwritten)")
+    p.set_defaults(handler=export_command)
 
     p = sub.add_parser("config", help="print the resolved config (after --set) and exit")
     p.add_argument("config")
     _add_overrides(p)
+    p.set_defaults(handler=config_command)
 
     p = sub.add_parser("demo", help="train baseline and AIT side by side on a small offline dataset")
     p.add_argument(
@@ -64,10 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=None, help="epochs per run (default: the demo's own)")
     p.add_argument("--train-limit", type=int, default=None, help="training images used (default: the demo's own)")
     p.add_argument("--out-dir", default="runs", help="where the demo's run directories go (default: runs)")
+    p.set_defaults(handler=demo_command)
 
-    sub.add_parser("models", help="list the registered architectures")
+    sub.add_parser("models", help="list the registered architectures").set_defaults(handler=models_command)
 
-    from ait.evaluate.command import add_eval_parser
+    from ait.evaluate.cli import add_eval_parser
     from ait.report.cli import add_report_parser
     from ait.sweep import add_sweep_parser
 
@@ -78,73 +86,70 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    from ait.data import DataError
-    from ait.engine.checkpoint import CheckpointError
-    from ait.engine.run import RunFailed, RunInterrupted
-    from ait.engine.rundir import RunDirError
+    return run_handler(build_parser().parse_args(argv))
 
+
+def run_handler(args: argparse.Namespace) -> int:
+    """``args.handler(args)``; the project's errors become one line on stderr and their exit status."""
     try:
-        if args.command == "train":
-            from pathlib import Path
-
-            from ait.engine.run import train
-
-            config, run_dir = args.config, args.run_dir
-            if args.resume:
-                if run_dir and Path(run_dir) != Path(args.resume):
-                    raise ConfigError("--resume RUN_DIR and --run-dir name different directories")
-                run_dir = args.resume
-                config = config or str(Path(args.resume) / "config.yaml")
-            elif not config:
-                raise ConfigError("a config file is needed (or --resume RUN_DIR)")
-            summary = train(config, args.overrides, run_dir=run_dir, overwrite=args.overwrite, resume=bool(args.resume))
-            print(summary["run_dir"])
-        elif args.command == "export":
-            from pathlib import Path
-
-            from ait.engine.checkpoint import export_safetensors
-
-            names = export_safetensors(Path(args.run_dir) / "checkpoint.pt", args.out)
-            print(f"{args.out}: {', '.join(f'net{k} ({n})' for k, n in enumerate(names))}")
-        elif args.command == "config":
-            from ait.config import dump_yaml, load_config
-
-            print(dump_yaml(load_config(args.config, args.overrides)), end="")
-        elif args.command == "demo":
-            from ait.demo import run_demo
-
-            run_demo(data=args.data, epochs=args.epochs, train_limit=args.train_limit, out_dir=args.out_dir)
-        elif args.command == "eval":
-            from ait.evaluate.command import run_eval
-
-            return run_eval(args)
-        elif args.command == "sweep":
-            from ait.sweep import run_sweep_command
-
-            return run_sweep_command(args)
-        elif args.command == "report":
-            from ait.report.cli import run_report_command
-
-            return run_report_command(args)
-        elif args.command == "models":
-            from ait import models
-
-            for name in models.available():
-                print(name)
-    except (ConfigError, DataError, RunDirError, CheckpointError) as err:
-        print(f"ait {args.command}: error: {err}", file=sys.stderr)
-        return 2
-    except RunFailed as err:
-        print(f"ait {args.command}: run failed: {err}", file=sys.stderr)
-        return 1
-    except RunInterrupted as err:
-        print(f"ait {args.command}: {err}", file=sys.stderr)
-        return 128 + err.signum
+        status = args.handler(args)
     except KeyboardInterrupt:
         print(f"ait {args.command}: interrupted", file=sys.stderr)
         return 130
-    return 0
+    except Exception as err:
+        status = getattr(err, "exit_status", None)
+        if not isinstance(status, int):
+            raise  # not an error of the user's input or of the run: a bug, with its traceback
+        print(f"ait {args.command}: {getattr(err, 'exit_label', 'error: ')}{err}", file=sys.stderr)
+        return status
+    return 0 if status is None else int(status)
+
+
+# ----------------------------------------------------------------------------------------------
+# The handlers of the commands defined here; eval, sweep and report have theirs beside their code.
+# Imports are late so that `ait --help` and `ait config` stay quick.
+
+
+def train_command(args: argparse.Namespace) -> None:
+    from ait.config import ConfigError
+    from ait.engine.run import train
+
+    config, run_dir = args.config, args.run_dir
+    if args.resume:
+        if run_dir and Path(run_dir) != Path(args.resume):
+            raise ConfigError("--resume RUN_DIR and --run-dir name different directories")
+        run_dir = args.resume
+        config = config or str(Path(args.resume) / "config.yaml")
+    elif not config:
+        raise ConfigError("a config file is needed (or --resume RUN_DIR)")
+    summary = train(config, args.overrides, run_dir=run_dir, overwrite=args.overwrite, resume=bool(args.resume))
+    print(summary["run_dir"])
+
+
+def export_command(args: argparse.Namespace) -> None:
+    from ait.engine.checkpoint import export_safetensors
+
+    names = export_safetensors(Path(args.run_dir) / "checkpoint.pt", args.out)
+    print(f"{args.out}: {', '.join(f'net{k} ({n})' for k, n in enumerate(names))}")
+
+
+def config_command(args: argparse.Namespace) -> None:
+    from ait.config import dump_yaml, load_config
+
+    print(dump_yaml(load_config(args.config, args.overrides)), end="")
+
+
+def demo_command(args: argparse.Namespace) -> None:
+    from ait.demo import run_demo
+
+    run_demo(data=args.data, epochs=args.epochs, train_limit=args.train_limit, out_dir=args.out_dir)
+
+
+def models_command(args: argparse.Namespace) -> None:
+    from ait import models
+
+    for name in models.available():
+        print(name)
 
 
 if __name__ == "__main__":  # pragma: no cover

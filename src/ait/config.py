@@ -34,6 +34,8 @@ DATASETS = ("cifar10", "cifar100", "fashion_mnist", "npz", "synthetic", "imagefo
 class ConfigError(ValueError):
     """A config file or override that does not describe a valid run."""
 
+    exit_status = 2  # `ait` ends with this status and a one-line message (ait.cli.run_handler)
+
 
 @dataclass
 class DataConfig:

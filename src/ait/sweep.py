@@ -36,7 +36,6 @@ import itertools
 import json
 import re
 import shlex
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -45,7 +44,7 @@ from typing import Any
 
 import yaml
 
-from ait.config import RESUME_MAY_CHANGE, Config, ConfigError, config_differences, load_config
+from ait.config import RESUME_MAY_CHANGE, Config, config_differences, load_config
 
 # A directory holding any of these was made by `ait train`: safe to delete when it is incomplete.
 RUN_DIR_MARKERS = ("config.yaml", "env.json", "metrics.jsonl", "checkpoint.pt")
@@ -54,9 +53,13 @@ RUN_DIR_MARKERS = ("config.yaml", "env.json", "metrics.jsonl", "checkpoint.pt")
 class SweepError(RuntimeError):
     """The sweep cannot be planned (bad grid, colliding runs, a foreign directory in the way)."""
 
+    exit_status = 2  # `ait` ends with this status and a one-line message (ait.cli.run_handler)
+
 
 class SweepRunFailed(SweepError):
     """A run of the sweep failed (and ``continue_on_error`` was off)."""
+
+    exit_status = 1
 
 
 @dataclass
@@ -439,32 +442,15 @@ def add_sweep_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run_sweep_command(args: argparse.Namespace) -> int:
-    """``ait sweep``: 0 when every run is done, 1 when some failed, 2 for a bad config or plan."""
-    from ait.data import DataError
-    from ait.engine.run import RunInterrupted
-    from ait.engine.rundir import RunDirError
-
-    try:
-        result = run_sweep(
-            args.configs,
-            seeds=args.seeds,
-            grid=args.grid,
-            overrides=args.overrides,
-            dry_run=args.dry_run,
-            continue_on_error=args.continue_on_error,
-            log=lambda text: print(text, flush=True),
-            restart_interrupted=args.restart_interrupted,
-        )
-    except SweepRunFailed as err:
-        print(f"ait sweep: error: {err}", file=sys.stderr)
-        return 1
-    except RunInterrupted as err:
-        print(f"ait sweep: {err}", file=sys.stderr)
-        return 128 + err.signum
-    except KeyboardInterrupt:
-        print("ait sweep: interrupted", file=sys.stderr)
-        return 130
-    except (ConfigError, DataError, RunDirError, SweepError) as err:
-        print(f"ait sweep: error: {err}", file=sys.stderr)
-        return 2
+    """``ait sweep``: 0 when every run is done, 1 when some failed (errors: see :func:`ait.cli.run_handler`)."""
+    result = run_sweep(
+        args.configs,
+        seeds=args.seeds,
+        grid=args.grid,
+        overrides=args.overrides,
+        dry_run=args.dry_run,
+        continue_on_error=args.continue_on_error,
+        log=lambda text: print(text, flush=True),
+        restart_interrupted=args.restart_interrupted,
+    )
     return 0 if result.ok else 1

@@ -9,7 +9,7 @@ import torch
 import ait
 from ait.engine.rundir import RunDirError
 from ait.evaluate import RunLoadError, load_run
-from ait.evaluate.command import add_eval_parser, run_eval
+from ait.evaluate.cli import add_eval_parser, run_eval
 from ait_testutils import tiny_config
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

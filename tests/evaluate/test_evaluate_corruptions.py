@@ -15,7 +15,7 @@ import torch
 import ait
 from ait.data.errors import DataError
 from ait.evaluate import corruptions as corr
-from ait.evaluate.command import _corruptions_selected, _selected, add_eval_parser, run_eval
+from ait.evaluate.cli import _corruptions_selected, _selected, add_eval_parser, run_eval
 from ait.evaluate.corruption_eval import (
     corruption_accuracy,
     corruption_errors,

@@ -7,6 +7,7 @@ import statistics
 import pytest
 from report_testutils import cell, make_run
 
+from ait.cli import main
 from ait.report import ReportError, build_report, discover_run_dirs, group_runs, load_runs
 from ait.report.cli import add_report_parser, run_report_command
 from ait.report.runs import Stat
@@ -279,8 +280,8 @@ def test_command_line(tmp_path, capsys):
     args = parser.parse_args(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "out")])
     assert args.handler is run_report_command and run_report_command(args) == 0
     assert capsys.readouterr().out.strip() == str(tmp_path / "out" / "report.md")
-    args = parser.parse_args(["report", str(tmp_path / "empty_nothing"), "--out", str(tmp_path / "out")])
-    assert run_report_command(args) == 2 and "ait report: error" in capsys.readouterr().err
+    assert main(["report", str(tmp_path / "empty_nothing"), "--out", str(tmp_path / "out")]) == 2
+    assert "ait report: error" in capsys.readouterr().err
 
 
 def test_mixed_view_ait_is_compared_with_the_first_views_baseline(tmp_path):

@@ -7,3 +7,5 @@ class DataError(ValueError):
     The message always starts with the offending path, then says what is wrong and, where
     possible, how to fix it. Subclass of ValueError so callers that catch ValueError still work.
     """
+
+    exit_status = 2  # `ait` ends with this status and a one-line message (ait.cli.run_handler)

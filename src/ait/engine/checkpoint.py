@@ -27,6 +27,8 @@ FORMAT = "ait-checkpoint-2"
 class CheckpointError(RuntimeError):
     """A checkpoint that is missing, damaged or not one of ours."""
 
+    exit_status = 2  # `ait` ends with this status and a one-line message (ait.cli.run_handler)
+
 
 def capture_rng() -> dict[str, Any]:
     """RNG states as tensors and plain data (loadable with weights_only=True)."""

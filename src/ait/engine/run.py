@@ -68,15 +68,23 @@ __all__ = ["TIMING_FIELDS", "RunFailed", "RunInterrupted", "RunLoop", "samples_p
 
 
 class RunInterrupted(RuntimeError):
-    """The run was stopped by a signal after saving a checkpoint."""
+    """The run was stopped by a signal after saving a checkpoint; `ait` exits with 128 + the signal."""
+
+    exit_label = ""
 
     def __init__(self, message: str, signum: int):
         super().__init__(message)
         self.signum = signum
 
+    @property
+    def exit_status(self) -> int:
+        return 128 + self.signum
+
 
 class RunFailed(RuntimeError):
-    """The run cannot continue (too many non-finite losses)."""
+    """The run cannot continue (too many non-finite losses); `ait` exits with status 1."""
+
+    exit_status, exit_label = 1, "run failed: "
 
 
 @contextmanager

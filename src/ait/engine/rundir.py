@@ -29,6 +29,8 @@ from ait.runtime.files import write_json, write_text_atomic
 class RunDirError(RuntimeError):
     """The run directory cannot be used (it exists already, or cannot be written)."""
 
+    exit_status = 2  # `ait` ends with this status and a one-line message (ait.cli.run_handler)
+
 
 def default_run_dir(config: Config) -> Path:
     return Path(config.out_dir) / config.name / f"seed{config.seed}"

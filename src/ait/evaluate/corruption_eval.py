@@ -152,7 +152,7 @@ def corruption_summary(
     baseline: dict[str, Accuracies] | None = None,
     baseline_dir: str | Path | None = None,
 ) -> dict[str, Any]:
-    """The content of RUN_DIR/eval/corruptions.json (format in :func:`ait.evaluate.command.run_eval`).
+    """The content of RUN_DIR/eval/corruptions.json (format in :mod:`ait.evaluate.pipeline`).
 
     mCE of every network (and the ensemble) is taken against the baseline's network 0.
     """

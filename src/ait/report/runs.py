@@ -30,6 +30,8 @@ DEFAULT_LAYER, DEFAULT_METRIC = "logits", "kl"
 class ReportError(RuntimeError):
     """Nothing to report on: no readable run directory under the given paths."""
 
+    exit_status = 2  # `ait` ends with this status and a one-line message (ait.cli.run_handler)
+
 
 @dataclass
 class Stat:

@@ -1,0 +1,182 @@
+"""``ait eval``: accuracy, augmentation transfer, variation and t-SNE of finished runs.
+
+    ait eval runs/cifar100_baseline/seed0 runs/cifar100_ait/seed0            # transfer + variation
+    ait eval runs/cifar100_ait/seed0 --all --device cuda                    # + t-SNE
+    ait eval RUN_DIR --tsne --seed 1 --cache-dir /tmp/ait-cache
+    ait eval runs/cifar10_ait/seed0 --corruptions --baseline runs/cifar10_baseline/seed0   # CIFAR-10-C, mCE
+    ait eval RUN_DIR --corruptions-dir data/CIFAR-10-C --corruption-names fog,snow --severities 3,5
+
+Writes into each RUN_DIR/eval/ (formats in :mod:`ait.evaluate.pipeline`, which does the work from
+typed options) and prints a short Markdown table per run (:mod:`ait.evaluate.markdown`).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from ait.evaluate.corruption_eval import check_selection
+from ait.evaluate.corruptions import CORRUPTIONS, SEVERITIES
+from ait.evaluate.markdown import accuracy_markdown, corruptions_markdown, transfer_markdown, variation_markdown
+from ait.evaluate.pipeline import CorruptionOptions, EvalOptions, evaluate_runs
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+def _name_list(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    try:
+        return check_selection(names, SEVERITIES)[0]
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _severity_list(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+        return check_selection(CORRUPTIONS, values)[1]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected distinct severities in 1..5 separated by commas, got {text!r}"
+        ) from None
+
+
+def add_eval_parser(subparsers) -> argparse.ArgumentParser:
+    """Add the ``eval`` sub-command to an ``argparse`` sub-parser set; returns its parser."""
+    p = subparsers.add_parser(
+        "eval",
+        help="evaluate finished runs: augmentation transfer, variation, t-SNE",
+        description="Evaluate finished runs on fixed augmented test sets (paper sec. 4.4-4.5); "
+        "results go to RUN_DIR/eval/. Default: --transfer --variation.",
+    )
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories written by `ait train`")
+    p.add_argument("--transfer", action="store_true", help="accuracy on original/crop/gray/color test sets (Table 5)")
+    p.add_argument(
+        "--variation",
+        action="store_true",
+        help="symmetric KL of predictions and feature distance between test sets (Figure 5)",
+    )
+    p.add_argument("--tsne", action="store_true", help="t-SNE of features of augmented variants (Figure 6)")
+    p.add_argument(
+        "--all",
+        action="store_true",
+        help="all of the above (not --corruptions, which is slow: 75 test sets; ask for it on its own)",
+    )
+    p.add_argument(
+        "--corruptions",
+        action="store_true",
+        help="top-1 under the 15 CIFAR-10-C common corruptions x 5 severities, generated locally from "
+        "the run's test set (seeded, cached) unless --corruptions-dir; writes corruptions.json",
+    )
+    p.add_argument(
+        "--corruptions-dir",
+        metavar="DIR",
+        default=None,
+        help="read the official CIFAR-10-C / CIFAR-100-C .npy files from DIR instead (implies --corruptions)",
+    )
+    p.add_argument(
+        "--corruption-names",
+        metavar="NAMES",
+        type=_name_list,
+        default=None,
+        help=f"comma-separated subset of: {','.join(CORRUPTIONS)} (default: all; implies --corruptions)",
+    )
+    p.add_argument(
+        "--severities",
+        metavar="LIST",
+        type=_severity_list,
+        default=None,
+        help="comma-separated severities in 1..5 (default: 1,2,3,4,5; implies --corruptions)",
+    )
+    p.add_argument(
+        "--baseline",
+        metavar="RUN_DIR",
+        default=None,
+        help="also report the mean corruption error (mCE, %%) against this run's network 0 (implies --corruptions)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the fixed test sets and t-SNE samples (default: 0)")
+    p.add_argument(
+        "--cache-dir",
+        default=None,
+        help="where generated test sets are cached (default: $AIT_CACHE_DIR/testsets or ~/.cache/ait/testsets)",
+    )
+    p.add_argument("--batch-size", type=_positive_int, default=None, help="evaluation batch size (default: the run's)")
+    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1 ... (default: auto)")
+    p.add_argument(
+        "--tsne-samples", type=_positive_int, default=14, help="test images in the t-SNE (default: 14, as the paper)"
+    )
+    p.add_argument(
+        "--tsne-variants", type=_positive_int, default=16, help="variants per image in the t-SNE (default: 16)"
+    )
+    p.set_defaults(handler=run_eval)
+    return p
+
+
+def _corruptions_selected(args) -> bool:
+    """--corruptions, or any of the options that only make sense with it."""
+    return any(
+        getattr(args, key, None)
+        for key in ("corruptions", "corruptions_dir", "corruption_names", "severities", "baseline")
+    )
+
+
+def _selected(args) -> tuple[bool, bool, bool]:
+    if args.all:
+        return True, True, True
+    if not (args.transfer or args.variation or args.tsne):
+        if _corruptions_selected(args):  # corruptions alone: accuracy.json plus corruptions.json
+            return False, False, False
+        return True, True, False
+    return bool(args.transfer), bool(args.variation), bool(args.tsne)
+
+
+def options_from_args(args: argparse.Namespace) -> EvalOptions:
+    """The typed options of the parsed ``ait eval`` arguments."""
+    transfer, variation, tsne = _selected(args)
+    corruptions = None
+    if _corruptions_selected(args):
+        corruptions = CorruptionOptions(
+            names=args.corruption_names or list(CORRUPTIONS),
+            severities=args.severities or list(SEVERITIES),
+            source=args.corruptions_dir,
+            baseline=args.baseline,
+        )
+    return EvalOptions(
+        transfer=transfer,
+        variation=variation,
+        tsne=tsne,
+        corruptions=corruptions,
+        seed=args.seed,
+        cache_dir=args.cache_dir,
+        batch_size=args.batch_size,
+        device=args.device,
+        tsne_samples=args.tsne_samples,
+        tsne_variants=args.tsne_variants,
+    )
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    """``ait eval``: evaluate every RUN_DIR, print a Markdown summary per run as it is done.
+
+    Raises RunLoadError (a RunDirError) naming the path for missing or damaged run directories,
+    before any work (see :func:`ait.evaluate.pipeline.evaluate_runs`).
+    """
+    for run, results in evaluate_runs(args.run_dirs, options_from_args(args)):
+        print(f"## {run.name}: {run.run_dir}\n")
+        if "transfer" in results:
+            print(transfer_markdown(run, results["transfer"]) + "\n")
+        else:
+            print(accuracy_markdown(run, results["accuracy"]) + "\n")
+        if "variation" in results:
+            print(variation_markdown(results["variation"]) + "\n")
+        if "corruptions" in results:
+            print(corruptions_markdown(run, results["corruptions"]) + "\n")
+        print(f"results: {run.run_dir / 'eval'}" + (" (tsne.png)" if "tsne" in results else "") + "\n")
+    return 0

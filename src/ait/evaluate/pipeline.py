@@ -1,0 +1,217 @@
+"""What ``ait eval`` does to each run: which evaluations, with which options, written where.
+
+    from ait.evaluate.pipeline import EvalOptions, CorruptionOptions, evaluate_runs
+    for run, results in evaluate_runs(["runs/ait/seed0"], EvalOptions(tsne=True)):
+        results["transfer"]["networks"]["net0"]["gray"]["top1"]
+
+Each run's results go to RUN_DIR/eval/ as JSON, one file per evaluation::
+
+    accuracy.json   {"test_set": "original", "num_samples": int,
+                     "networks": {"net0": {"top1": f, "top5": f}, ..., "ensemble": {...}}}
+    transfer.json   {"seed": int, "test_sets": [names],
+                     "networks": {"net0": {"original": {"top1": f, "top5": f}, "crop": {...}, ...},
+                                  "ensemble": {...} (only with > 1 network)}}
+    variation.json  {"seed": int, "pairs": ["original,crop", ...],
+                     "networks": {"net0": {"original,crop": {"kl": f, "feature_l2": f}, ...}}}
+    tsne.json       {"seed": int, "num_samples": int, "num_variants": int, "points": [[x, y], ...],
+                     "sample": [test index, ...], "variant": [...], "label": [...]}  (and tsne.png)
+    corruptions.json  (only with CorruptionOptions)
+                    {"seed": int, "source": "local" | "<dir of the official .npy files>",
+                     "severities": [int, ...], "corruptions": [names],
+                     "networks": {"net0": {"<corruption>": {"<severity>": top1}, ...}, ..., "ensemble": ...},
+                     "mean_top1": {"net0": f, ...}, "mce": {"net0": f, ...} or null,
+                     "baseline": "<baseline run dir>" or null}
+
+Percentages in [0, 100]. For 1-channel data the "gray" set and its pairs are left out.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ait.data.errors import DataError
+from ait.evaluate.corruption_eval import check_selection, corruption_accuracy, corruption_summary
+from ait.evaluate.corruptions import CORRUPTIONS, SEVERITIES
+from ait.evaluate.loading import LoadedRun, RunLoadError, check_run_dir, load_run
+from ait.evaluate.testsets import TEST_SETS, images_key
+from ait.evaluate.transfer import predict_on_test_sets, transfer_from_outputs
+from ait.evaluate.tsne import plot_tsne, tsne_features
+from ait.evaluate.variation import PAIRS, pair_key, variation_from_outputs
+from ait.runtime.files import write_json
+
+
+@dataclass
+class CorruptionOptions:
+    """Accuracy under common corruptions. source: None generates them from the run's test set;
+    a folder reads the official CIFAR-10-C / CIFAR-100-C ``.npy`` files. baseline: a run directory
+    whose network 0 the mCE is taken against (None: no mCE)."""
+
+    names: list[str] = field(default_factory=lambda: list(CORRUPTIONS))
+    severities: list[int] = field(default_factory=lambda: list(SEVERITIES))
+    source: str | None = None
+    baseline: str | None = None
+
+    def __post_init__(self) -> None:
+        self.names, self.severities = check_selection(self.names, self.severities)
+
+
+@dataclass
+class EvalOptions:
+    """Which evaluations run, and how. The accuracy on the test set is always written."""
+
+    transfer: bool = True  # accuracy on the fixed augmented test sets (Table 5)
+    variation: bool = True  # KL and feature distance between them (Figure 5)
+    tsne: bool = False  # t-SNE of the features of augmented variants (Figure 6)
+    corruptions: CorruptionOptions | None = None
+    seed: int = 0  # of the fixed test sets, the t-SNE samples and the generated corruptions
+    cache_dir: str | None = None  # generated test sets (default: $AIT_CACHE_DIR/testsets or ~/.cache/ait/testsets)
+    batch_size: int | None = None  # default: each run's train.eval_batch_size
+    device: str = "auto"
+    tsne_samples: int = 14
+    tsne_variants: int = 16
+
+
+def evaluate_runs(run_dirs: Sequence[str | Path], options: EvalOptions) -> Iterator[tuple[LoadedRun, dict[str, Any]]]:
+    """Evaluate every run directory, yielding (run, {file stem: JSON data}) as each is done.
+
+    Every directory (and the corruption baseline and source folder) is checked before any work,
+    so a bad path fails at once; raises RunLoadError (a RunDirError) or DataError naming it.
+    """
+    paths = [check_run_dir(d) for d in run_dirs]
+    corruptions = options.corruptions
+    if corruptions is not None:
+        if corruptions.baseline is not None:
+            check_run_dir(corruptions.baseline)
+        if corruptions.source is not None and not Path(corruptions.source).expanduser().is_dir():
+            raise DataError(
+                f"{corruptions.source!r}: not a directory; --corruptions-dir expects the CIFAR-10-C / "
+                "CIFAR-100-C folder with <corruption>.npy and labels.npy"
+            )
+    memo: dict[Path, tuple[dict[str, Any], tuple]] = {}
+    for path in paths:
+        run = load_run(path, device=options.device)
+        results = evaluate_run(
+            run,
+            options.transfer,
+            options.variation,
+            options.tsne,
+            options.seed,
+            options.cache_dir,
+            options.batch_size,
+            options.tsne_samples,
+            options.tsne_variants,
+        )
+        if corruptions is not None:
+            results["corruptions"] = evaluate_corruptions(run, corruptions, options, memo)
+        yield run, results
+
+
+def eval_dir(run_dir: Path) -> Path:
+    """RUN_DIR/eval, created; RunLoadError naming it when it cannot be."""
+    path = run_dir / "eval"
+    try:
+        path.mkdir(exist_ok=True)
+    except OSError as err:
+        raise RunLoadError(f"cannot write evaluation results to {str(path)!r}: {err.strerror or err}") from None
+    return path
+
+
+def evaluate_run(
+    run: LoadedRun,
+    transfer: bool = True,
+    variation: bool = True,
+    tsne: bool = False,
+    seed: int = 0,
+    cache_dir: str | Path | None = None,
+    batch_size: int | None = None,
+    tsne_samples: int = 14,
+    tsne_variants: int = 16,
+) -> dict[str, Any]:
+    """Compute and write RUN_DIR/eval/*.json (and tsne.png); returns {file stem: JSON data}."""
+    out_dir = eval_dir(run.run_dir)
+    wanted = list(TEST_SETS) if transfer or variation else ["original"]
+    outputs = predict_on_test_sets(run, wanted, seed, cache_dir, batch_size)  # one forward pass per set
+    labels = run.data.test.labels
+    acc = transfer_from_outputs({"original": outputs["original"]}, labels)
+    results: dict[str, Any] = {
+        "accuracy": {
+            "test_set": "original",
+            "num_samples": int(labels.numel()),
+            "networks": {k: v["original"] for k, v in acc.items()},
+        }
+    }
+    if transfer:
+        results["transfer"] = {
+            "seed": seed,
+            "test_sets": list(outputs),
+            "networks": transfer_from_outputs(outputs, labels),
+        }
+    if variation:
+        pairs = [(a, b) for a, b in PAIRS if a in outputs and b in outputs]
+        results["variation"] = {
+            "seed": seed,
+            "pairs": [pair_key(a, b) for a, b in pairs],
+            "networks": variation_from_outputs(outputs, pairs),
+        }
+    if tsne:
+        res = tsne_features(run, min(tsne_samples, len(run.data.test)), tsne_variants, seed, batch_size=batch_size)
+        results["tsne"] = res.to_json()
+        label = f"{run.name} ({run.config.strategy.name}, {run.config.strategy.networks[0]})"
+        plot_tsne({label: res}, out_dir / "tsne.png", class_names=run.data.test.classes)
+    for stem, data in results.items():
+        write_json(out_dir / f"{stem}.json", data)
+    return results
+
+
+def _test_set_identity(run: LoadedRun, official: bool) -> tuple:
+    """What must agree between a run and its mCE baseline: classes, image shape and (for local
+    generation, where each run corrupts its own test set) the test images and labels themselves."""
+    test = run.data.test
+    if official:
+        return test.num_classes, tuple(test.image_shape)
+    return test.num_classes, tuple(test.images.shape), images_key(test.labels, images_key(test.images, "test"))
+
+
+def evaluate_corruptions(
+    run: LoadedRun, corruptions: CorruptionOptions, options: EvalOptions, memo: dict[Path, tuple[dict[str, Any], tuple]]
+) -> dict[str, Any]:
+    """Compute and write RUN_DIR/eval/corruptions.json; returns its content.
+
+    ``memo`` keeps (accuracies, test set identity) per run directory, so that a baseline that is
+    also one of the evaluated runs (or the baseline of several runs) is evaluated once.
+    """
+    names, severities, source = corruptions.names, corruptions.severities, corruptions.source
+    official = source is not None
+
+    def evaluated(loaded: LoadedRun) -> tuple[dict[str, Any], tuple]:
+        key = loaded.run_dir.resolve()
+        if key not in memo:
+            accuracy = corruption_accuracy(
+                loaded, names, severities, options.seed, source, options.cache_dir, options.batch_size
+            )
+            memo[key] = (accuracy, _test_set_identity(loaded, official))
+        return memo[key]
+
+    accuracy, identity = evaluated(run)
+    baseline, base_dir = None, None
+    if corruptions.baseline is not None:
+        base_dir = check_run_dir(corruptions.baseline)
+        hit = memo.get(base_dir.resolve())
+        baseline, base_identity = hit if hit is not None else evaluated(load_run(base_dir, device=options.device))
+        if base_identity != identity:
+            raise RunLoadError(
+                f"baseline run directory {str(base_dir)!r} was evaluated on a different test set "
+                f"(classes, image shape{'' if official else ', images'}) than {str(run.run_dir)!r}; "
+                "mCE needs the same one"
+            )
+    try:
+        summary = corruption_summary(accuracy, options.seed, source, names, severities, baseline, base_dir)
+    except ValueError as err:  # e.g. a baseline without errors on a corruption: keep the accuracies anyway
+        print(f"warning: no mCE for {run.run_dir}: {err}", file=sys.stderr)
+        summary = corruption_summary(accuracy, options.seed, source, names, severities, None, base_dir)
+    write_json(eval_dir(run.run_dir) / "corruptions.json", summary)
+    return summary
