@@ -10,7 +10,8 @@ import pytest
 import ait
 from ait import strategies
 from ait.config import ConfigError, load_config
-from ait.report.runs import base_label, group_runs, load_runs
+from ait.report.groups import base_label, group_runs
+from ait.report.records import load_runs
 from ait.strategies import STRATEGIES, Strategy
 from ait_testutils import tiny_config
 

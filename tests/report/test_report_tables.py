@@ -10,7 +10,7 @@ from report_testutils import cell, make_run
 from ait.cli import main
 from ait.report import ReportError, build_report, discover_run_dirs, group_runs, load_runs
 from ait.report.cli import add_report_parser, run_report_command
-from ait.report.runs import Stat
+from ait.report.groups import Stat
 from ait.report.tables import effect_size
 
 TRANSFER = {"original": 60.0, "crop": 50.0, "gray": 40.0, "color": 55.0}

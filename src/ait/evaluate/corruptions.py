@@ -72,6 +72,7 @@ import torch
 from PIL import Image
 
 from ait.data.errors import DataError
+from ait.evaluate import kernels
 from ait.evaluate.testsets import cached_images, images_key
 
 # Bump when generation changes (constants, draw order, chunking): cached sets then regenerate.
@@ -113,7 +114,6 @@ RANDOM_CORRUPTIONS: frozenset[str] = frozenset(
 
 # Images corrupted per generator: bounds the float working memory (~ a few 10 MB per array).
 _CHUNK = 1000
-_LUMA = (0.299, 0.587, 0.114)  # ITU-R 601, as OpenCV's RGB2GRAY in the official snow
 _EPS = 1e-3  # added before truncation to uint8, so that k / 255 * 255 computed in float stays k
 
 # ---------------------------------------------------------------- CIFAR severity constants
@@ -153,185 +153,6 @@ JPEG_COMPRESSION = (80, 65, 58, 50, 40)  # Pillow JPEG quality
 Array = np.ndarray  # float32 (N, H, W, C) in [0, 1] unless said otherwise
 
 
-# ---------------------------------------------------------------- helpers (numpy, batched)
-def _float(u8: Array) -> Array:
-    return u8.astype(np.float32) / np.float32(255.0)
-
-
-def _luma(x: Array) -> Array:
-    """(N, H, W, C) -> (N, H, W, 1); the image itself for one channel."""
-    if x.shape[-1] == 1:
-        return x
-    return (x[..., 0:1] * _LUMA[0] + x[..., 1:2] * _LUMA[1] + x[..., 2:3] * _LUMA[2]).astype(np.float32)
-
-
-def _reflect101(i: Array, n: int) -> Array:
-    """Border index map 'dcb|abcd|cba' (OpenCV BORDER_REFLECT_101)."""
-    if n == 1:
-        return np.zeros_like(i)
-    period = 2 * (n - 1)
-    i = np.abs(i) % period
-    return np.where(i >= n, period - i, i)
-
-
-def _symmetric(i: Array, n: int) -> Array:
-    """Border index map 'dcba|abcd|dcba' (SciPy / scikit-image mode 'reflect')."""
-    i = i % (2 * n)
-    return np.where(i >= n, 2 * n - 1 - i, i)
-
-
-def _nearest(i: Array, n: int) -> Array:
-    """Border index map 'aaa|abcd|ddd' (mode 'nearest', ImageMagick's edge pixels)."""
-    return np.clip(i, 0, n - 1)
-
-
-def _gaussian_kernel(sigma: float, truncate: float) -> Array:
-    """SciPy's 1-D Gaussian: radius int(truncate * sigma + 0.5), weights normalised to sum 1."""
-    radius = int(truncate * sigma + 0.5)
-    t = np.arange(-radius, radius + 1, dtype=np.float64)
-    k = np.exp(-0.5 * (t / sigma) ** 2) if sigma > 0 else (t == 0).astype(np.float64)
-    return (k / k.sum()).astype(np.float32)
-
-
-def _correlate1d(x: Array, kernel: Array, axis: int, border) -> Array:
-    """1-D correlation of ``x`` with an odd-length ``kernel`` along ``axis``, ``border`` index map."""
-    n, r = x.shape[axis], len(kernel) // 2
-    padded = np.take(x, border(np.arange(-r, n + r), n), axis=axis)
-    out = np.zeros_like(x)
-    for j, w in enumerate(kernel):
-        out += w * np.take(padded, np.arange(j, j + n), axis=axis)
-    return out
-
-
-def _gaussian_filter(x: Array, sigma: float, truncate: float = 4.0, border=_nearest) -> Array:
-    """Spatial Gaussian blur of (N, H, W[, C]) over axes 1 and 2 (scikit-image ``gaussian``)."""
-    if sigma <= 0:
-        return x
-    k = _gaussian_kernel(sigma, truncate)
-    return _correlate1d(_correlate1d(x, k, 1, border), k, 2, border)
-
-
-def _filter2d(x: Array, kernel: Array, border=_reflect101) -> Array:
-    """2-D correlation of (N, H, W, C) with an odd (kh, kw) kernel (OpenCV ``filter2D``)."""
-    _, h, w, _ = x.shape
-    rh, rw = kernel.shape[0] // 2, kernel.shape[1] // 2
-    padded = x[:, border(np.arange(-rh, h + rh), h)][:, :, border(np.arange(-rw, w + rw), w)]
-    out = np.zeros_like(x)
-    for i in range(kernel.shape[0]):
-        for j in range(kernel.shape[1]):
-            if kernel[i, j] != 0:
-                out += kernel[i, j] * padded[:, i : i + h, j : j + w]
-    return out
-
-
-def _gather(x: Array, rows: Array, cols: Array) -> Array:
-    """x (N, H, W, C), integer rows / cols broadcastable to (N, h, w) -> (N, h, w, C)."""
-    n = np.arange(x.shape[0]).reshape(-1, 1, 1)
-    return x[n, rows, cols]
-
-
-def _bilinear(x: Array, ys: Array, xs: Array, border) -> Array:
-    """Bilinear samples of x (N, H, W, C) at float pixel coordinates ys, xs (N, h, w)."""
-    h, w = x.shape[1:3]
-    y0, x0 = np.floor(ys), np.floor(xs)
-    wy, wx = (ys - y0)[..., None].astype(np.float32), (xs - x0)[..., None].astype(np.float32)
-    y0, x0 = y0.astype(np.int64), x0.astype(np.int64)
-    r0, r1 = border(y0, h), border(y0 + 1, h)
-    c0, c1 = border(x0, w), border(x0 + 1, w)
-    top = _gather(x, r0, c0) * (1 - wx) + _gather(x, r0, c1) * wx
-    bottom = _gather(x, r1, c0) * (1 - wx) + _gather(x, r1, c1) * wx
-    return top * (1 - wy) + bottom * wy
-
-
-def _resample_axis(x: Array, coords: Array, axis: int) -> Array:
-    """Linear interpolation of x along ``axis`` at 1-D float ``coords`` (all inside the axis)."""
-    n = x.shape[axis]
-    i0 = np.clip(np.floor(coords).astype(np.int64), 0, n - 1)
-    i1 = np.minimum(i0 + 1, n - 1)
-    shape = [1] * x.ndim
-    shape[axis] = len(coords)
-    w = (coords - i0).astype(np.float32).reshape(shape)
-    return np.take(x, i0, axis=axis) * (1 - w) + np.take(x, i1, axis=axis) * w
-
-
-def _zoom_coords(n: int, zoom: float) -> Array:
-    """Source coordinates of the official ``clipped_zoom`` along one axis of length n.
-
-    Crop the centre ceil(n / zoom) pixels, enlarge them to round(crop * zoom) with SciPy's
-    order-1 zoom (corners aligned), keep the centre n pixels.
-    """
-    crop = int(np.ceil(n / zoom))
-    top = (n - crop) // 2
-    size = int(round(crop * zoom))
-    trim = (size - n) // 2
-    j = np.arange(n, dtype=np.float64) + trim
-    scale = (crop - 1) / (size - 1) if size > 1 else 0.0
-    return top + j * scale
-
-
-def _clipped_zoom(x: Array, zoom: float) -> Array:
-    """Zoom (N, H, W, C) into its centre by ``zoom`` (>= 1), keeping the size."""
-    x = _resample_axis(x, _zoom_coords(x.shape[1], zoom), 1)
-    return _resample_axis(x, _zoom_coords(x.shape[2], zoom), 2)
-
-
-def _motion_blur(x: Array, radius: float, sigma: float, angles: Array) -> Array:
-    """ImageMagick-style motion blur of (N, H, W, C), one angle (degrees) per image.
-
-    A one-sided line of 2 * ceil(radius) + 1 taps with weights exp(-i^2 / (2 sigma^2)) (normalised),
-    tap i at the whole-pixel offset (round(i cos a), round(i sin a)) (x right, y down); pixels past
-    the border repeat the edge.
-    """
-    _, h, w, _ = x.shape
-    width = int(2 * math.ceil(radius) + 1)
-    taps = np.arange(width, dtype=np.float64)
-    weights = np.exp(-(taps**2) / (2.0 * sigma * sigma))
-    weights /= weights.sum()
-    theta = np.deg2rad(angles)
-    rows0, cols0 = np.arange(h).reshape(1, h, 1), np.arange(w).reshape(1, 1, w)
-    out = np.zeros_like(x)
-    for i, weight in enumerate(weights):
-        dx = np.ceil(i * np.cos(theta) - 0.5).astype(np.int64).reshape(-1, 1, 1)
-        dy = np.ceil(i * np.sin(theta) - 0.5).astype(np.int64).reshape(-1, 1, 1)
-        out += np.float32(weight) * _gather(x, np.clip(rows0 + dy, 0, h - 1), np.clip(cols0 + dx, 0, w - 1))
-    return out
-
-
-def _plasma_fractal(n: int, mapsize: int, decay: float, rng: np.random.Generator) -> Array:
-    """(n, mapsize, mapsize) diamond-square height maps in [0, 1], as the official ``plasma_fractal``.
-
-    mapsize must be a power of two. The noise added at each level is wibble * U(-wibble, wibble)
-    with wibble starting at 100 and divided by ``decay`` per level (the official scaling).
-    """
-    maps = np.zeros((n, mapsize, mapsize), dtype=np.float64)
-    step, wibble = mapsize, 100.0
-
-    def wibbled_mean(total: Array) -> Array:
-        return total / 4 + wibble * rng.uniform(-wibble, wibble, total.shape)
-
-    while step >= 2:
-        half = step // 2
-        corners = maps[:, 0::step, 0::step]
-        squares = corners + np.roll(corners, -1, axis=1)
-        squares = squares + np.roll(squares, -1, axis=2)
-        maps[:, half::step, half::step] = wibbled_mean(squares)
-        centres = maps[:, half::step, half::step]
-        corners = maps[:, 0::step, 0::step]
-        left = centres + np.roll(centres, 1, axis=1) + corners + np.roll(corners, -1, axis=2)
-        maps[:, 0::step, half::step] = wibbled_mean(left)
-        top = centres + np.roll(centres, 1, axis=2) + corners + np.roll(corners, -1, axis=1)
-        maps[:, half::step, 0::step] = wibbled_mean(top)
-        step //= 2
-        wibble /= decay
-    maps -= maps.min(axis=(1, 2), keepdims=True)
-    maps /= np.maximum(maps.max(axis=(1, 2), keepdims=True), 1e-12)
-    return maps.astype(np.float32)
-
-
-def _power_of_two(n: int) -> int:
-    return max(4, 1 << (int(n) - 1).bit_length())
-
-
 def _frost_texture(n: int, h: int, w: int, rng: np.random.Generator) -> Array:
     """(n, h, w, 3) procedural frost in [0, 1]: stand-in for the official crops of frost photographs.
 
@@ -339,8 +160,8 @@ def _frost_texture(n: int, h: int, w: int, rng: np.random.Generator) -> Array:
     needles: random centres, directions, lengths 3-14 px, Gaussian profiles of 0.4-0.9 px), with a
     little fine grain, tinted pale blue like the photographs. Mean about 0.55, crystals reach 1.
     """
-    size = _power_of_two(max(h, w))
-    haze = _plasma_fractal(n, size, 2.0, rng)[:, :h, :w]  # (n, h, w)
+    size = kernels.power_of_two(max(h, w))
+    haze = kernels.plasma_fractal(n, size, 2.0, rng)[:, :h, :w]  # (n, h, w)
     ys, xs = np.meshgrid(np.arange(h, dtype=np.float32), np.arange(w, dtype=np.float32), indexing="ij")
     crystals = np.zeros((n, h, w), dtype=np.float32)
     for _ in range(16):
@@ -368,19 +189,19 @@ def _check_c(c: int) -> None:
 # ---------------------------------------------------------------- the 15 corruptions
 # Each takes uint8 (N, H, W, C), a severity 1..5 and a Generator; returns float in [0, 1] or uint8.
 def gaussian_noise(u8: Array, severity: int, rng: np.random.Generator) -> Array:
-    x = _float(u8)
+    x = kernels.to_float(u8)
     noise = rng.standard_normal(x.shape, dtype=np.float32) * np.float32(GAUSSIAN_NOISE[severity - 1])
     return np.clip(x + noise, 0, 1)
 
 
 def shot_noise(u8: Array, severity: int, rng: np.random.Generator) -> Array:
     c = SHOT_NOISE[severity - 1]
-    return np.clip(rng.poisson(_float(u8).astype(np.float64) * c) / c, 0, 1).astype(np.float32)
+    return np.clip(rng.poisson(kernels.to_float(u8).astype(np.float64) * c) / c, 0, 1).astype(np.float32)
 
 
 def impulse_noise(u8: Array, severity: int, rng: np.random.Generator) -> Array:
     """Salt and pepper on single values (every channel on its own), as scikit-image's 's&p'."""
-    x = _float(u8)
+    x = kernels.to_float(u8)
     flipped = rng.random(x.shape, dtype=np.float32) < IMPULSE_NOISE[severity - 1]
     salted = rng.random(x.shape, dtype=np.float32) < 0.5
     x[flipped & salted] = 1.0
@@ -407,7 +228,7 @@ def _disk_kernel(radius: float, alias_blur: float) -> Array:
 
 def defocus_blur(u8: Array, severity: int, rng: np.random.Generator) -> Array:
     radius, alias_blur = DEFOCUS_BLUR[severity - 1]
-    return np.clip(_filter2d(_float(u8), _disk_kernel(radius, alias_blur)), 0, 1)
+    return np.clip(kernels.filter2d(kernels.to_float(u8), _disk_kernel(radius, alias_blur)), 0, 1)
 
 
 def glass_blur(u8: Array, severity: int, rng: np.random.Generator) -> Array:
@@ -422,7 +243,7 @@ def glass_blur(u8: Array, severity: int, rng: np.random.Generator) -> Array:
     sigma, delta, iterations = GLASS_BLUR[severity - 1]
     assert delta == 1, "the gather equals the official loop only for offsets in {-1, 0}"
     n, h, w, _ = u8.shape
-    x = np.floor(_gaussian_filter(_float(u8), sigma) * 255 + _EPS).clip(0, 255).astype(np.uint8)
+    x = np.floor(kernels.gaussian_filter(kernels.to_float(u8), sigma) * 255 + _EPS).clip(0, 255).astype(np.uint8)
     rows = np.arange(h - delta, delta, -1)  # the official visiting order (the draws follow it)
     cols = np.arange(w - delta, delta, -1)
     images = np.arange(n).reshape(-1, 1, 1)
@@ -430,60 +251,60 @@ def glass_blur(u8: Array, severity: int, rng: np.random.Generator) -> Array:
         offsets = rng.integers(-delta, delta, size=(len(rows), len(cols), 2, n))  # (dx, dy) per position
         dx, dy = offsets[:, :, 0].transpose(2, 0, 1), offsets[:, :, 1].transpose(2, 0, 1)  # (n, rows, cols)
         x[:, rows[:, None], cols[None, :]] = x[images, rows[None, :, None] + dy, cols[None, None, :] + dx]
-    return np.clip(_gaussian_filter(_float(x), sigma), 0, 1)
+    return np.clip(kernels.gaussian_filter(kernels.to_float(x), sigma), 0, 1)
 
 
 def motion_blur(u8: Array, severity: int, rng: np.random.Generator) -> Array:
-    """Approximation of ImageMagick's motion blur (see :func:`_motion_blur`), angle U(-45, 45) degrees."""
+    """ImageMagick's motion blur, approximated (:func:`ait.evaluate.kernels.motion_blur`); angle U(-45, 45) degrees."""
     radius, sigma = MOTION_BLUR[severity - 1]
     angles = rng.uniform(-45, 45, u8.shape[0])
-    return np.clip(_motion_blur(_float(u8), radius, sigma, angles), 0, 1)
+    return np.clip(kernels.motion_blur(kernels.to_float(u8), radius, sigma, angles), 0, 1)
 
 
 def zoom_blur(u8: Array, severity: int, rng: np.random.Generator) -> Array:
-    x = _float(u8)
+    x = kernels.to_float(u8)
     zooms = np.arange(1, ZOOM_BLUR_END[severity - 1], 0.01)
     out = np.zeros_like(x)
     for zoom in zooms:
-        out += _clipped_zoom(x, float(zoom))
+        out += kernels.clipped_zoom(x, float(zoom))
     return np.clip((x + out) / (len(zooms) + 1), 0, 1)
 
 
 def snow(u8: Array, severity: int, rng: np.random.Generator) -> Array:
     loc, scale, zoom, threshold, blur_radius, blur_sigma, blend = SNOW[severity - 1]
-    x = _float(u8)
+    x = kernels.to_float(u8)
     n, h, w, _ = x.shape
     layer = rng.normal(loc, scale, (n, h, w, 1)).astype(np.float32)
-    layer = _clipped_zoom(layer, zoom)
+    layer = kernels.clipped_zoom(layer, zoom)
     layer[layer < threshold] = 0
     layer = np.floor(np.clip(layer, 0, 1) * 255) / np.float32(255)  # the official 8-bit PNG round trip
-    layer = _motion_blur(layer.astype(np.float32), blur_radius, blur_sigma, rng.uniform(-135, -45, n))
-    x = blend * x + (1 - blend) * np.maximum(x, _luma(x) * 1.5 + 0.5)
+    layer = kernels.motion_blur(layer.astype(np.float32), blur_radius, blur_sigma, rng.uniform(-135, -45, n))
+    x = blend * x + (1 - blend) * np.maximum(x, kernels.luma(x) * 1.5 + 0.5)
     return np.clip(x + layer + layer[:, ::-1, ::-1], 0, 1).astype(np.float32)
 
 
 def frost(u8: Array, severity: int, rng: np.random.Generator) -> Array:
     """Approximation: procedural frost texture (:func:`_frost_texture`) with the official blend."""
     weight, frost_weight = FROST[severity - 1]
-    x = _float(u8)
+    x = kernels.to_float(u8)
     texture = _frost_texture(x.shape[0], x.shape[1], x.shape[2], rng)
     if x.shape[-1] == 1:
-        texture = _luma(texture)
+        texture = kernels.luma(texture)
     return np.clip(weight * x + frost_weight * texture, 0, 1).astype(np.float32)
 
 
 def fog(u8: Array, severity: int, rng: np.random.Generator) -> Array:
     amount, decay = FOG[severity - 1]
-    x = _float(u8)
+    x = kernels.to_float(u8)
     n, h, w, _ = x.shape
-    plasma = _plasma_fractal(n, _power_of_two(max(h, w)), decay, rng)[:, :h, :w, None]
+    plasma = kernels.plasma_fractal(n, kernels.power_of_two(max(h, w)), decay, rng)[:, :h, :w, None]
     top = x.max(axis=(1, 2, 3), keepdims=True)
     return np.clip((x + amount * plasma) * top / (top + amount), 0, 1).astype(np.float32)
 
 
 def brightness(u8: Array, severity: int, rng: np.random.Generator) -> Array:
     """HSV value + c (clipped), hue and saturation kept: every channel scales by V' / V."""
-    x = _float(u8)
+    x = kernels.to_float(u8)
     value = x.max(axis=3, keepdims=True)
     new_value = np.clip(value + BRIGHTNESS[severity - 1], 0, 1)
     scale = np.divide(new_value, value, out=np.zeros_like(value), where=value > 0)
@@ -491,7 +312,7 @@ def brightness(u8: Array, severity: int, rng: np.random.Generator) -> Array:
 
 
 def contrast(u8: Array, severity: int, rng: np.random.Generator) -> Array:
-    x = _float(u8)
+    x = kernels.to_float(u8)
     means = x.mean(axis=(1, 2), keepdims=True)  # per image and channel
     return np.clip((x - means) * CONTRAST[severity - 1] + means, 0, 1).astype(np.float32)
 
@@ -500,7 +321,7 @@ def elastic_transform(u8: Array, severity: int, rng: np.random.Generator) -> Arr
     """Random affine warp of three control points (reflect-101 border), then a smooth random
     displacement field (alpha * Gaussian(sigma) of U(-1, 1) noise, symmetric border), bilinear."""
     alpha, sigma, affine = ELASTIC_TRANSFORM[severity - 1]
-    x = _float(u8)
+    x = kernels.to_float(u8)
     n, h, w, _ = x.shape
     centre = np.asarray((w // 2, h // 2), dtype=np.float64)  # (x, y)
     half = min(h, w) // 3
@@ -514,11 +335,11 @@ def elastic_transform(u8: Array, severity: int, rng: np.random.Generator) -> Arr
     ys, xs = np.meshgrid(np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64), indexing="ij")
     src_x = inverse[:, 0, 0, None, None] * xs + inverse[:, 0, 1, None, None] * ys + inverse[:, 0, 2, None, None]
     src_y = inverse[:, 1, 0, None, None] * xs + inverse[:, 1, 1, None, None] * ys + inverse[:, 1, 2, None, None]
-    x = _bilinear(x, src_y, src_x, _reflect101)
+    x = kernels.bilinear(x, src_y, src_x, kernels.reflect101)
     if alpha > 0:
-        dx = _gaussian_filter(rng.uniform(-1, 1, (n, h, w)), sigma, truncate=3, border=_symmetric) * alpha
-        dy = _gaussian_filter(rng.uniform(-1, 1, (n, h, w)), sigma, truncate=3, border=_symmetric) * alpha
-        x = _bilinear(x, ys + dy, xs + dx, _symmetric)
+        dx = kernels.gaussian_filter(rng.uniform(-1, 1, (n, h, w)), sigma, truncate=3, border=kernels.symmetric) * alpha
+        dy = kernels.gaussian_filter(rng.uniform(-1, 1, (n, h, w)), sigma, truncate=3, border=kernels.symmetric) * alpha
+        x = kernels.bilinear(x, ys + dy, xs + dx, kernels.symmetric)
     return np.clip(x, 0, 1).astype(np.float32)
 
 

@@ -10,7 +10,8 @@ Headline numbers are final-epoch top-1, mean ± sample std over seeds; see :mod:
 
 from ait.report.build import build_report
 from ait.report.cli import add_report_parser, run_report_command
-from ait.report.runs import Group, ReportError, RunRecord, Stat, discover_run_dirs, group_runs, load_run, load_runs
+from ait.report.groups import Group, Stat, group_runs
+from ait.report.records import ReportError, RunRecord, discover_run_dirs, load_run, load_runs
 
 __all__ = [
     "build_report",

@@ -7,7 +7,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ait.report import tables
-from ait.report.runs import Group, ReportError, display_path, group_runs, load_runs, slug
+from ait.report.groups import Group, display_path, group_runs, slug
+from ait.report.records import ReportError, load_runs
 from ait.report.tables import Section, compare, md_table
 
 PLOTS = "plots"

@@ -6,7 +6,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from ait.report.runs import Group, Stat
+from ait.report.groups import Group, Stat
 
 LAYER_ORDER = ("feature_map", "feature", "logits")
 LAYER_NAMES = {"feature_map": "feature map\n(before pooling)", "feature": "pooled feature", "logits": "logits"}

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ait.report.runs import Group, Stat, display_path, percent
+from ait.report.groups import Group, Stat, display_path, percent
 
 TEST_SET_NAMES = {"original": "original", "crop": "random crop", "gray": "grayscale", "color": "random color"}
 REPEAT_HINT = (

@@ -1,11 +1,9 @@
-"""Finding run directories, reading them, and grouping runs that differ only in their seed."""
+"""Grouping runs that differ only in their seed, and what a group knows of itself (labels, statistics)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
-import os
 import re
 import statistics
 from collections.abc import Iterable
@@ -13,10 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ait import strategies
 from ait.config import RESUME_MAY_CHANGE
+from ait.report.records import RunRecord
 
 # Config keys that say where or how a run was run or shown, not what it computed: runs differing
 # only here (and in seed/name) are repeats of one configuration. RESUME_MAY_CHANGE is the engine's
@@ -25,12 +22,6 @@ IGNORED_KEYS = ("seed", "name", "data.root", "data.download", "train.checkpoint"
 # Keys a baseline and an AIT run may differ in and still be "the same experiment otherwise".
 COMPARISON_FREE_KEYS = ("strategy.name", "strategy.views", "consistency", "train.epochs", "train.eval_every")
 DEFAULT_LAYER, DEFAULT_METRIC = "logits", "kl"
-
-
-class ReportError(RuntimeError):
-    """Nothing to report on: no readable run directory under the given paths."""
-
-    exit_status = 2  # `ait` ends with this status and a one-line message (ait.cli.run_handler)
 
 
 @dataclass
@@ -57,160 +48,6 @@ class Stat:
             return "–"
         std = "–" if self.std is None else f"{self.std:.2f}"
         return f"{self.mean:.2f} ± {std}" + (f" (n={self.n})" if with_n else "")
-
-
-@dataclass
-class RunRecord:
-    """One finished run: its summary, resolved config and whatever optional files it has."""
-
-    path: Path
-    summary: dict[str, Any]
-    config: dict[str, Any]
-    metrics: list[dict[str, Any]] = field(default_factory=list)
-    transfer: dict[str, Any] | None = None
-    variation: dict[str, Any] | None = None
-    tsne: dict[str, Any] | None = None
-    corruptions: dict[str, Any] | None = None
-    notes: list[str] = field(default_factory=list)  # problems with optional files
-
-    @property
-    def seed(self) -> int:
-        return int(self.summary.get("seed", self.config.get("seed", 0)))
-
-    def network(self, key: str) -> dict[str, Any] | None:
-        if key == "ensemble":
-            return self.summary.get("ensemble")
-        return next((n for n in self.summary["networks"] if n.get("key") == key), None)
-
-
-# ----------------------------------------------------------------------------------------------
-# Discovery and loading
-
-
-def discover_run_dirs(paths: Iterable[str | Path]) -> tuple[list[Path], list[Path]]:
-    """(run dirs with summary.json, incomplete run dirs with config.yaml but no summary.json).
-
-    Each path may be a run directory or any parent of run directories; hidden folders are skipped.
-    """
-    found: dict[Path, None] = {}
-    incomplete: dict[Path, None] = {}
-    for raw in paths:
-        root = Path(raw)
-        if not root.exists():
-            raise ReportError(f"{root}: no such file or directory")
-        if root.is_file():
-            root = root.parent  # a summary.json or config.yaml given directly
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            here = Path(dirpath)
-            if "summary.json" in filenames:
-                found.setdefault(here, None)
-            elif "config.yaml" in filenames and ("metrics.jsonl" in filenames or "env.json" in filenames):
-                incomplete.setdefault(here, None)
-    return sorted(found), sorted(incomplete)
-
-
-def _defaults() -> dict[str, Any]:
-    from ait.config import Config  # light: config imports no torch
-
-    return Config().to_dict()
-
-
-def _merge(defaults: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
-    out = dict(defaults)
-    for key, value in data.items():
-        if isinstance(value, dict) and isinstance(defaults.get(key), dict):
-            out[key] = _merge(defaults[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path}: cannot be read ({err})") from None
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from None
-
-
-def _check_summary(path: Path, summary: Any) -> None:
-    if not isinstance(summary, dict):
-        raise ValueError(f"{path}: expected a JSON object, got {type(summary).__name__}")
-    nets = summary.get("networks")
-    if not isinstance(nets, list) or not nets:
-        raise ValueError(f"{path}: missing or empty 'networks' list")
-    for i, net in enumerate(nets):
-        if not isinstance(net, dict):
-            raise ValueError(f"{path}: networks[{i}] is not an object")
-        for key in ("key", "final_top1"):
-            if key not in net:
-                raise ValueError(f"{path}: networks[{i}] has no {key!r}")
-        if not isinstance(net["final_top1"], (int, float)) or not math.isfinite(net["final_top1"]):
-            raise ValueError(f"{path}: networks[{i}].final_top1 is not a finite number: {net['final_top1']!r}")
-
-
-def load_run(path: str | Path) -> RunRecord:
-    """Read one run directory; ValueError naming the file for a missing or malformed summary/config.
-
-    Optional files (metrics.jsonl, eval/*.json) that are malformed are noted, not fatal.
-    """
-    path = Path(path)
-    summary_path, config_path = path / "summary.json", path / "config.yaml"
-    summary = _read_json(summary_path)
-    _check_summary(summary_path, summary)
-    if not config_path.is_file():
-        raise ValueError(f"{config_path}: missing (needed to group runs by configuration)")
-    try:
-        config = yaml.safe_load(config_path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as err:
-        raise ValueError(f"{config_path}: not valid YAML ({err})") from None
-    if not isinstance(config, dict):
-        raise ValueError(f"{config_path}: expected a mapping at the top level")
-    record = RunRecord(path, summary, _merge(_defaults(), config))
-
-    metrics_path = path / "metrics.jsonl"
-    if metrics_path.is_file():
-        for i, line in enumerate(metrics_path.read_text().splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                record.metrics.append(json.loads(line))
-            except json.JSONDecodeError:
-                record.notes.append(f"{metrics_path}: line {i} is not valid JSON; curve cut there")
-                break
-    for name in ("transfer", "variation", "tsne", "corruptions"):
-        eval_path = path / "eval" / f"{name}.json"
-        if eval_path.is_file():
-            try:
-                data = _read_json(eval_path)
-                if (
-                    not isinstance(data, dict)
-                    or ("networks" not in data and name != "tsne")
-                    or (name == "tsne" and "points" not in data)
-                ):
-                    raise ValueError(f"{eval_path}: unexpected layout")
-                setattr(record, name, data)
-            except ValueError as err:
-                record.notes.append(f"{err}; ignored")
-    return record
-
-
-def load_runs(paths: Iterable[str | Path]) -> tuple[list[RunRecord], list[tuple[Path, str]], list[Path]]:
-    """(readable runs, [(run dir, why skipped)], incomplete run dirs) under ``paths``."""
-    dirs, incomplete = discover_run_dirs(paths)
-    runs, skipped = [], []
-    for d in dirs:
-        try:
-            runs.append(load_run(d))
-        except ValueError as err:
-            skipped.append((d, str(err)))
-    return runs, skipped, incomplete
-
-
-# ----------------------------------------------------------------------------------------------
-# Grouping
 
 
 def _get(config: dict[str, Any], dotted: str) -> Any:
@@ -521,6 +358,3 @@ def display_path(path: Path) -> str:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
         return str(path)
-
-
-__all__ = ["ReportError", "Stat", "RunRecord", "Group", "discover_run_dirs", "load_run", "load_runs", "group_runs"]
