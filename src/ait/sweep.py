@@ -323,6 +323,7 @@ def execute_plan(
     to_do = [p for p in plan if p.status in ("todo", "interrupted")]
     result.skipped = [p for p in plan if p.status == "done"]
     for i, p in enumerate(to_do, 1):
+        where = f"[{i}/{len(to_do)}]"
         note = ""
         if p.status == "interrupted":
             note = (
@@ -330,26 +331,19 @@ def execute_plan(
                 if p.resumable and not restart_interrupted
                 else " (interrupted: restarting from scratch)"
             )
-        log(f"[{i}/{len(to_do)}] training {p.name} seed {p.seed} -> {p.run_dir}{note}")
+        log(f"{where} training {p.name} seed {p.seed} -> {p.run_dir}{note}")
         start = time.perf_counter()
         try:
             summary = _train_one(p, train_fn, restart_interrupted)
         except (KeyboardInterrupt, RunInterrupted):
-            log(f"[{i}/{len(to_do)}] interrupted: {p.run_dir}; run the same command again to continue")
+            log(f"{where} interrupted: {p.run_dir}; run the same command again to continue")
             raise
         except Exception as err:  # noqa: BLE001 - any failure of one run is reported with its run
-            message = f"{type(err).__name__}: {err}"
-            result.failures.append((p, message))
-            log(f"[{i}/{len(to_do)}] FAILED {p.run_dir}: {message}")
-            if not continue_on_error:
-                raise SweepRunFailed(
-                    f"run {p.run_dir} failed: {message}\n  repeat it alone with: {p.command}"
-                    "\n  (pass --continue-on-error to go on with the other runs)"
-                ) from err
+            _record_failure(result, p, err, where, continue_on_error, log)
             continue
         result.trained.append(p)
         tops = ", ".join(f"{n['key']} {n['final_top1']:.2f}" for n in summary.get("networks", []))
-        log(f"[{i}/{len(to_do)}] done in {time.perf_counter() - start:.1f} s: final top-1 {tops}")
+        log(f"{where} done in {time.perf_counter() - start:.1f} s: final top-1 {tops}")
     log(
         f"sweep finished: {len(result.trained)} trained, {len(result.skipped)} already done, "
         f"{len(result.failures)} failed"
@@ -358,6 +352,20 @@ def execute_plan(
         failed = next((m for q, m in result.failures if q is p), None)
         log(f"  {'FAILED' if failed else 'ok    '} {p.run_dir}" + (f"  ({failed})" if failed else ""))
     return result
+
+
+def _record_failure(
+    result: SweepResult, p: PlannedRun, err: Exception, where: str, continue_on_error: bool, log: Callable[[str], None]
+) -> None:
+    """Note a failed run; without ``continue_on_error`` the sweep stops here with SweepRunFailed."""
+    message = f"{type(err).__name__}: {err}"
+    result.failures.append((p, message))
+    log(f"{where} FAILED {p.run_dir}: {message}")
+    if not continue_on_error:
+        raise SweepRunFailed(
+            f"run {p.run_dir} failed: {message}\n  repeat it alone with: {p.command}"
+            "\n  (pass --continue-on-error to go on with the other runs)"
+        ) from err
 
 
 def run_sweep(

@@ -157,7 +157,22 @@ def load_npz(path: str | Path, classes: Sequence[str] | None = None) -> ImageArr
         raise DataError(f"{path}: file not found")
     if path.is_dir():
         raise DataError(f"{path}: is a folder, expected an .npz file")
+    images, labels = _read_npz(path)
+    images = _checked_arrays(path, images, labels)
+    if classes is not None:
+        names = [str(c) for c in classes]
+    elif (path.parent / "classes.txt").is_file():
+        names = read_class_names(path.parent / "classes.txt")
+    else:
+        names = [str(i) for i in range(max(int(labels.max()), 0) + 1)]
+    # from_numpy shares memory; permute + contiguous makes the one NCHW copy we keep.
+    images_t = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
+    labels_t = torch.from_numpy(labels.astype(np.int64, copy=False))
+    return ImageArrays(images_t, labels_t, names, name=path.stem, source=str(path))
 
+
+def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The `images` and `labels` arrays of an .npz archive, read in full."""
     # np.load is lazy for .npz: arrays are decompressed on access, so a truncated member only
     # fails when read. Keep the whole read inside one try.
     try:
@@ -172,13 +187,15 @@ def load_npz(path: str | Path, classes: Sequence[str] | None = None) -> ImageArr
                     f"{path}: missing key(s) {missing}; found keys {keys} "
                     "(expected 'images' (N, H, W, C) uint8 and 'labels' (N,) integers)"
                 )
-            images = data["images"]
-            labels = data["labels"]
+            return data["images"], data["labels"]
     except DataError:
         raise
     except (zipfile.BadZipFile, EOFError, ValueError, OSError, KeyError) as exc:
         raise DataError(f"{path}: cannot read as .npz (corrupt or truncated file?): {exc}") from exc
 
+
+def _checked_arrays(path: Path, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """``images`` as (N, H, W, C) after checking dtypes and shapes against ``labels``; DataError otherwise."""
     if images.dtype != np.uint8:
         raise DataError(
             f"{path}: images must be uint8 (pixel values 0..255), got {images.dtype}; "
@@ -200,15 +217,4 @@ def load_npz(path: str | Path, classes: Sequence[str] | None = None) -> ImageArr
         raise DataError(f"{path}: {images.shape[0]} images but {labels.shape[0]} labels")
     if labels.shape[0] == 0:
         raise DataError(f"{path}: dataset is empty (N = 0)")
-
-    if classes is not None:
-        names = [str(c) for c in classes]
-    elif (path.parent / "classes.txt").is_file():
-        names = read_class_names(path.parent / "classes.txt")
-    else:
-        names = [str(i) for i in range(max(int(labels.max()), 0) + 1)]
-
-    # from_numpy shares memory; permute + contiguous makes the one NCHW copy we keep.
-    images_t = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
-    labels_t = torch.from_numpy(labels.astype(np.int64, copy=False))
-    return ImageArrays(images_t, labels_t, names, name=path.stem, source=str(path))
+    return images

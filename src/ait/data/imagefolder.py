@@ -144,42 +144,18 @@ def scan_image_folder(
     # Hidden folders (.ipynb_checkpoints, .cache, ...) are not classes: one would shift every label.
     folders = sorted(e.name for e in entries if e.is_dir() and not e.name.startswith("."))
     ignored = sum(1 for e in entries if not e.is_dir())  # stray top-level files
-    if classes is None:
-        if not folders:
-            raise DataError(f"{root_path}: no class folders (expected <root>/<class>/<image files>)")
-        class_list = folders
-    else:
-        class_list = [str(c) for c in classes]
-        if len(set(class_list)) != len(class_list):
-            raise ValueError("classes contains duplicates")
-        unknown = sorted(set(folders) - set(class_list))
-        if unknown:
-            shown = ", ".join(unknown[:5]) + (", ..." if len(unknown) > 5 else "")
-            raise DataError(
-                f"{root_path}: {len(unknown)} class folder(s) not among the {len(class_list)} "
-                f"given classes (e.g. the training split's): {shown}"
-            )
-
+    class_list = _class_list(root_path, folders, classes)
     paths: list[str] = []
     labels: list[int] = []
     for label, name in enumerate(class_list):
-        folder = root_path / name
-        found: list[str] = []
-        if folder.is_dir():
-            # followlinks: ImageNet copies are often assembled from symlinked folders.
-            for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-                dirnames.sort()
-                for fname in filenames:
-                    if fname.lower().endswith(exts):
-                        found.append(os.path.join(dirpath, fname))
-                    else:
-                        ignored += 1
+        found, skipped = _files_of_class(root_path / name, exts)
+        ignored += skipped
         if not found:
             warnings.warn(
-                f"{folder}: no images for class {name!r}; the class is kept so label indices match the other split",
+                f"{root_path / name}: no images for class {name!r}; the class is kept so label indices match "
+                "the other split",
                 stacklevel=2,
             )
-        found.sort()
         paths += found
         labels += [label] * len(found)
     if not paths:
@@ -187,6 +163,42 @@ def scan_image_folder(
             f"{root_path}: no image files ({', '.join(exts)}) in any of the {len(class_list)} class folders"
         )
     return ImageFolderIndex(paths, torch.tensor(labels, dtype=torch.int64), class_list, str(root_path), ignored)
+
+
+def _class_list(root: Path, folders: list[str], classes: Sequence[str] | None) -> list[str]:
+    """The classes in label order: the sorted class folders, or ``classes`` when given (then a
+    folder of ``root`` that is not among them is a DataError)."""
+    if classes is None:
+        if not folders:
+            raise DataError(f"{root}: no class folders (expected <root>/<class>/<image files>)")
+        return folders
+    class_list = [str(c) for c in classes]
+    if len(set(class_list)) != len(class_list):
+        raise ValueError("classes contains duplicates")
+    unknown = sorted(set(folders) - set(class_list))
+    if unknown:
+        shown = ", ".join(unknown[:5]) + (", ..." if len(unknown) > 5 else "")
+        raise DataError(
+            f"{root}: {len(unknown)} class folder(s) not among the {len(class_list)} "
+            f"given classes (e.g. the training split's): {shown}"
+        )
+    return class_list
+
+
+def _files_of_class(folder: Path, exts: tuple[str, ...]) -> tuple[list[str], int]:
+    """(sorted image paths under ``folder``, files skipped for their extension); nothing if it is absent."""
+    found: list[str] = []
+    ignored = 0
+    if folder.is_dir():
+        # followlinks: ImageNet copies are often assembled from symlinked folders.
+        for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+            dirnames.sort()
+            for fname in filenames:
+                if fname.lower().endswith(exts):
+                    found.append(os.path.join(dirpath, fname))
+                else:
+                    ignored += 1
+    return sorted(found), ignored
 
 
 def fraction_subset(index: ImageFolderIndex, fraction: float, seed: int) -> ImageFolderIndex:

@@ -69,6 +69,26 @@ def add_eval_parser(subparsers) -> argparse.ArgumentParser:
         action="store_true",
         help="all of the above (not --corruptions, which is slow: 75 test sets; ask for it on its own)",
     )
+    _add_corruption_arguments(p)
+    p.add_argument("--seed", type=int, default=0, help="seed of the fixed test sets and t-SNE samples (default: 0)")
+    p.add_argument(
+        "--cache-dir",
+        default=None,
+        help="where generated test sets are cached (default: $AIT_CACHE_DIR/testsets or ~/.cache/ait/testsets)",
+    )
+    p.add_argument("--batch-size", type=_positive_int, default=None, help="evaluation batch size (default: the run's)")
+    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1 ... (default: auto)")
+    p.add_argument(
+        "--tsne-samples", type=_positive_int, default=14, help="test images in the t-SNE (default: 14, as the paper)"
+    )
+    p.add_argument(
+        "--tsne-variants", type=_positive_int, default=16, help="variants per image in the t-SNE (default: 16)"
+    )
+    p.set_defaults(handler=run_eval)
+    return p
+
+
+def _add_corruption_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--corruptions",
         action="store_true",
@@ -101,22 +121,6 @@ def add_eval_parser(subparsers) -> argparse.ArgumentParser:
         default=None,
         help="also report the mean corruption error (mCE, %%) against this run's network 0 (implies --corruptions)",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of the fixed test sets and t-SNE samples (default: 0)")
-    p.add_argument(
-        "--cache-dir",
-        default=None,
-        help="where generated test sets are cached (default: $AIT_CACHE_DIR/testsets or ~/.cache/ait/testsets)",
-    )
-    p.add_argument("--batch-size", type=_positive_int, default=None, help="evaluation batch size (default: the run's)")
-    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1 ... (default: auto)")
-    p.add_argument(
-        "--tsne-samples", type=_positive_int, default=14, help="test images in the t-SNE (default: 14, as the paper)"
-    )
-    p.add_argument(
-        "--tsne-variants", type=_positive_int, default=16, help="variants per image in the t-SNE (default: 16)"
-    )
-    p.set_defaults(handler=run_eval)
-    return p
 
 
 def _corruptions_selected(args) -> bool:

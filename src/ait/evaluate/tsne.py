@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from ait.evaluate.loading import LoadedRun
+from ait.runtime.files import atomic_write
 from ait.runtime.predict import predict_outputs
 from ait.views import Recipe, augment
 
@@ -173,7 +174,6 @@ def plot_tsne(
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
-        from matplotlib.lines import Line2D
     except ImportError as err:  # matplotlib is the optional "report" extra
         raise RuntimeError("plotting needs matplotlib: pip install 'ait[report]'") from err
 
@@ -190,27 +190,8 @@ def plot_tsne(
     n = len(results)
     fig = Figure(figsize=(max(5.0 * n, 8.0), 5.8))  # >= 8 in wide: room for the two-line title
     FigureCanvasAgg(fig)
-    axes = fig.subplots(1, n, squeeze=False)[0]
-    for ax, (label, res) in zip(axes, results.items()):
-        for s in dict.fromkeys(res.sample.tolist()):
-            mask = res.sample == s
-            colour, marker = styles[int(s)]
-            ax.scatter(
-                res.points[mask, 0],
-                res.points[mask, 1],
-                s=24,
-                color=colour,
-                marker=marker,
-                alpha=0.85,
-                edgecolors="white",
-                linewidths=0.4,
-            )
-        ax.set_title(label, fontsize=12)
-        ax.set_xlabel("t-SNE 1")
-        ax.set_ylabel("t-SNE 2")
-        ax.set_xticks([])  # t-SNE coordinates have no units: ticks would only suggest they do
-        ax.set_yticks([])
-        ax.set_aspect("equal", adjustable="datalim")
+    for ax, (label, res) in zip(fig.subplots(1, n, squeeze=False)[0], results.items()):
+        _scatter_panel(ax, label, res, styles)
     first = next(iter(results.values()))
     fig.suptitle(
         title
@@ -221,6 +202,40 @@ def plot_tsne(
         ),
         fontsize=11,
     )
+    rows = _legend(fig, legend_samples, styles, class_names, ncol=7 if n > 1 else 5)
+    fig.tight_layout(rect=(0, 0.04 + 0.035 * rows, 1, 1))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda f: fig.savefig(f, dpi=120, format="png"))
+    return path
+
+
+def _scatter_panel(ax, label: str, res: TsneResult, styles: dict[int, tuple[Any, str]]) -> None:
+    """One run's points, one colour and marker per source image."""
+    for s in dict.fromkeys(res.sample.tolist()):
+        mask = res.sample == s
+        colour, marker = styles[int(s)]
+        ax.scatter(
+            res.points[mask, 0],
+            res.points[mask, 1],
+            s=24,
+            color=colour,
+            marker=marker,
+            alpha=0.85,
+            edgecolors="white",
+            linewidths=0.4,
+        )
+    ax.set_title(label, fontsize=12)
+    ax.set_xlabel("t-SNE 1")
+    ax.set_ylabel("t-SNE 2")
+    ax.set_xticks([])  # t-SNE coordinates have no units: ticks would only suggest they do
+    ax.set_yticks([])
+    ax.set_aspect("equal", adjustable="datalim")
+
+
+def _legend(fig, legend_samples: dict[int, int], styles, class_names: Sequence[str] | None, ncol: int) -> int:
+    """The legend of source images (index, class) under the panels; returns its number of rows."""
+    from matplotlib.lines import Line2D
 
     def name(c: int) -> str:
         return class_names[c] if class_names is not None and c < len(class_names) else f"class {c}"
@@ -229,8 +244,7 @@ def plot_tsne(
         Line2D([], [], marker=styles[s][1], linestyle="", color=styles[s][0], markersize=6, label=f"#{s} ({name(c)})")
         for s, c in legend_samples.items()
     ]
-    ncol = min(len(handles), 7 if n > 1 else 5)
-    rows = -(-len(handles) // ncol)
+    ncol = min(len(handles), ncol)
     fig.legend(
         handles=handles,
         loc="lower center",
@@ -240,8 +254,4 @@ def plot_tsne(
         title="source test image (index, class)",
         title_fontsize=8,
     )
-    fig.tight_layout(rect=(0, 0.04 + 0.035 * rows, 1, 1))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    return path
+    return -(-len(handles) // ncol)

@@ -10,6 +10,7 @@ from ait.report import tables
 from ait.report.groups import Group, display_path, group_runs, slug
 from ait.report.records import ReportError, load_runs
 from ait.report.tables import Section, compare, md_table
+from ait.runtime.files import write_text_atomic
 
 PLOTS = "plots"
 PLOT_PREFIXES = ("curves_", "fig3_", "fig4_", "fig5_", "fig6_", "corruptions_")
@@ -282,15 +283,28 @@ def build_report(run_dirs: Iterable[str | Path], out_dir: str | Path, log: Calla
         raise ReportError(f"no finished run (a directory with summary.json) under {', '.join(map(str, paths))}{detail}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    plot_dir = out / PLOTS
-    if plot_dir.is_dir():  # stale figures from an earlier report would be misleading
+    _remove_stale_plots(out / PLOTS)
+    groups = group_runs(runs)
+    plots_ok = _matplotlib_available()
+    b = _Builder(groups, out, plots_ok)
+    text = [_intro(paths, runs, groups, skipped, out)]
+    text += [s.markdown() for s in _sections(groups, b)]
+    text.append(_missing(b.missing, runs, groups, skipped, incomplete, plots_ok))
+    report = out / "report.md"
+    write_text_atomic(report, "\n".join(text))
+    return report
+
+
+def _remove_stale_plots(plot_dir: Path) -> None:
+    """Figures of an earlier report in ``plot_dir`` would be misleading next to this one's."""
+    if plot_dir.is_dir():
         for old in plot_dir.glob("*.png"):
             if old.name.startswith(PLOT_PREFIXES):
                 old.unlink()
 
-    groups = group_runs(runs)
-    plots_ok = _matplotlib_available()
-    b = _Builder(groups, out, plots_ok)
+
+def _sections(groups: list[Group], b: _Builder) -> list[Section]:
+    """The paper's tables, then its figures, the corruption section, every configuration and the curves."""
     sections: list[Section] = []
     for title, make in (
         ("Table 1 (baseline vs AIT)", tables.table1),
@@ -316,13 +330,7 @@ def build_report(run_dirs: Iterable[str | Path], out_dir: str | Path, log: Calla
     curves = b.curves()
     if curves is not None:
         sections.append(curves)
-
-    text = [_intro(paths, runs, groups, skipped, out)]
-    text += [s.markdown() for s in sections]
-    text.append(_missing(b.missing, runs, groups, skipped, incomplete, plots_ok))
-    report = out / "report.md"
-    report.write_text("\n".join(text))
-    return report
+    return sections
 
 
 def _intro(paths, runs, groups, skipped, out: Path) -> str:

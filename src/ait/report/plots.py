@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ait.report.groups import Group, Stat
+from ait.runtime.files import atomic_write
 
 LAYER_ORDER = ("feature_map", "feature", "logits")
 LAYER_NAMES = {"feature_map": "feature map\n(before pooling)", "feature": "pooled feature", "logits": "logits"}
@@ -32,7 +33,7 @@ def _wrap(text: str, width: int = 70) -> str:
 
 def _save(fig, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png")
+    atomic_write(path, lambda f: fig.savefig(f, format="png"))
     return path
 
 

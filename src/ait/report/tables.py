@@ -139,56 +139,14 @@ def compare(groups: list[Group], keep: Callable[[Group], bool]) -> list[Comparis
     out: list[Comparison] = []
     used: set[str] = set()
     for a in aits:
-        matches = [b for b in bases if b.context() == a.context() and b.recipe == a.recipe]
-        rows = []
-        for b in matches:
-            same_steps = b.total_steps is not None and b.total_steps == a.total_steps
-            if b.epochs == a.epochs:
-                steps = f"equal steps {_steps(a)}" if same_steps else f"steps baseline/AIT {_steps(b)}/{_steps(a)}"
-                rows.append(Comparison(b, a, "equal epochs", f"equal epochs ({a.epochs}); {steps}"))
-            elif _about_equal_steps(b, a):
-                steps = (
-                    f"equal steps ({_steps(a)})"
-                    if same_steps
-                    else f"steps baseline/AIT {_steps(b)}/{_steps(a)} (within {STEP_TOLERANCE:.0%})"
-                )
-                text = f"baseline, same steps as AIT: {steps}; epochs baseline/AIT {b.epochs}/{a.epochs}"
-                rows.append(Comparison(b, a, "equal steps", text))
-        if not rows and len(set(a.views)) > 1:
-            first = a.views[0]
-            for b in bases:
-                if b.context() == a.context() and b.recipe == first and b.epochs == a.epochs:
-                    rows.append(
-                        Comparison(
-                            b,
-                            a,
-                            "equal epochs",
-                            f"baseline trained with {first} (AIT's first view); equal epochs "
-                            f"({a.epochs}); steps baseline/AIT {_steps(b)}/{_steps(a)}",
-                        )
-                    )
-        if not rows:
-            rows.append(
-                Comparison(
-                    None,
-                    a,
-                    "no baseline",
-                    f"AIT only: no baseline with this setting ({a.epochs} epochs, {_steps(a)} steps)",
-                )
-            )
+        rows = _baseline_rows(a, bases)
         for r in rows:
             used.add(r.baseline.key if r.baseline else "")
         out += sorted(rows, key=lambda r: r.kind != "equal epochs")
     for b in bases:
         if b.key not in used:
-            out.append(
-                Comparison(
-                    b,
-                    None,
-                    "no AIT",
-                    f"baseline only: no AIT run with this setting ({b.epochs} epochs, {_steps(b)} steps)",
-                )
-            )
+            text = f"baseline only: no AIT run with this setting ({b.epochs} epochs, {_steps(b)} steps)"
+            out.append(Comparison(b, None, "no AIT", text))
     return sorted(
         out,
         key=lambda c: (
@@ -202,6 +160,38 @@ def compare(groups: list[Group], keep: Callable[[Group], bool]) -> list[Comparis
             c.kind,
         ),
     )
+
+
+def _baseline_rows(a: Group, bases: list[Group]) -> list[Comparison]:
+    """The comparisons of one AIT group: its equal-epoch and compute-fair baselines, else the
+    baseline of its first view's recipe, else a row of its own."""
+    rows = []
+    for b in (b for b in bases if b.context() == a.context() and b.recipe == a.recipe):
+        same_steps = b.total_steps is not None and b.total_steps == a.total_steps
+        if b.epochs == a.epochs:
+            steps = f"equal steps {_steps(a)}" if same_steps else f"steps baseline/AIT {_steps(b)}/{_steps(a)}"
+            rows.append(Comparison(b, a, "equal epochs", f"equal epochs ({a.epochs}); {steps}"))
+        elif _about_equal_steps(b, a):
+            steps = (
+                f"equal steps ({_steps(a)})"
+                if same_steps
+                else f"steps baseline/AIT {_steps(b)}/{_steps(a)} (within {STEP_TOLERANCE:.0%})"
+            )
+            text = f"baseline, same steps as AIT: {steps}; epochs baseline/AIT {b.epochs}/{a.epochs}"
+            rows.append(Comparison(b, a, "equal steps", text))
+    if not rows and len(set(a.views)) > 1:
+        first = a.views[0]
+        for b in bases:
+            if b.context() == a.context() and b.recipe == first and b.epochs == a.epochs:
+                text = (
+                    f"baseline trained with {first} (AIT's first view); equal epochs "
+                    f"({a.epochs}); steps baseline/AIT {_steps(b)}/{_steps(a)}"
+                )
+                rows.append(Comparison(b, a, "equal epochs", text))
+    if not rows:
+        text = f"AIT only: no baseline with this setting ({a.epochs} epochs, {_steps(a)} steps)"
+        rows.append(Comparison(None, a, "no baseline", text))
+    return rows
 
 
 def _single_net(g: Group) -> bool:
@@ -257,29 +247,7 @@ def table2(groups: list[Group]) -> Section | None:
     if not multis and not dmls:
         return None
     singles = [g for g in groups if _single_net(g)]
-
-    def single(kind: str, like: Group) -> Group | None:
-        """The baseline/AIT run of the pair's first network, same experiment otherwise."""
-        if "," in like.recipe:  # a recipe per network: no single-network run is "the same"
-            return None
-        ctx = like.context(networks=like.networks[:1])
-        found = [
-            g
-            for g in singles
-            if g.strategy == kind and g.context() == ctx and g.recipe == like.recipe and g.epochs == like.epochs
-        ]
-        found.sort(key=lambda g: (g.weight != 1.0, g.weight))  # the paper's lambda = 1 first
-        return found[0] if found else None
-
-    pairs: list[tuple[Group | None, Group | None]] = []
-    used: set[str] = set()
-    for m in multis:
-        match = [d for d in dmls if d.context() == m.context() and d.recipe == m.recipe and d.epochs == m.epochs]
-        for d in match or [None]:
-            pairs.append((d, m))
-            if d:
-                used.add(d.key)
-    pairs += [(d, None) for d in dmls if d.key not in used]
+    pairs = _dml_multi_pairs(dmls, multis)
     n_nets = max(len((m or d).networks) for d, m in pairs)
     headers = [
         "Dataset",
@@ -295,22 +263,8 @@ def table2(groups: list[Group]) -> Section | None:
     rows, used_groups = [], []
     for d, m in pairs:
         lead = m or d
-        base, ait = single("baseline", lead), single("ait", lead)
-        if d and m:
-            steps = "equal steps" if d.total_steps == m.total_steps else f"steps DML/multi-AIT {_steps(d)}/{_steps(m)}"
-            text = f"equal epochs ({m.epochs}); {steps}; λ DML/multi-AIT {d.weight:g}/{m.weight:g}"
-        else:
-            text = "multi-AIT only" if m else "DML only"
-        nets = lead.networks + [""] * (n_nets - len(lead.networks))
-        cells = [lead.dataset, *nets, lead.recipe, text, _stat(base).fmt(), _stat(ait).fmt()]
-        for g in (d, m):
-            cells += [g.stat(f"net{i}").fmt() if g and i < len(g.networks) else "–" for i in range(n_nets)]
-        if d and m:
-            pairs_of_stats = [(d.stat(f"net{i}"), m.stat(f"net{i}")) for i in range(len(m.networks))]
-            cells.append(" / ".join(f"{delta(a, b)} ({effect_size(a, b)})" for a, b in pairs_of_stats))
-        else:
-            cells.append("–")
-        rows.append(cells)
+        base, ait = _single_of(singles, "baseline", lead), _single_of(singles, "ait", lead)
+        rows.append(_table2_row(d, m, base, ait, n_nets))
         used_groups += [g for g in (base, ait, d, m) if g]
     body = (
         "Final-epoch test top-1 (%) of each network, mean ± std over seeds. Baseline/AIT Net1: the single-network "
@@ -318,6 +272,52 @@ def table2(groups: list[Group]) -> Section | None:
         f"{EFFECT_NOTE}\n\n" + md_table(headers, rows)
     )
     return Section("Table 2: DML vs multi-AIT", body, used_groups)
+
+
+def _dml_multi_pairs(dmls: list[Group], multis: list[Group]) -> list[tuple[Group | None, Group | None]]:
+    """(DML, multi-AIT) pairs of the same experiment; a group without a partner pairs with None."""
+    pairs: list[tuple[Group | None, Group | None]] = []
+    used: set[str] = set()
+    for m in multis:
+        match = [d for d in dmls if d.context() == m.context() and d.recipe == m.recipe and d.epochs == m.epochs]
+        for d in match or [None]:
+            pairs.append((d, m))
+            if d:
+                used.add(d.key)
+    return pairs + [(d, None) for d in dmls if d.key not in used]
+
+
+def _single_of(singles: list[Group], kind: str, like: Group) -> Group | None:
+    """The baseline/AIT run of a pair's first network, same experiment otherwise."""
+    if "," in like.recipe:  # a recipe per network: no single-network run is "the same"
+        return None
+    ctx = like.context(networks=like.networks[:1])
+    found = [
+        g
+        for g in singles
+        if g.strategy == kind and g.context() == ctx and g.recipe == like.recipe and g.epochs == like.epochs
+    ]
+    found.sort(key=lambda g: (g.weight != 1.0, g.weight))  # the paper's lambda = 1 first
+    return found[0] if found else None
+
+
+def _table2_row(d: Group | None, m: Group | None, base: Group | None, ait: Group | None, n_nets: int) -> list[str]:
+    lead = m or d
+    if d and m:
+        steps = "equal steps" if d.total_steps == m.total_steps else f"steps DML/multi-AIT {_steps(d)}/{_steps(m)}"
+        text = f"equal epochs ({m.epochs}); {steps}; λ DML/multi-AIT {d.weight:g}/{m.weight:g}"
+    else:
+        text = "multi-AIT only" if m else "DML only"
+    nets = lead.networks + [""] * (n_nets - len(lead.networks))
+    cells = [lead.dataset, *nets, lead.recipe, text, _stat(base).fmt(), _stat(ait).fmt()]
+    for g in (d, m):
+        cells += [g.stat(f"net{i}").fmt() if g and i < len(g.networks) else "–" for i in range(n_nets)]
+    if d and m:
+        pairs_of_stats = [(d.stat(f"net{i}"), m.stat(f"net{i}")) for i in range(len(m.networks))]
+        cells.append(" / ".join(f"{delta(a, b)} ({effect_size(a, b)})" for a, b in pairs_of_stats))
+    else:
+        cells.append("–")
+    return cells
 
 
 def table3(groups: list[Group]) -> Section | None:
