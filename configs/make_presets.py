@@ -285,6 +285,21 @@ def cpu_presets() -> dict[str, dict]:
     return out
 
 
+def smoke_presets() -> dict[str, dict]:
+    """Seconds on any machine, offline: generated images, a check that an install trains and evaluates."""
+    data = {"dataset": "synthetic", "synthetic_size": 512}
+    train = {"epochs": 2, "batch_size": 64}
+    optim = {"lr": 0.05, "schedule": "cosine"}
+    return {
+        "synthetic_resnet20_baseline": preset(
+            "smoke_synthetic_resnet20_baseline", data, strategy("baseline", ["resnet20"], ["rp"]), optim, train
+        ),
+        "synthetic_resnet20_ait": preset(
+            "smoke_synthetic_resnet20_ait", data, strategy("ait", ["resnet20"], ["rp", "rp"]), optim, train, 1.0
+        ),
+    }
+
+
 def write(folder: Path, presets: dict[str, dict], header: str) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.glob("*.yaml"):
@@ -308,4 +323,12 @@ if __name__ == "__main__":
         cpu_presets(),
         note + "# CPU-sized: the real CIFAR subsets in ../shared/data; run from the repo root.\n",
     )
-    print(f"wrote {len(paper_presets())} paper presets and {len(cpu_presets())} CPU presets")
+    write(
+        HERE / "smoke",
+        smoke_presets(),
+        note + "# Smoke runs: generated images, seconds on any machine (ait train configs/smoke/...).\n",
+    )
+    print(
+        f"wrote {len(paper_presets())} paper presets, {len(cpu_presets())} CPU presets "
+        f"and {len(smoke_presets())} smoke presets"
+    )

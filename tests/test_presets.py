@@ -54,6 +54,7 @@ def test_presets_are_up_to_date_with_their_generator():
     expected = {
         **{f"paper/{k}": v for k, v in gen.paper_presets().items()},
         **{f"cpu/{k}": v for k, v in gen.cpu_presets().items()},
+        **{f"smoke/{k}": v for k, v in gen.smoke_presets().items()},
     }
     found = {f"{p.parent.name}/{p.stem}" for p in PRESETS}
     assert found == set(expected), "re-run: python configs/make_presets.py"

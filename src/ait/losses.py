@@ -2,7 +2,8 @@
 
 The paper's AiLoss between the predictions p1, p2 of two augmented variants of one sample is the
 symmetric KL divergence KL(p1 || p2) + KL(p2 || p1) (paper eq. 2). Following the authors' code
-(DESIGN.md section 1), each direction treats its target as a constant (stop-gradient), and for
+(docs/design.md, "The method's exact choices"), each direction treats its target as a constant
+(stop-gradient), and for
 V >= 2 outputs the loss is the sum over ordered pairs (i, j), i != j, divided by V - 1::
 
     AiLoss(o_1..o_V) = 1 / (V - 1) * sum_{i != j} D(target=o_i, prediction=o_j)
@@ -20,8 +21,8 @@ Metrics D (paper sec. 4.2.1 compares the first three):
 - ``"js"``: Jensen-Shannon divergence of the softmax distributions (bounded by log 2).
 - ``"mse"``: mean over the flattened dimension of (o_i - o_j)^2, and ``"kl+mse"`` with KL added.
   Unlike the plain distance, whose gradient has unit length however close the two outputs are,
-  its pull fades as the outputs agree: at lambda = 1 on CIFAR-100 the plain distance kept every layer
-  near a constant output (1 to 13% top-1; docs/results.md, claim 6) and this one trained normally.
+  its pull fades as the outputs agree (why the plain distance collapsed training and this one did
+  not: docs/results.md, claim 6).
 
 Everything is computed in float32 and in log space (``log_softmax`` on both sides), so the loss is
 finite for logits of +-1e4, for near one-hot predictions and under bf16 autocast.

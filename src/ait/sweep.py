@@ -21,10 +21,17 @@ continues it.
 
 From Python::
 
-    from ait.sweep import plan_sweep, run_sweep
-    plan = plan_sweep(["configs/cpu/cifar10_resnet20_ait.yaml"], seeds=[0, 1],
-                      grid={"consistency.weight": [0.5, 1, 2]})
-    result = run_sweep(["configs/cpu/cifar10_resnet20_ait.yaml"], seeds=[0, 1], grid=["consistency.weight=0.5,1,2"])
+    >>> from ait.sweep import plan_sweep, run_sweep
+    >>> grid = {"consistency.weight": [0.5, 1, 2]}
+    >>> plan = plan_sweep(["configs/cpu/cifar10_resnet20_ait.yaml"], seeds=[0, 1], grid=grid)  # trains nothing
+    >>> len(plan), str(plan[0].run_dir)
+    (6, 'runs/cpu_cifar10_resnet20_ait_consistency.weight=0.5/seed0')
+    >>> smoke = "configs/smoke/synthetic_resnet20_baseline.yaml"
+    >>> result = run_sweep([smoke], seeds=[0, 1], overrides=["train.epochs=1", "out_dir=sweeps"])  # doctest: +ELLIPSIS
+    sweep: 2 runs, 0 done, 2 to do
+    ...
+    >>> result.ok, len(result.trained)
+    (True, 2)
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ needs the full-size decoded image (:data:`LOADER_RECIPES`)::
            for every view of a sample; only with ``data.dataset: imagefolder``
 
 :func:`augment` works on a batch ``(N, C, H, W)`` at once, on whatever device the batch lives on
-(keep the data set on the GPU and augment there: DESIGN.md section 6), with no per-image Python
+(keep the data set on the GPU and augment there: docs/design.md, "Speed"), with no per-image Python
 loop and no host-device synchronisation (no ``.item()``, no boolean-mask indexing). The steps,
 in the order of the authors' torchvision pipeline::
 
@@ -330,7 +330,7 @@ def normalize(
 ) -> torch.Tensor:
     """(x - mean) / std per channel. images (N, C, H, W) float in [0, 1] (uint8 is converted first).
 
-    mean, std: C values each (e.g. the CIFAR statistics in DESIGN.md section 1).
+    mean, std: C values each (e.g. ``ait.data.NORMALIZATION["cifar10"]``).
     """
     if images.dim() != 4:
         raise ValueError(f"images must be (N, C, H, W), got shape {tuple(images.shape)}")

@@ -2,9 +2,16 @@
 label noise, class-balanced fractions and a deterministic, shardable epoch sampler; ImageNet-style
 image folders decoded per sample into uint8 views (:mod:`ait.data.imagefolder`).
 
-    from ait.data import load_dataset, EpochSampler
-    train = load_dataset("npz", "../shared/data/cifar10/train-20000.npz", train=True)
-    train.images  # uint8 (N, 3, 32, 32)
+Your own arrays as an ``.npz`` file (``images`` uint8 (N, H, W, C), integer ``labels``)::
+
+    >>> import numpy as np
+    >>> from ait.data import EpochSampler, load_dataset
+    >>> np.savez("mine.npz", images=np.zeros((6, 32, 32, 3), np.uint8), labels=np.array([0, 1, 2, 0, 1, 2]))
+    >>> train = load_dataset("npz", "mine.npz", train=True)
+    >>> tuple(train.images.shape), train.num_classes  # uint8 (N, C, H, W)
+    ((6, 3, 32, 32), 3)
+    >>> [len(idx) for idx in EpochSampler(len(train), 4, seed=0).batches(epoch=0)]  # the last batch is short
+    [4, 2]
 """
 
 from ait.data.arrays import ImageArrays, load_npz, read_class_names

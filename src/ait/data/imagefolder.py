@@ -1,15 +1,19 @@
 """ImageNet-style folders of image files (``root/<class>/**/<image>``), decoded per sample with Pillow
 and turned into the paper's training views / evaluation crops (sec. 4.1).
 
-    from ait.data import scan_image_folder, ImageFolderViews, imagefolder_loader
-    train_index = scan_image_folder("imagenet/train")
-    val_index = scan_image_folder("imagenet/val", classes=train_index.classes)
-    train = ImageFolderViews(train_index, num_views=2, train=True, seed=0)
-    loader = imagefolder_loader(train, batch_size=128, workers=8, seed=0, drop_last=True)
-    for epoch in range(100):
-        loader.set_epoch(epoch)
-        for views, labels in loader:  # uint8 (B, 2, 3, 224, 224), int64 (B,)
-            ...
+With ``imagenet/{train,val}/<class>/<images>`` (here 3 classes of 4 training images)::
+
+    >>> from ait.data import ImageFolderViews, imagefolder_loader, scan_image_folder
+    >>> train_index = scan_image_folder("imagenet/train")
+    >>> val_index = scan_image_folder("imagenet/val", classes=train_index.classes)
+    >>> train = ImageFolderViews(train_index, num_views=2, train=True, seed=0)
+    >>> loader = imagefolder_loader(train, batch_size=4, workers=0, seed=0, drop_last=True)  # e.g. workers=8
+    >>> for epoch in range(2):
+    ...     loader.set_epoch(epoch)
+    ...     for views, labels in loader:  # uint8 (B, 2, 3, 224, 224), int64 (B,)
+    ...         pass
+    >>> tuple(views.shape), views.dtype, len(train_index), train_index.classes
+    ((4, 2, 3, 224, 224), torch.uint8, 12, ['a', 'b', 'c'])
 
 Recipe (torchvision's "ImageNet" transforms, which the paper follows):
 

@@ -1,11 +1,19 @@
 """Accuracy under common corruptions (CIFAR-10-C / CIFAR-100-C) and the mean corruption error (mCE).
 
-    run = load_run("runs/cifar10_ait/seed0")
-    acc = corruption_accuracy(run)                                 # local generation, 15 x 5 sets
-    acc = corruption_accuracy(run, source="data/CIFAR-10-C")       # the official .npy files
-    acc["net0"]["fog"]["3"]                                        # top-1 (%) of network 0, fog, severity 3
-    mean_corruption_accuracy(acc["net0"])                          # mean over corruptions and severities
-    mean_corruption_error(corruption_errors(acc["net0"]), corruption_errors(base["net0"]))["mce"]
+    >>> from ait.evaluate import load_run
+    >>> from ait.evaluate.corruption_eval import (corruption_accuracy, corruption_errors, mean_corruption_accuracy,
+    ...                                           mean_corruption_error)
+    >>> run = load_run("runs/smoke_synthetic_resnet20_ait/seed0", device="cpu")
+    >>> base = load_run("runs/smoke_synthetic_resnet20_baseline/seed0", device="cpu")
+    >>> acc = corruption_accuracy(run, ["fog", "snow"], [1, 3])  # generated locally (default: all 15 x 5)
+    >>> official = corruption_accuracy(run, ["fog"], [3], source="data/CIFAR-10-C")  # the official .npy files
+    >>> 0 <= acc["net0"]["fog"]["3"] <= 100  # top-1 (%) of network 0, fog, severity 3
+    True
+    >>> mean = mean_corruption_accuracy(acc["net0"])  # over corruptions and severities
+    >>> errors = corruption_errors(corruption_accuracy(base, ["fog", "snow"], [1, 3])["net0"])
+    >>> mce = mean_corruption_error(corruption_errors(acc["net0"]), errors)["mce"]  # %, 100 = as robust as base
+    >>> 0 <= mean <= 100 and mce > 0 and tuple(official["net0"]["fog"]) == ("3",)
+    True
 
 mCE follows Hendrycks & Dietterich (2019): for each corruption c, the corruption error
 CE_c = 100 * sum_s E(c, s) / sum_s E_baseline(c, s) over the severities s, with top-1 errors E

@@ -1,8 +1,15 @@
 """Common corruptions of CIFAR-10-C / CIFAR-100-C (Hendrycks & Dietterich, ICLR 2019), made locally
 or read from the official files.
 
-    images = corrupted_test_set(run.data.test.images, "fog", severity=3, seed=0)  # uint8 (N, C, H, W), cached
-    images, labels = load_cifar_c("data/CIFAR-10-C", "fog", 3)                    # the official arrays
+    >>> from ait.evaluate import load_run
+    >>> from ait.evaluate.corruptions import corrupted_test_set, load_cifar_c
+    >>> run = load_run("runs/smoke_synthetic_resnet20_ait/seed0", device="cpu")
+    >>> images = corrupted_test_set(run.data.test.images, "fog", severity=3, seed=0)  # cached
+    >>> images.dtype, tuple(images.shape)  # uint8 (N, C, H, W), as the test set
+    (torch.uint8, (128, 3, 32, 32))
+    >>> images, labels = load_cifar_c("data/CIFAR-10-C", "fog", 3)  # the official arrays, one severity
+    >>> tuple(images.shape), tuple(labels.shape)
+    ((100, 3, 32, 32), (100,))
 
 15 corruptions (:data:`CORRUPTIONS`, in the benchmark's order) x 5 severities (1 mildest .. 5).
 The severity constants are the CIFAR ones of the official generator, ``make_cifar_c.py``

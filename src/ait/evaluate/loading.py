@@ -1,7 +1,13 @@
 """Load a finished run for evaluation: its config, trained networks, data and numeric settings.
 
-run = load_run("runs/tiny_ait/seed0")
-logits = predict_logits(run.networks, run.data.test.images, run.prepare, run.precision)
+After ``ait train configs/smoke/synthetic_resnet20_ait.yaml``::
+
+    >>> from ait.evaluate.loading import load_run
+    >>> from ait.runtime.predict import predict_logits
+    >>> run = load_run("runs/smoke_synthetic_resnet20_ait/seed0", device="cpu")
+    >>> logits = predict_logits(run.networks, run.data.test.images, run.prepare, run.precision)
+    >>> tuple(logits[0].shape), run.config.strategy.name  # one (N, num_classes) per network
+    ((128, 10), 'ait')
 """
 
 from __future__ import annotations

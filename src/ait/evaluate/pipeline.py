@@ -1,8 +1,10 @@
 """What ``ait eval`` does to each run: which evaluations, with which options, written where.
 
-    from ait.evaluate.pipeline import EvalOptions, CorruptionOptions, evaluate_runs
-    for run, results in evaluate_runs(["runs/ait/seed0"], EvalOptions(tsne=True)):
-        results["transfer"]["networks"]["net0"]["gray"]["top1"]
+    >>> from ait.evaluate.pipeline import CorruptionOptions, EvalOptions, evaluate_runs
+    >>> options = EvalOptions(device="cpu", corruptions=CorruptionOptions(names=["fog"], severities=[3]))
+    >>> for run, results in evaluate_runs(["runs/smoke_synthetic_resnet20_ait/seed0"], options):
+    ...     print(sorted(results), 0 <= results["transfer"]["networks"]["net0"]["gray"]["top1"] <= 100)
+    ['accuracy', 'corruptions', 'transfer', 'variation'] True
 
 Each run's results go to RUN_DIR/eval/ as JSON, one file per evaluation::
 

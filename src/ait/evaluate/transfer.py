@@ -1,8 +1,13 @@
 """Augmentation-transfer matrix (paper Table 5): accuracy of each network on each fixed test set.
 
-run = load_run("runs/cifar100_ait/seed0")
-table = transfer_matrix(run)
-table["net0"]["gray"]["top1"]        # top-1 (%) of network 0 on the grayscale test set
+After ``ait train configs/smoke/synthetic_resnet20_ait.yaml``::
+
+    >>> from ait.evaluate import load_run, transfer_matrix
+    >>> table = transfer_matrix(load_run("runs/smoke_synthetic_resnet20_ait/seed0", device="cpu"))
+    >>> list(table["net0"])
+    ['original', 'crop', 'gray', 'color']
+    >>> 0 <= table["net0"]["gray"]["top1"] <= 100  # top-1 (%) of network 0 on the grayscale test set
+    True
 """
 
 from __future__ import annotations

@@ -4,8 +4,14 @@ A few test images (paper: 14, from different classes where possible), many rando
 (paper: 16; random crop + colour jitter), the pooled features of one network, embedded in 2-D.
 An augmentation-invariant network puts the variants of one image in a tight cluster.
 
-    result = tsne_features(load_run("runs/ait/seed0"))
-    plot_tsne({"baseline": tsne_features(base_run), "AIT": result}, "tsne.png")
+    >>> from ait.evaluate import load_run, plot_tsne, tsne_features
+    >>> ait_run = load_run("runs/smoke_synthetic_resnet20_ait/seed0", device="cpu")
+    >>> base_run = load_run("runs/smoke_synthetic_resnet20_baseline/seed0", device="cpu")
+    >>> result = tsne_features(ait_run)
+    >>> result.points.shape  # 14 images x 16 variants, in 2-D
+    (224, 2)
+    >>> plot_tsne({"baseline": tsne_features(base_run), "AIT": result}, "tsne.png")
+    PosixPath('tsne.png')
 
 The same seed and test set choose the same images and variants in every run, so panels of
 different runs are directly comparable (same colour = same source image).

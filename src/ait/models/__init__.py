@@ -3,11 +3,15 @@
 Every model is a :class:`Classifier`: a trunk ending in a spatial feature map, global average
 pooling and a linear head, with :meth:`Classifier.forward_all` exposing all three::
 
-    from ait import models
-    model = models.create("resnet20", num_classes=10)             # 3x32x32 inputs
-    model = models.create("wrn16_4", num_classes=10, in_channels=1)  # e.g. Fashion-MNIST 1x28x28
-    model = models.create("resnet50", num_classes=1000)          # ImageNet 3x224x224
-    models.available()  # ['mobilenetv2', 'resnet110', ..., 'wrn40_2']
+    >>> import torch
+    >>> from ait import models
+    >>> model = models.create("resnet20", num_classes=10)  # 3x32x32 inputs
+    >>> tuple(model(torch.zeros(2, 3, 32, 32)).shape)
+    (2, 10)
+    >>> model = models.create("wrn16_4", num_classes=10, in_channels=1)  # e.g. Fashion-MNIST 1x28x28
+    >>> model = models.create("resnet50", num_classes=1000)  # ImageNet 3x224x224
+    >>> models.available()  # doctest: +ELLIPSIS
+    ['mobilenetv2', 'resnet110', ..., 'wrn40_2']
 """
 
 from ait.models.base import Classifier, ModelOutputs

@@ -4,11 +4,16 @@ A classifier is a trunk that ends in a spatial feature map, global average pooli
 head. AiLoss can be applied at each of the three (paper sec. 4.2.1), so one forward pass exposes all
 of them without hooks::
 
-    out = model.forward_all(x)      # x: (N, C, H, W)
-    out.feature_map                 # (N, F, h, w)  last spatial feature map, before pooling
-    out.feature                     # (N, F)        pooled feature
-    out.logits                      # (N, num_classes)
-    model(x)                        # logits only, (N, num_classes)
+    >>> import torch
+    >>> from ait import models
+    >>> model, x = models.create("resnet20", num_classes=10), torch.zeros(2, 3, 32, 32)  # x: (N, C, H, W)
+    >>> out = model.forward_all(x)
+    >>> tuple(out.feature_map.shape)  # (N, F, h, w): last spatial feature map, before pooling
+    (2, 64, 8, 8)
+    >>> tuple(out.feature.shape)  # (N, F): pooled feature
+    (2, 64)
+    >>> tuple(out.logits.shape), tuple(model(x).shape)  # (N, num_classes); model(x) gives the logits only
+    ((2, 10), (2, 10))
 """
 
 from __future__ import annotations

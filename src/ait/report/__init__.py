@@ -2,8 +2,11 @@
 
     ait report runs/ --out reports/cpu            # every run under runs/, grouped by configuration
 
-    from ait.report import build_report
-    build_report(["runs"], "reports/cpu")         # -> Path("reports/cpu/report.md")
+From Python::
+
+    >>> from ait.report import build_report
+    >>> build_report(["runs"], "reports/smoke")
+    PosixPath('reports/smoke/report.md')
 
 Headline numbers are final-epoch top-1, mean ± sample std over seeds; see :mod:`ait.report.build`.
 """

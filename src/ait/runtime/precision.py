@@ -1,8 +1,8 @@
 """Device, numeric precision and memory format: resolved once per run from the config.
 
-bf16 autocast with channels_last trains ResNet-32 about 2.2x faster than fp32 on a CPU with native
-bf16 instructions (DESIGN.md section 6) and is the usual choice on GPUs, so "auto" picks it where
-the hardware has it and falls back to fp32 elsewhere.
+bf16 autocast with channels_last trains much faster than fp32 on a CPU with native bf16
+instructions (docs/performance.md measures it) and is the usual choice on GPUs, so "auto" picks it
+where the hardware has it and falls back to fp32 elsewhere.
 """
 
 from __future__ import annotations
