@@ -42,8 +42,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from ait import models  # noqa: E402
-from ait.config import ConsistencyConfig  # noqa: E402
+from ait.config import ConsistencyConfig, OptimConfig  # noqa: E402
 from ait.data import EpochSampler  # noqa: E402
+from ait.engine.optim import build_optimizer  # noqa: E402
 from ait.engine.trainer import BranchTrainer  # noqa: E402
 from ait.losses import AiLoss  # noqa: E402
 from ait.runtime.precision import resolve_precision  # noqa: E402
@@ -161,14 +162,17 @@ def compute_step_fn(model_name: str, device) -> Callable[[], int]:
 # --- 3./4. ait's own step --------------------------------------------------------------------------
 
 
-def ait_step_fn(model_name: str, images, labels, device, views: int, precision: str) -> Callable[[], int]:
-    """views = 1: the baseline; views >= 2: AIT with that many "rp" views, IMAGES_PER_STEP / views samples."""
+def ait_step_fn(
+    model_name: str, images, labels, device, views: int, precision: str, guard: bool = True
+) -> Callable[[], int]:
+    """views = 1: the baseline; views >= 2: AIT with that many "rp" views, IMAGES_PER_STEP / views samples.
+    The optimiser is the one runs use (fused SGD); guard=False leaves out the non-finite guard."""
     dev = torch.device(device)
     prec = resolve_precision(dev, precision, None if precision == "auto" else False)
     model = models.create(model_name, 100).to(dev)
     if prec.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+    opt = build_optimizer(model, model_name, OptimConfig(lr=0.01, momentum=0.9, weight_decay=1e-4))
     branches = [(0, v) for v in range(views)]
     trainer = BranchTrainer(
         [model],
@@ -178,6 +182,7 @@ def ait_step_fn(model_name: str, images, labels, device, views: int, precision: 
         prec,
         MEAN,
         STD,
+        guard=guard,
     )
     data = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous().to(dev)
     targets = torch.from_numpy(labels).to(dev)
@@ -281,6 +286,39 @@ def rss_child(config: str, model: str, device: str) -> None:
     print(high_water_mib() + sum(high_water_mib(pid) for pid in child_pids()))
 
 
+def guard_table(args, images, labels) -> None:
+    """The step with the non-finite guard on and off. Each round times on, off, off, on (ABBA, so
+    a drift of the shared machine's load cancels) and gives one ratio; the table reports the
+    median ratio of the rounds and their spread."""
+    for model in args.models:
+        print(f"## {model}: the non-finite guard ({args.repeats} ABBA rounds of {args.steps} steps each)")
+        print("| step | images/s, guard | images/s, no guard | step time, guard / no guard (min-max) |")
+        print("|---|---:|---:|---|")
+        for kind, views in (("ait", 2), ("baseline", 1)):
+            on = ait_step_fn(model, images, labels, args.device, views, "auto")
+            off = ait_step_fn(model, images, labels, args.device, views, "auto", guard=False)
+            ratios, rates = [], {"on": [], "off": []}
+            for _ in range(2):  # warm-up
+                on(), off()
+            for _ in range(args.repeats):
+                times = {"on": 0.0, "off": 0.0}
+                for name in ("on", "off", "off", "on"):
+                    fn = on if name == "on" else off
+                    start = time.perf_counter()
+                    images_done = sum(fn() for _ in range(args.steps))
+                    sync(args.device)
+                    times[name] += time.perf_counter() - start
+                ratios.append(times["on"] / times["off"])
+                for name in times:
+                    rates[name].append(2 * images_done / times[name])
+            r = statistics.median(ratios)
+            print(
+                f"| {kind} | {statistics.median(rates['on']):.0f} | {statistics.median(rates['off']):.0f} | "
+                f"{r:.3f} ({min(ratios):.3f}-{max(ratios):.3f}) |"
+            )
+        print()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=["resnet32", "resnet110", "wrn16_4"])
@@ -291,6 +329,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="ResNet-32 only, 4 steps x 3 repeats")
     parser.add_argument("--json", help="also write the numbers to this JSON file")
     parser.add_argument("--rss-only", action="store_true", help="only the peak-memory table")
+    parser.add_argument(
+        "--guard-only", action="store_true", help="only the cost of the non-finite guard (AIT and baseline steps)"
+    )
     parser.add_argument("--rss-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rss_child:
@@ -306,6 +347,9 @@ def main() -> None:
             print(f"| {model} | " + " | ".join(row) + " |")
         return
     images, labels = load_images(20000)
+    if args.guard_only:
+        guard_table(args, images, labels)
+        return
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}, "
         f"{IMAGES_PER_STEP} images per network per step; medians of {args.repeats} x {args.steps} steps\n"

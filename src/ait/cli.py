@@ -49,6 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--resume", metavar="RUN_DIR", help="continue the interrupted run in RUN_DIR from its checkpoint (same config)"
     )
+    p.add_argument(
+        "--allow-data-change",
+        action="store_true",
+        help="continue although the data's fingerprint differs from the one the checkpoint recorded",
+    )
     p.set_defaults(handler=train_command)
 
     p = sub.add_parser("export", help="write a run's trained weights as .safetensors")
@@ -122,7 +127,14 @@ def train_command(args: argparse.Namespace) -> None:
         config = config or str(Path(args.resume) / "config.yaml")
     elif not config:
         raise ConfigError("a config file is needed (or --resume RUN_DIR)")
-    summary = train(config, args.overrides, run_dir=run_dir, overwrite=args.overwrite, resume=bool(args.resume))
+    summary = train(
+        config,
+        args.overrides,
+        run_dir=run_dir,
+        overwrite=args.overwrite,
+        resume=bool(args.resume),
+        allow_data_change=args.allow_data_change,
+    )
     print(summary["run_dir"])
 
 

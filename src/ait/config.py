@@ -18,6 +18,10 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import hashlib
+import json
+import math
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +41,54 @@ class ConfigError(ValueError):
     exit_status = 2  # `ait` ends with this status and a one-line message (ait.cli.run_handler)
 
 
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric key may take: always finite, within ``lo`` and ``hi`` (None: unbounded),
+    each bound closed unless said open. Every int and float key of the schema declares one
+    (:func:`ranged`); a value outside is refused at load time with the key named."""
+
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    hi_open: bool = False
+
+    def holds(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False
+        if self.lo is not None and (value <= self.lo if self.lo_open else value < self.lo):
+            return False
+        return self.hi is None or (value < self.hi if self.hi_open else value <= self.hi)
+
+    def describe(self, integer: bool) -> str:
+        """ "an integer >= 1", "a number in [0, 1)", ... as error messages say it."""
+        kind = "an integer" if integer else "a finite number"
+        lo, hi = _number_text(self.lo), _number_text(self.hi)
+        if self.lo is not None and self.hi is not None:
+            return f"{kind} in {'(' if self.lo_open else '['}{lo}, {hi}{')' if self.hi_open else ']'}"
+        if self.lo is not None:
+            return f"{kind} {'>' if self.lo_open else '>='} {lo}"
+        if self.hi is not None:
+            return f"{kind} {'<' if self.hi_open else '<='} {hi}"
+        return kind
+
+
+def _number_text(x: float | None) -> str:
+    return "" if x is None else str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+def ranged(default: Any = dataclasses.MISSING, lo=None, hi=None, *, lo_open=False, hi_open=False, factory=None):
+    """A dataclass field whose value (each value, for a list) must lie in :class:`Range` (lo, hi)."""
+    metadata = {"range": Range(lo, hi, lo_open, hi_open)}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+DEVICE_PATTERN = r"auto|cpu|mps|cuda(:\d+)?"
+DEVICE_TEXT = "auto, cpu, cuda, cuda:N (a GPU index) or mps"
+SEED_MAX = 2**63 - 1  # torch and numpy generators take 64-bit seeds; step seeds wrap below 2**63
+
+
 @dataclass
 class DataConfig:
     dataset: str = "cifar10"  # one of DATASETS
@@ -44,15 +96,15 @@ class DataConfig:
     train_file: str | None = None  # npz: training arrays
     test_file: str | None = None  # npz: test arrays
     download: bool = False  # cifar: fetch the official archive when the folder is absent
-    label_noise: float = 0.0  # fraction of training labels replaced by random classes (Table 3)
-    train_fraction: float = 1.0  # stratified fraction of the training set kept (Table 4)
-    train_limit: int | None = None  # keep only the first N training samples (imagefolder: N evenly spaced ones)
-    test_limit: int | None = None  # evaluate on the first N test samples only (imagefolder: N evenly spaced)
-    synthetic_size: int = 512  # synthetic: number of training samples (tests and smoke runs)
+    label_noise: float = ranged(0.0, 0, 1)  # fraction of training labels replaced by random classes (Table 3)
+    train_fraction: float = ranged(1.0, 0, 1, lo_open=True)  # stratified fraction of the training set kept (Table 4)
+    train_limit: int | None = ranged(None, 1)  # keep the first N training samples (imagefolder: N evenly spaced)
+    test_limit: int | None = ranged(None, 1)  # evaluate on the first N test samples only (imagefolder: N evenly spaced)
+    synthetic_size: int = ranged(512, 1, 1_000_000)  # synthetic: number of training samples (tests and smoke runs)
     # imagefolder only (ImageNet layout root/{train,val}/<class>/<image>; views are strategy.views "rrc"):
-    image_size: int = 224  # side of the training views and of the evaluation centre crop
-    eval_resize: int | None = None  # shorter side before the centre crop; None = image_size * 256 / 224
-    workers: int = 8  # DataLoader processes decoding images (per rank); 0 decodes in the training process
+    image_size: int = ranged(224, 8, 4096)  # side of the training views and of the evaluation centre crop
+    eval_resize: int | None = ranged(None, 8, 8192)  # shorter side before the centre crop; None: image_size / 0.875
+    workers: int = ranged(8, 0, 256)  # DataLoader processes decoding images (per rank); 0: in the training process
     skip_corrupt: bool = False  # a file that fails to decode is replaced by the next one instead of failing
     verify_images: bool = False  # decode every file once before training; with skip_corrupt drop bad ones
 
@@ -79,49 +131,49 @@ class StrategyConfig:
 
 @dataclass
 class ConsistencyConfig:
-    weight: float = 1.0  # lambda; the paper uses 1 for AIT and 3 for multi-AIT
+    weight: float = ranged(1.0, 0)  # lambda; the paper uses 1 for AIT and 3 for multi-AIT
     layer: str = "logits"  # one of LAYERS (paper sec. 4.2.1)
     metric: str = "kl"  # one of ait.losses.METRICS
     detach_target: bool = True  # stop-gradient on each KL direction's target, as the authors' code
-    temperature: float = 1.0
+    temperature: float = ranged(1.0, 0, lo_open=True)
 
 
 @dataclass
 class OptimConfig:
-    lr: float = 0.1
-    momentum: float = 0.9
+    lr: float = ranged(0.1, 0, lo_open=True)
+    momentum: float = ranged(0.9, 0, 1, hi_open=True)
     nesterov: bool = False
-    weight_decay: float | None = None  # None: per architecture, 5e-4 for wide ResNets, else 1e-4
+    weight_decay: float | None = ranged(None, 0)  # None: per architecture, 5e-4 for wide ResNets, else 1e-4
     schedule: str = "step"  # "step" (the paper's) or "cosine"
-    milestones: list[int] = field(default_factory=lambda: [80, 120])  # epochs, for "step"
-    gamma: float = 0.1
-    warmup_epochs: float = 0.0  # linear warm-up from lr / 10, in epochs
+    milestones: list[int] = ranged(lo=0, factory=lambda: [80, 120])  # epochs, for "step"
+    gamma: float = ranged(0.1, 0, 1, lo_open=True)
+    warmup_epochs: float = ranged(0.0, 0)  # linear warm-up from lr / 10, in epochs
 
 
 @dataclass
 class TrainConfig:
-    epochs: int = 160
-    batch_size: int = 128  # images per network per step (AIT: batch_size / views samples per step)
-    eval_every: int = 1  # evaluate on the test set every k epochs (and always after the last)
-    eval_batch_size: int = 500
+    epochs: int = ranged(160, 1)
+    batch_size: int = ranged(128, 1)  # images per network per step (AIT: batch_size / views samples per step)
+    eval_every: int = ranged(1, 1)  # evaluate on the test set every k epochs (and always after the last)
+    eval_batch_size: int = ranged(500, 1)
     precision: str = "auto"  # "auto" (bf16 where it helps), "bf16", "fp32"
     channels_last: bool | None = None  # None: on where it helps (CPU and CUDA convolutions)
     device: str = "auto"  # "auto" (cuda if available, else cpu), "cpu", "cuda", "cuda:1"
-    num_threads: int | None = None  # torch CPU threads; None = torch's default
+    num_threads: int | None = ranged(None, 1, 1024)  # torch CPU threads; None = torch's default
     compile: bool = False  # torch.compile the training forward passes (GPUs; it did not help on CPUs)
-    max_steps_per_epoch: int | None = None  # cut epochs short (smoke tests)
+    max_steps_per_epoch: int | None = ranged(None, 1)  # cut epochs short (smoke tests)
     progress: str = "auto"  # "bar", "plain" (one line per epoch, for logs), "none", "auto"
     checkpoint: bool = True  # save the whole training state at the end of each epoch
-    checkpoint_every_steps: int | None = None  # also save every N steps (long epochs, preemptible jobs)
-    max_nonfinite_skips: int = 0  # steps with a NaN/inf loss that may be skipped before the run fails
+    checkpoint_every_steps: int | None = ranged(None, 1)  # also save every N steps (long epochs, preemptible jobs)
+    max_nonfinite_skips: int = ranged(0, 0)  # steps with a NaN/inf loss that may be skipped before the run fails
     sync_batchnorm: bool = False  # distributed: BatchNorm statistics over the global batch
-    dist_timeout_s: float = 1800.0  # distributed: a collective waiting longer than this fails the run
+    dist_timeout_s: float = ranged(1800.0, 0, lo_open=True)  # distributed: a collective waiting longer fails the run
 
 
 @dataclass
 class Config:
     name: str = "run"
-    seed: int = 0
+    seed: int = ranged(0, 0, SEED_MAX)
     out_dir: str = "runs"  # run directories are created under it
     data: DataConfig = field(default_factory=DataConfig)
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
@@ -151,23 +203,20 @@ def _check(key: str, ok: bool, expected: str, value: Any) -> None:
 
 
 def _check_data(d: DataConfig) -> None:
+    """What the data keys mean together (each numeric key's own range is checked as it is read)."""
     _choice("data.dataset", d.dataset, DATASETS)
-    _check("data.label_noise", 0.0 <= d.label_noise <= 1.0, "a fraction in [0, 1]", d.label_noise)
-    _check("data.train_fraction", 0.0 < d.train_fraction <= 1.0, "a fraction in (0, 1]", d.train_fraction)
     if d.dataset == "npz":
         _check("data.train_file", bool(d.train_file), "a path to an .npz file", d.train_file)
         _check("data.test_file", bool(d.test_file), "a path to an .npz file", d.test_file)
     if d.dataset == "imagefolder":
         layout = "the folder holding train/<class>/<images> and val/<class>/<images> (e.g. data/imagenet)"
         _check("data.root", bool(d.root), layout, d.root)
-        _check("data.image_size", d.image_size >= 8, "an integer >= 8 (pixels)", d.image_size)
         _check(
             "data.eval_resize",
             d.eval_resize is None or d.eval_resize >= d.image_size,
             f"null or an integer >= data.image_size ({d.image_size})",
             d.eval_resize,
         )
-        _check("data.workers", d.workers >= 0, "an integer >= 0", d.workers)
 
 
 def _check_strategy(s: StrategyConfig, streamed: bool) -> None:
@@ -213,14 +262,8 @@ def _check_training(c: ConsistencyConfig, o: OptimConfig, t: TrainConfig, s: Str
 
     _choice("consistency.layer", c.layer, LAYERS)
     _choice("consistency.metric", c.metric, losses.METRICS)
-    _check("consistency.weight", c.weight >= 0, "a number >= 0", c.weight)
-    _check("consistency.temperature", c.temperature > 0, "a number > 0", c.temperature)
-    _check("optim.lr", o.lr > 0, "a number > 0", o.lr)
     _choice("optim.schedule", o.schedule, ("step", "cosine"))
     _check("optim.milestones", list(o.milestones) == sorted(o.milestones), "increasing epochs", o.milestones)
-    _check("optim.weight_decay", o.weight_decay is None or o.weight_decay >= 0, "null or >= 0", o.weight_decay)
-    _check("train.epochs", t.epochs >= 1, "an integer >= 1", t.epochs)
-    _check("train.batch_size", t.batch_size >= 1, "an integer >= 1", t.batch_size)
     per_network = s.definition.views_per_network(len(s.networks), len(s.views))
     _check(
         "train.batch_size",
@@ -228,16 +271,9 @@ def _check_training(c: ConsistencyConfig, o: OptimConfig, t: TrainConfig, s: Str
         f"a multiple of the number of views ({per_network}): all views of a sample share a step",
         t.batch_size,
     )
-    _check("train.eval_every", t.eval_every >= 1, "an integer >= 1", t.eval_every)
-    _check(
-        "train.checkpoint_every_steps",
-        t.checkpoint_every_steps is None or t.checkpoint_every_steps >= 1,
-        "null or an integer >= 1",
-        t.checkpoint_every_steps,
-    )
-    _check("train.max_nonfinite_skips", t.max_nonfinite_skips >= 0, "an integer >= 0", t.max_nonfinite_skips)
     _choice("train.precision", t.precision, ("auto", "bf16", "fp32"))
     _choice("train.progress", t.progress, ("auto", "bar", "plain", "none"))
+    _check("train.device", re.fullmatch(DEVICE_PATTERN, t.device) is not None, DEVICE_TEXT, t.device)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -277,14 +313,16 @@ def _coerce(key: str, value: Any, tp: Any) -> Any:
             return value
         raise ConfigError(f"{key}: expected true or false, got {value!r}")
     if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
+        number = _number(value)
+        if isinstance(number, int):
+            return number
+        if isinstance(number, float) and number.is_integer():
+            return int(number)
         raise ConfigError(f"{key}: expected an integer, got {value!r}")
     if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+        number = _number(value)
+        if number is not None:
+            return float(number)
         raise ConfigError(f"{key}: expected a number, got {value!r}")
     if tp is str:
         if isinstance(value, str):
@@ -297,6 +335,23 @@ def _coerce(key: str, value: Any, tp: Any) -> Any:
             )
         raise ConfigError(f"{key}: expected a string, got {value!r}")
     raise ConfigError(f"{key}: unsupported type {_type_name(tp)}")  # pragma: no cover
+
+
+def _number(value: Any) -> int | float | None:
+    """``value`` as a Python number, or None. Strings count: YAML 1.1 reads 1e-3 and 5e-4 (no dot)
+    as text, and a user who writes them means numbers; so do "1_000", ".5" and "+2"."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        for parse in (int, float):
+            try:
+                return parse(text)
+            except ValueError:
+                continue
+    return None
 
 
 def _unknown_key(prefix: str, key: str, valid: list[str]) -> ConfigError:
@@ -312,13 +367,26 @@ def _from_dict(cls: type, data: Any, prefix: str = "") -> Any:
     if not isinstance(data, dict):
         raise ConfigError(f"{prefix or 'config'}: expected a mapping of keys, got {data!r}")
     hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
+    fields = {f.name: f for f in dataclasses.fields(cls)}
     kwargs = {}
     for key, value in data.items():
-        if key not in names:
-            raise _unknown_key(prefix, str(key), names)
-        kwargs[key] = _coerce(f"{prefix}.{key}" if prefix else key, value, hints[key])
+        if key not in fields:
+            raise _unknown_key(prefix, str(key), list(fields))
+        dotted = f"{prefix}.{key}" if prefix else key
+        kwargs[key] = _coerce(dotted, value, hints[key])
+        if "range" in fields[key].metadata:
+            _check_range(dotted, kwargs[key], fields[key].metadata["range"], hints[key])
     return cls(**kwargs)
+
+
+def _check_range(key: str, value: Any, valid: Range, tp: Any) -> None:
+    """``value`` (each element of a list; None passes) within ``valid``, else ConfigError naming ``key``."""
+    integer = tp is int or int in typing.get_args(tp)
+    for i, v in enumerate(value) if isinstance(value, list) else [(None, value)]:
+        if v is not None and not valid.holds(v):
+            where = key if i is None else f"{key}[{i}]"
+            optional = type(None) in typing.get_args(tp)
+            raise ConfigError(f"{where}: expected {'null or ' if optional else ''}{valid.describe(integer)}, got {v!r}")
 
 
 def config_from_dict(data: dict[str, Any]) -> Config:
@@ -353,13 +421,25 @@ def apply_override(data: dict[str, Any], override: str) -> None:
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
+    """The mapping of a YAML config file; ConfigError naming the file for anything else."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a directory; expected a YAML config file (e.g. configs/smoke/*.yaml)")
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} does not exist")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (UTF-8); expected a YAML config file") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot be read ({err.strerror or err})") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    if data is None:
+        raise ConfigError(
+            f"{path}: holds no config keys (empty, or comments only); a config names at least its data, "
+            "e.g. configs/smoke/synthetic_resnet20_ait.yaml"
+        )
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of keys at the top level")
     return data
@@ -432,6 +512,19 @@ def config_differences(a: dict[str, Any], b: dict[str, Any], ignore: tuple = ())
 
     walk(a, b, "")
     return out
+
+
+def config_fingerprint(config: Config) -> str:
+    """A short hex digest of what the config computes: the resolved config without the keys a
+    resumed run may change (RESUME_MAY_CHANGE). Recorded in env.json and every checkpoint."""
+    data = config.to_dict()
+    for dotted in RESUME_MAY_CHANGE:
+        *parents, last = dotted.split(".")
+        node = data
+        for part in parents:
+            node = node[part]
+        node.pop(last, None)
+    return hashlib.blake2b(json.dumps(data, sort_keys=True).encode(), digest_size=16).hexdigest()
 
 
 def dump_yaml(config: Config) -> str:

@@ -53,9 +53,6 @@ import yaml
 
 from ait.config import RESUME_MAY_CHANGE, Config, config_differences, load_config
 
-# A directory holding any of these was made by `ait train`: safe to delete when it is incomplete.
-RUN_DIR_MARKERS = ("config.yaml", "env.json", "metrics.jsonl", "checkpoint.pt")
-
 
 class SweepError(RuntimeError):
     """The sweep cannot be planned (bad grid, colliding runs, a foreign directory in the way)."""
@@ -108,6 +105,7 @@ class SweepResult:
     trained: list[PlannedRun] = field(default_factory=list)
     skipped: list[PlannedRun] = field(default_factory=list)
     failures: list[tuple[PlannedRun, str]] = field(default_factory=list)
+    busy: list[PlannedRun] = field(default_factory=list)  # held by another process (its lock): left to it
 
     @property
     def ok(self) -> bool:
@@ -220,9 +218,12 @@ def run_state(config: Config, run_dir: Path) -> tuple[str, str]:
                     + "); remove it or choose another out_dir or name"
                 )
         return "done", ""
-    contents = list(run_dir.iterdir())
-    if contents and not any((run_dir / m).exists() for m in RUN_DIR_MARKERS):
-        return "conflict", f"{run_dir} exists but does not look like a run directory; not deleting it"
+    from ait.engine.rundir import RunDirError, check_run_directory  # late: rundir imports torch
+
+    try:
+        check_run_directory(run_dir)
+    except RunDirError as err:
+        return "conflict", f"{run_dir} exists but does not look like a run directory; not deleting it ({err})"
     return "interrupted", "no summary.json: the run did not finish"
 
 
@@ -322,6 +323,7 @@ def execute_plan(
         raise SweepError(f"{len(conflicts)} run directories are in conflict; first: {conflicts[0].reason}")
     # Late: importing the engine loads torch. A run stopped by a signal has saved its checkpoint;
     # the sweep stops with it (the same command continues), it is not a failure to skip past.
+    from ait.engine.lock import RunLocked
     from ait.engine.run import RunInterrupted
 
     if train_fn is None:
@@ -345,6 +347,10 @@ def execute_plan(
         except (KeyboardInterrupt, RunInterrupted):
             log(f"{where} interrupted: {p.run_dir}; run the same command again to continue")
             raise
+        except RunLocked as err:  # another sweep worker (or ait train) has it: not a failure
+            result.busy.append(p)
+            log(f"{where} skipped, busy: {err}")
+            continue
         except Exception as err:  # noqa: BLE001 - any failure of one run is reported with its run
             _record_failure(result, p, err, where, continue_on_error, log)
             continue
@@ -353,7 +359,7 @@ def execute_plan(
         log(f"{where} done in {time.perf_counter() - start:.1f} s: final top-1 {tops}")
     log(
         f"sweep finished: {len(result.trained)} trained, {len(result.skipped)} already done, "
-        f"{len(result.failures)} failed"
+        f"{len(result.failures)} failed" + (f", {len(result.busy)} busy in another process" if result.busy else "")
     )
     for p in plan:
         failed = next((m for q, m in result.failures if q is p), None)

@@ -10,6 +10,7 @@ refuses to run code: everything in it is tensors and plain data.
 from __future__ import annotations
 
 import random
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -62,13 +63,69 @@ def restore_rng(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+class CheckpointWriteError(CheckpointError):
+    """A checkpoint could not be written (disk full, read-only, ...); the previous one is kept."""
+
+    exit_status, exit_label = 1, "run failed: "
+
+
+class NonFiniteStateError(CheckpointError):
+    """The state to save holds NaN or infinite values, so it is not written."""
+
+    exit_status, exit_label = 1, "run failed: "
+
+
+def nonfinite_tensors(state: dict[str, Any]) -> list[str]:
+    """Names ("net0.conv1.weight", "optimizer0.state.3.momentum_buffer") of the floating tensors of
+    ``state["networks"]`` and ``state["optimizers"]`` that hold a NaN or infinite value."""
+    bad = []
+    for k, weights in enumerate(state.get("networks", [])):
+        bad += [f"net{k}.{name}" for name, t in weights.items() if t.is_floating_point() and not t.isfinite().all()]
+    for k, opt in enumerate(state.get("optimizers", [])):
+        for index, entries in opt.get("state", {}).items():
+            bad += [
+                f"optimizer{k}.state.{index}.{name}"
+                for name, t in entries.items()
+                if isinstance(t, torch.Tensor) and t.is_floating_point() and not t.isfinite().all()
+            ]
+    return bad
+
+
+def _kept(path: Path) -> str:
+    return f"the previous checkpoint {path} is kept" if path.exists() else "no checkpoint of this run exists yet"
+
+
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
-    """Write ``state`` atomically: a uniquely named temporary file in the same directory, then a rename."""
+    """Write ``state`` atomically: a uniquely named temporary file in the same directory, synced to
+    the disk, then a rename. A state holding NaN or infinite values is never written
+    (NonFiniteStateError); a failed write (disk full, read-only) raises CheckpointWriteError with
+    the free space and what to do, and leaves the previous checkpoint and no temporary file."""
+    bad = nonfinite_tensors(state)
+    if bad:
+        raise NonFiniteStateError(
+            f"checkpoint {path} not written: {len(bad)} tensor(s) hold NaN or infinite values "
+            f"({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}); {_kept(path)}"
+        )
     try:
         atomic_write(path, lambda f: torch.save({"format": FORMAT, **state}, f))
-    except OSError as err:
-        kept = " (the previous checkpoint is kept)" if path.exists() else ""
-        raise CheckpointError(f"could not write checkpoint {str(path)!r}: {err.strerror or err}{kept}") from None
+    except (OSError, RuntimeError) as err:  # torch.save reports a full disk as a RuntimeError
+        reason = (err.strerror if isinstance(err, OSError) and err.strerror else str(err)).splitlines()[0][:200]
+        free = shutil.disk_usage(path.parent).free / 2**20
+        need = state_bytes(state) / 2**20
+        raise CheckpointWriteError(
+            f"could not write checkpoint {path}: {reason}; {free:.0f} MiB free on its disk, the checkpoint needs "
+            f"about {need:.0f} MiB; {_kept(path)}. Free some space, then continue with "
+            f"`ait train --resume {path.parent}`"
+        ) from None
+
+
+def state_bytes(state: dict[str, Any]) -> int:
+    """Bytes of the tensors a checkpoint holds (networks and optimiser states), plus 1 MiB."""
+    total = sum(t.numel() * t.element_size() for w in state.get("networks", []) for t in w.values())
+    for opt in state.get("optimizers", []):
+        for entries in opt.get("state", {}).values():
+            total += sum(t.numel() * t.element_size() for t in entries.values() if isinstance(t, torch.Tensor))
+    return total + (1 << 20)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -112,6 +169,12 @@ def export_safetensors(checkpoint_path: str | Path, out_path: str | Path) -> lis
     except ImportError as err:  # pragma: no cover - safetensors is a core dependency
         raise CheckpointError("exporting needs the 'safetensors' package: pip install safetensors") from err
     state = load_checkpoint(checkpoint_path)
+    bad = nonfinite_tensors({"networks": state["networks"]})
+    if bad:
+        raise CheckpointError(
+            f"{checkpoint_path}: {len(bad)} weight tensor(s) hold NaN or infinite values ({', '.join(bad[:3])}); "
+            "nothing was exported"
+        )
     names = list(state["config"]["strategy"]["networks"])
     tensors = {
         f"net{k}.{key}": value.contiguous()

@@ -35,8 +35,33 @@ def lr_factor(cfg: OptimConfig, step: int, steps_per_epoch: int, epochs: int) ->
 
 
 def build_optimizer(model: nn.Module, model_name: str, cfg: OptimConfig) -> torch.optim.SGD:
+    """SGD with PyTorch's fused kernel where the device has one (CPU, CUDA): it takes the guard's
+    flag and skips a non-finite update on the device (:func:`masked_step`); on the CPU its results
+    equal the default implementation's bit for bit (tests/engine/test_optim.py)."""
     wd = cfg.weight_decay if cfg.weight_decay is not None else default_weight_decay(model_name)
-    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=wd, nesterov=cfg.nesterov)
+    kwargs = dict(lr=cfg.lr, momentum=cfg.momentum, weight_decay=wd, nesterov=cfg.nesterov)
+    fused = next(model.parameters()).device.type in ("cpu", "cuda")
+    optimizer = torch.optim.SGD(model.parameters(), fused=fused, **kwargs)
+    if cfg.momentum > 0:
+        # The fused kernel makes a missing buffer with torch.empty on the first step, even a skipped
+        # one; a zero buffer gives the same first step (buf = 0 * momentum + grad) and stays defined.
+        for p in model.parameters():
+            optimizer.state[p]["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+    return optimizer
+
+
+def masked_step(optimizer: torch.optim.Optimizer, skip: torch.Tensor) -> None:
+    """``optimizer.step()`` unless ``skip`` (a float tensor on the device, 1.0 to skip) is set.
+
+    Fused optimizers take the flag as GradScaler's ``found_inf``: the kernel leaves parameters and
+    momentum untouched on the device, with no host branch (so the step can be captured in a CUDA
+    graph). Others read the flag on the host.
+    """
+    if getattr(optimizer, "_step_supports_amp_scaling", False):
+        optimizer.grad_scale, optimizer.found_inf = None, skip
+        optimizer.step()
+    elif not bool(skip):
+        optimizer.step()
 
 
 def build_scheduler(

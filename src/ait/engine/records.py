@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ait.config import Config
+from ait.engine.checkpoint import CheckpointError
 from ait.engine.state import Position
+from ait.runtime.files import write_text_atomic
 
 # Fields of a metrics record that measure time, not training: they differ between a resumed and an
 # uninterrupted run; everything else is identical.
@@ -56,13 +59,28 @@ def finish_epoch(
 
 def read_history(path: Path, upto_epoch: int, rewrite: bool) -> list[dict[str, Any]]:
     """Records of the epochs a checkpoint covers; later lines (written after the checkpoint that a
-    crash then lost) are dropped from the file, since those epochs are trained again."""
+    crash then lost) are dropped from the file, since those epochs are trained again. A torn last
+    line (a crash in the middle of writing it) is dropped with a warning; a damaged line before the
+    last is a CheckpointError naming the file and line."""
     if not path.exists():
         return []
-    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    records, torn = [], False
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if any(rest.strip() for rest in lines[number:]):
+                raise CheckpointError(
+                    f"{path}: line {number} is not a JSON record; repair or remove the line"
+                ) from None
+            warnings.warn(f"{path}: the last line is torn (a crash while it was written); dropped", stacklevel=2)
+            torn = True
     kept = [r for r in records if r["epoch"] <= upto_epoch]
-    if rewrite and len(kept) != len(records):
-        path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+    if rewrite and (torn or len(kept) != len(records)):
+        write_text_atomic(path, "".join(json.dumps(r) + "\n" for r in kept))
     return kept
 
 

@@ -36,6 +36,7 @@ import signal
 import sys
 import time
 from contextlib import ExitStack, closing, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,15 +44,18 @@ import torch
 
 from ait import models
 from ait import views as views_lib
-from ait.config import Config, load_config
+from ait.config import Config, config_fingerprint, load_config
 from ait.engine import distributed
 from ait.engine.checkpoint import load_checkpoint, save_checkpoint
+from ait.engine.lock import RunLock, RunLocked
 from ait.engine.optim import build_optimizer, build_scheduler
 from ait.engine.progress import Progress
 from ait.engine.records import TIMING_FIELDS, build_summary, finish_epoch, read_history
 from ait.engine.rundir import (
     RunDirError,
+    check_data_unchanged,
     check_free_space,
+    check_run_directory,
     checkpoint_size_estimate,
     default_run_dir,
     environment_record,
@@ -60,7 +64,7 @@ from ait.engine.rundir import (
 )
 from ait.engine.state import Position, TrainingState, step_seed
 from ait.engine.streams import build_stream, samples_per_step
-from ait.engine.trainer import BranchTrainer, NonFiniteLossError
+from ait.engine.trainer import BranchTrainer, NonFiniteLossError, NonFiniteWeightsError
 from ait.runtime.files import append_jsonl, write_json
 from ait.runtime.precision import Precision, resolve_device, resolve_precision
 
@@ -116,18 +120,34 @@ def train(
     run_dir: str | Path | None = None,
     overwrite: bool = False,
     resume: bool = False,
+    allow_data_change: bool = False,
 ) -> dict[str, Any]:
-    """Train (or continue) the run described by ``config``; write its run directory; return its summary."""
+    """Train (or continue) the run described by ``config``; write its run directory; return its summary.
+
+    overwrite: replace a run directory holding a run. resume: the directory must hold a checkpoint
+    to continue (otherwise one is continued when found). allow_data_change: continue although the
+    data's fingerprint differs from the checkpoint's.
+    """
     cfg = load_config(config, overrides)
     ctx = distributed.init_distributed(cfg.train.dist_timeout_s)
     try:
-        with ExitStack() as resources:  # data loader workers: shut down however the run ends
-            return _train(cfg, ctx, run_dir, overwrite, resume, resources)
+        with ExitStack() as resources:  # the run directory's lock, data loader workers: released however it ends
+            opening = Opening(overwrite, resume, allow_data_change)
+            return _train(cfg, ctx, Path(run_dir or default_run_dir(cfg)), opening, resources)
     finally:
         distributed.shutdown(ctx)
 
 
-def _train(cfg: Config, ctx, run_dir, overwrite: bool, resume: bool, resources: ExitStack) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Opening:
+    """How a run directory may be opened: replaced, only resumed, resumed on changed data."""
+
+    overwrite: bool = False
+    resume: bool = False
+    allow_data_change: bool = False
+
+
+def _train(cfg: Config, ctx, run_path: Path, opening: Opening, resources: ExitStack) -> dict[str, Any]:
     if cfg.train.num_threads:
         torch.set_num_threads(cfg.train.num_threads)
     device = resolve_device(distributed.device_for(ctx, cfg.train.device))
@@ -136,9 +156,12 @@ def _train(cfg: Config, ctx, run_dir, overwrite: bool, resume: bool, resources: 
     # fails on bad data before anything is written.
     stream = resources.enter_context(closing(build_stream(cfg, ctx, device)))
     networks = build_networks(cfg, stream.in_channels, stream.num_classes, precision)
-    run_path = Path(run_dir or default_run_dir(cfg))
-    saved = open_run(cfg, ctx, run_path, overwrite, resume, networks, precision)
-    loop = RunLoop(cfg, ctx, stream, build_trainer(cfg, ctx, networks, stream, precision), precision, run_path)
+    fingerprints = {"config": config_fingerprint(cfg), "data": stream.info.get("fingerprint")}
+    lock, saved = open_run(cfg, ctx, run_path, opening, networks, precision, fingerprints)
+    if lock is not None:
+        resources.callback(lock.release)
+    trainer = build_trainer(cfg, ctx, networks, stream, precision)
+    loop = RunLoop(cfg, ctx, stream, trainer, precision, run_path, lock, fingerprints)
     if saved is not None:
         loop.restore(saved)
     return loop.run()
@@ -156,26 +179,38 @@ def build_networks(cfg: Config, in_channels: int, num_classes: int, precision: P
     return networks
 
 
-def open_run(cfg: Config, ctx, run_path: Path, overwrite: bool, resume: bool, networks, precision: Precision):
-    """Open the run directory (rank 0 alone touches it; the others learn the outcome, or the error,
-    from it). Returns the checkpoint to resume from, or None for a new run (whose config and
-    environment are then written)."""
+def open_run(cfg: Config, ctx, run_path: Path, opening: Opening, networks, precision: Precision, fingerprints: dict):
+    """Lock and open the run directory (rank 0 alone touches it; the others learn the outcome, or
+    the error, from it). Returns (the lock, or None on other ranks; the checkpoint to resume from, or
+    None for a new run, whose config and environment are then written)."""
     outcome: tuple[str, str] = ("ok", "")
+    lock, error = None, None
     if ctx.is_main:
         try:
-            resumed = open_run_directory(cfg, run_path, overwrite, resume)
+            check_run_directory(run_path)  # before the lock file: never write into a directory that is not ours
+            lock = RunLock(run_path).acquire()
+            resumed = open_run_directory(cfg, run_path, opening.overwrite, opening.resume)
+            if resumed is not None:
+                hint = "pass --allow-data-change to go on with the data as it is now, or --overwrite to start again"
+                saved = resumed.get("fingerprints", {}).get("data") or {}
+                check_data_unchanged(saved, fingerprints["data"] or {}, str(run_path), opening.allow_data_change, hint)
             check_free_space(run_path, checkpoint_size_estimate(networks))
             outcome = ("resume" if resumed else "new", "")
-        except (RunDirError, OSError) as err:
-            outcome = ("error", str(err))
+        except (RunDirError, RunLocked, OSError) as err:
+            outcome, error = ("error", str(err)), err
+            if lock is not None:
+                lock.release()
     outcome = ctx.broadcast(outcome)
     if outcome[0] == "error":
+        if isinstance(error, (RunDirError, RunLocked)):
+            raise error
         raise RunDirError(outcome[1])
     if outcome[0] == "resume":
-        return load_checkpoint(run_path / "checkpoint.pt")
+        return lock, load_checkpoint(run_path / "checkpoint.pt")
     if ctx.is_main:
-        write_run_header(run_path, cfg, environment_record(precision.device, precision.name))
-    return None
+        env = {**environment_record(precision.device, precision.name), "fingerprints": fingerprints}
+        write_run_header(run_path, cfg, env)
+    return lock, None
 
 
 def build_trainer(cfg: Config, ctx, networks, stream, precision: Precision) -> BranchTrainer:
@@ -203,9 +238,20 @@ def build_trainer(cfg: Config, ctx, networks, stream, precision: Precision) -> B
 class RunLoop:
     """The training loop of one run: epochs of guarded steps, a metrics line and a checkpoint per epoch."""
 
-    def __init__(self, cfg: Config, ctx, stream, trainer: BranchTrainer, precision: Precision, run_path: Path):
+    def __init__(
+        self,
+        cfg: Config,
+        ctx,
+        stream,
+        trainer: BranchTrainer,
+        precision: Precision,
+        run_path: Path,
+        lock: RunLock | None = None,
+        fingerprints: dict | None = None,
+    ):
         self.cfg, self.ctx, self.stream, self.trainer = cfg, ctx, stream, trainer
         self.precision, self.run_path = precision, run_path
+        self.lock, self.fingerprints = lock, fingerprints or {}
         t = cfg.train
         self.steps_per_epoch = min(stream.num_batches, t.max_steps_per_epoch or stream.num_batches)
         networks = trainer.networks
@@ -216,6 +262,7 @@ class RunLoop:
         self.generator = torch.Generator(device=precision.device)  # the trainer's views (in-memory data)
         self.history: list[dict[str, Any]] = []
         self.resumed = False
+        self.saved_at = ""  # where in the run the last checkpoint was written
         self.wall_start = 0.0
         self.progress = Progress(
             t.progress if ctx.is_main else "none",
@@ -231,6 +278,7 @@ class RunLoop:
     def restore(self, saved: dict[str, Any]) -> None:
         """Continue from a checkpoint: the training state, and the metrics of the epochs it covers."""
         self.state.load_state_dict(saved)
+        self.saved_at = str(saved.get("saved_at", "an earlier session"))
         self.history = read_history(
             self.run_path / "metrics.jsonl", upto_epoch=self.pos.epoch, rewrite=self.ctx.is_main
         )
@@ -280,19 +328,24 @@ class RunLoop:
             pos.step = step + 1
             pos.epoch_seconds = time.perf_counter() - resumed_from
             self.progress.step(step, stats, pos)
+            if self.lock is not None:
+                self.lock.beat()
             every = t.checkpoint_every_steps
             if every and pos.step % every == 0 and pos.step < self.steps_per_epoch:
                 self.save(f"epoch {epoch + 1} step {pos.step}")
             self.stop_if_signalled(signals, epoch)
 
     def guarded_step(self, epoch: int, step: int, batch) -> Any:
-        """One training step; a non-finite loss skips it (returns None) or, past the allowance, fails the run."""
+        """One training step; a non-finite loss or gradient skips it (returns None: the trainer
+        applied no update, and the schedules stepped) or, past the allowance, fails the run."""
         self.generator.manual_seed(step_seed(self.cfg.seed, epoch, step))
         state = self.state
         try:
             return self.trainer.step(
                 batch.images, batch.labels, state.optimizers, state.schedulers, self.generator, batch.shard
             )
+        except NonFiniteWeightsError as err:
+            raise RunFailed(f"{err} at epoch {epoch + 1}, step {step + 1}. {self.last_checkpoint()}") from None
         except NonFiniteLossError as err:
             pos, allowed = self.pos, self.cfg.train.max_nonfinite_skips
             pos.nonfinite_skips += 1
@@ -301,13 +354,17 @@ class RunLoop:
                 pos.step = step
                 raise RunFailed(
                     f"{err} at {where}; {pos.nonfinite_skips} non-finite step(s) exceed "
-                    f"train.max_nonfinite_skips={allowed}. The last checkpoint "
-                    f"is {self.run_path / 'checkpoint.pt'}"
+                    f"train.max_nonfinite_skips={allowed}. {self.last_checkpoint()}"
                 ) from None
             print(f"[{self.cfg.name}] skipped {where}: {err} ({pos.nonfinite_skips}/{allowed})", file=sys.stderr)
-            for sched in state.schedulers:  # the schedule stays aligned with the step count
-                sched.step()
             return None
+
+    def last_checkpoint(self) -> str:
+        """Where the last good state is, for the message of a failed run (a file that exists, or none)."""
+        path = self.run_path / "checkpoint.pt"
+        if self.saved_at and path.is_file():
+            return f"The last checkpoint, {path} (saved at {self.saved_at}), is unaffected."
+        return "No checkpoint was written before it."
 
     def stop_if_signalled(self, signals: list[int], epoch: int) -> None:
         """Save and raise RunInterrupted when any rank received SIGINT / SIGTERM."""
@@ -341,4 +398,6 @@ class RunLoop:
     def save(self, where: str) -> None:
         """Write the checkpoint (rank 0, when checkpoints are on); ``where`` says at what point."""
         if self.ctx.is_main and self.cfg.train.checkpoint:
-            save_checkpoint({**self.state.state_dict(), "saved_at": where}, self.run_path / "checkpoint.pt")
+            state = {**self.state.state_dict(), "saved_at": where, "fingerprints": self.fingerprints}
+            save_checkpoint(state, self.run_path / "checkpoint.pt")
+            self.saved_at = where

@@ -2,15 +2,23 @@
 
 RUN_DIR/
   config.yaml      the resolved config (plain data)
-  env.json         versions, device, git commit, command line
+  env.json         versions, device, git commit, command line, fingerprints of the config and data
   metrics.jsonl    one JSON object per epoch
   summary.json     final numbers per network (written at the end)
   checkpoint.pt    the last end-of-epoch state of every network
+  eval/            what `ait eval` wrote
+  .lock            held by the run that writes the directory (ait.engine.lock)
+
+A directory is a run directory when ``ait train`` made it: it holds nothing but the entries above
+(and ait's temporary files), and more than a config.yaml (which may be the user's own). Only such
+a directory is ever emptied, by --overwrite or to start again a run that saved no training; any
+other is refused with what it holds.
 """
 
 from __future__ import annotations
 
 import platform
+import re
 import shutil
 import socket
 import subprocess
@@ -23,6 +31,7 @@ import torch
 
 from ait.config import RESUME_MAY_CHANGE, Config, config_differences, dump_yaml
 from ait.engine.checkpoint import CheckpointError, load_checkpoint
+from ait.engine.lock import LOCK_NAME
 from ait.runtime.files import write_json, write_text_atomic
 
 
@@ -36,22 +45,65 @@ def default_run_dir(config: Config) -> Path:
     return Path(config.out_dir) / config.name / f"seed{config.seed}"
 
 
-def prepare_run_dir(path: str | Path, overwrite: bool = False) -> Path:
-    """Create ``path`` for a new run. An existing non-empty directory is an error unless ``overwrite``.
+RUN_ENTRIES = ("config.yaml", "env.json", "metrics.jsonl", "summary.json", "checkpoint.pt", "eval", LOCK_NAME)
+# ait's temporary files: atomic writes (".checkpoint.pt.x1y2.tmp", before: ".checkpoint.pt.tmp") and the write test.
+_TEMPORARY = re.compile(
+    r"\.(?:config\.yaml|env\.json|metrics\.jsonl|summary\.json|checkpoint\.pt)(?:\..+)?\.tmp|\.write-test-.*"
+)
 
-    Checks that the directory is writable before any training starts, so a run never trains for an
-    hour and then fails to save.
-    """
-    path = Path(path)
+
+def foreign_entries(path: Path) -> list[str]:
+    """The names in ``path`` that ait did not write, sorted."""
+    return sorted(e.name for e in path.iterdir() if e.name not in RUN_ENTRIES and not _TEMPORARY.fullmatch(e.name))
+
+
+def holds_training(path: Path) -> bool:
+    """Whether a run directory holds anything of a trained run (a checkpoint or a summary)."""
+    return (path / "checkpoint.pt").exists() or (path / "summary.json").exists()
+
+
+def check_run_directory(path: Path) -> None:
+    """Refuse an existing, non-empty ``path`` that is not a run directory ait made (see above)."""
     if path.exists() and not path.is_dir():
         raise RunDirError(f"run directory {str(path)!r} exists and is not a directory")
-    if path.is_dir() and any(path.iterdir()):
-        if not overwrite:
+    entries = [e.name for e in path.iterdir() if e.name != LOCK_NAME] if path.is_dir() else []
+    foreign = foreign_entries(path) if entries else []
+    written = any((path / name).exists() for name in ("env.json", "checkpoint.pt", "metrics.jsonl", "summary.json"))
+    if entries and (foreign or not written):  # a lone config.yaml may be the user's own
+        shown = foreign or entries
+        listed = ", ".join(shown[:5]) + (f" and {len(shown) - 5} more" if len(shown) > 5 else "")
+        raise RunDirError(
+            f"{str(path)!r} is not a run directory that ait made (it holds {listed}); ait never deletes or "
+            "writes over files it did not write, even with --overwrite: choose another with --run-dir"
+        )
+
+
+def prepare_run_dir(path: str | Path, overwrite: bool = False) -> Path:
+    """Make ``path`` ready for a new run: an empty directory, kept or made.
+
+    An existing run directory is emptied (its lock kept) when ``overwrite``, or when it holds no
+    training (a run stopped before its first checkpoint); one holding training is refused without
+    ``overwrite``, and any other non-empty directory always (:func:`check_run_directory`). Checks
+    that the directory is writable before any training starts, so a run never trains for an hour and
+    then fails to save.
+    """
+    path = Path(path)
+    check_run_directory(path)
+    entries = [e for e in path.iterdir() if e.name != LOCK_NAME] if path.is_dir() else []
+    if entries:
+        if holds_training(path) and not overwrite:
             raise RunDirError(
                 f"run directory {str(path)!r} already holds a run; pass --overwrite to replace it, "
                 "or choose another with --run-dir"
             )
-        shutil.rmtree(path)
+        if not holds_training(path):
+            note = "no training was saved there (stopped before its first checkpoint); starting again"
+            print(f"{path}: {note}", file=sys.stderr)
+        for entry in entries:
+            if entry.is_dir():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
     try:
         path.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
@@ -126,14 +178,15 @@ def check_free_space(run_path: Path, needed: int) -> None:
 
 
 def open_run_directory(cfg: Config, run_path: Path, overwrite: bool, resume: bool) -> dict[str, Any] | None:
-    """Prepare the run directory; returns the checkpoint to resume from, or None for a new run."""
+    """Prepare the run directory (whose lock the caller holds); returns the checkpoint to resume
+    from, or None for a new run."""
     checkpoint = run_path / "checkpoint.pt"
     complete = (run_path / "summary.json").exists()
+    if resume and overwrite:
+        raise RunDirError("--resume and --overwrite contradict each other")
     if resume and not checkpoint.exists():
         raise RunDirError(f"cannot resume: {str(run_path)!r} holds no checkpoint.pt")
     if overwrite or not checkpoint.exists():
-        if resume:
-            raise RunDirError("--resume and --overwrite contradict each other")
         prepare_run_dir(run_path, overwrite=overwrite)
         return None
     if complete:
@@ -152,3 +205,20 @@ def open_run_directory(cfg: Config, run_path: Path, overwrite: bool, resume: boo
             f"differing keys: {'; '.join(diffs)}. Pass --overwrite to start again or use --run-dir"
         )
     return state
+
+
+def check_data_unchanged(saved: dict[str, Any], current: dict[str, str], where: str, allowed: bool, hint: str) -> None:
+    """Refuse data whose fingerprint differs from the one a checkpoint recorded, naming the split.
+
+    ``saved``: the checkpoint's ``fingerprints["data"]`` ({"train": hex, "test": hex}; absent in
+    checkpoints written before fingerprints, which are not checked); ``current``: the same of the
+    data as it is now. ``allowed`` (--allow-data-change) lets a changed split through; ``hint``
+    ends the message with what to do.
+    """
+    changed = [split for split in ("train", "test") if saved.get(split) and saved.get(split) != current.get(split)]
+    if changed and not allowed:
+        raise RunDirError(
+            f"{where}: the {' and '.join(changed)} data changed since the checkpoint was written (fingerprint "
+            + ", ".join(f"{s} {saved[s]} -> {current.get(s)}" for s in changed)
+            + f"); {hint}"
+        )

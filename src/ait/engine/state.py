@@ -21,8 +21,9 @@ from ait.engine.checkpoint import capture_rng, restore_rng
 
 def step_seed(seed: int, epoch: int, step: int) -> int:
     """Seed of the view generator for one step: a function of (seed, epoch, step) alone, so any
-    step can be replayed without the generator's history (exact resume, reproducible views)."""
-    return (seed * 1_000_003 + epoch) * 1_000_033 + step
+    step can be replayed without the generator's history (exact resume, reproducible views).
+    Wrapped below 2**63 for the generator; seeds under about 9 million never wrap."""
+    return ((seed * 1_000_003 + epoch) * 1_000_033 + step) % (1 << 63)
 
 
 @dataclass

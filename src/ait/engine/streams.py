@@ -45,7 +45,7 @@ from ait.data import (
     verify_images,
 )
 from ait.runtime.predict import accuracy_table, predict_batches, predict_logits
-from ait.runtime.rundata import RunData, build_data, evenly_spaced, select_samples
+from ait.runtime.rundata import RunData, build_data, evenly_spaced, files_fingerprint, select_samples
 
 __all__ = [
     "ImageFolderStream",
@@ -152,6 +152,11 @@ def scan_imagefolder_splits(cfg: Config, ctx) -> _Indexes:
     info: dict[str, Any] = {"train_source": str(root / "train"), "test_source": str(root / "val")}
     train, val, selected = select_samples(train, val, d, cfg.seed, evenly_spaced)
     info.update(selected)
+    if ctx.is_main:  # rank 0 alone records and checks it: one stat per file is enough
+        info["fingerprint"] = {
+            "train": files_fingerprint(train.paths, train.labels.tolist()),
+            "test": files_fingerprint(val.paths, val.labels.tolist()),
+        }
     if d.verify_images:  # after the subsets: only the files the run reads are decoded
         bad = _verify_sharded(train, d.workers, ctx) + _verify_sharded(val, d.workers, ctx)
         if bad and not d.skip_corrupt:

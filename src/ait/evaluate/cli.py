@@ -79,6 +79,11 @@ def add_eval_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_positive_int, default=None, help="evaluation batch size (default: the run's)")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1 ... (default: auto)")
     p.add_argument(
+        "--allow-data-change",
+        action="store_true",
+        help="evaluate although the data's fingerprint differs from the one the checkpoint recorded",
+    )
+    p.add_argument(
         "--tsne-samples", type=_positive_int, default=14, help="test images in the t-SNE (default: 14, as the paper)"
     )
     p.add_argument(
@@ -161,6 +166,7 @@ def options_from_args(args: argparse.Namespace) -> EvalOptions:
         cache_dir=args.cache_dir,
         batch_size=args.batch_size,
         device=args.device,
+        allow_data_change=args.allow_data_change,
         tsne_samples=args.tsne_samples,
         tsne_variants=args.tsne_variants,
     )

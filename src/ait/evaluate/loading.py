@@ -21,9 +21,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from ait.config import Config, ConfigError, load_config
+from ait.config import RESUME_MAY_CHANGE, Config, ConfigError, config_differences, load_config
 from ait.engine.checkpoint import CheckpointError, load_checkpoint, networks_from_checkpoint
-from ait.engine.rundir import RunDirError
+from ait.engine.rundir import RunDirError, check_data_unchanged
 from ait.runtime.precision import Precision, resolve_device, resolve_precision
 from ait.runtime.rundata import RunData, build_data
 
@@ -91,29 +91,17 @@ def check_run_dir(run_dir: str | Path) -> Path:
     return path
 
 
-def load_run(run_dir: str | Path, device: str | None = "auto") -> LoadedRun:
+def load_run(run_dir: str | Path, device: str | None = "auto", allow_data_change: bool = False) -> LoadedRun:
     """Load ``run_dir`` (config.yaml, checkpoint.pt, summary.json if present) for evaluation.
 
     device: "auto" (CUDA when available), "cpu", "cuda:1", ...; None uses the run's train.device.
-    Precision and channels_last follow the run's train settings, resolved on that device.
-    Raises :class:`RunLoadError` naming the path when something is missing or damaged.
+    Precision and channels_last follow the run's train settings, resolved on that device. The
+    checkpoint must have been trained with config.yaml's config, and the data must be the data it
+    was trained on (the fingerprints the checkpoint recorded; ``allow_data_change`` lets changed
+    data through). Raises :class:`RunLoadError` naming the path and what differs.
     """
     path = check_run_dir(run_dir)
-    try:
-        config = load_config(path / "config.yaml")
-    except ConfigError as err:
-        raise RunLoadError(f"run directory {str(path)!r}: config.yaml is not a valid config: {err}") from None
-    try:
-        state = load_checkpoint(path / "checkpoint.pt", map_location="cpu")
-    except CheckpointError as err:
-        raise RunLoadError(f"run directory {str(path)!r}: {err}") from None
-    saved_nets = list(state.get("config", {}).get("strategy", {}).get("networks", []))
-    if saved_nets != list(config.strategy.networks):
-        raise RunLoadError(
-            f"run directory {str(path)!r}: checkpoint.pt holds networks {saved_nets} but "
-            f"config.yaml names {list(config.strategy.networks)}"
-        )
-
+    config, state = _read_config_and_checkpoint(path)
     spec = config.train.device if device is None else device
     try:
         torch_device = resolve_device(spec)
@@ -122,7 +110,39 @@ def load_run(run_dir: str | Path, device: str | None = "auto") -> LoadedRun:
     precision = resolve_precision(torch_device, config.train.precision, config.train.channels_last)
     data = build_data(config.data, config.seed)  # the same test set (and limits) as in training
     try:
-        _, networks = networks_from_checkpoint(state, data.train.num_classes, data.train.image_shape[0], torch_device)
+        hint = "pass --allow-data-change to evaluate on the data as it is now"
+        saved = state.get("fingerprints", {}).get("data") or {}
+        check_data_unchanged(saved, data.info["fingerprint"], f"run directory {str(path)!r}", allow_data_change, hint)
+    except RunDirError as err:
+        raise RunLoadError(str(err)) from None
+    networks = _networks(path, state, data, torch_device, precision)
+    return LoadedRun(path, config, networks, data, precision, _read_summary(path, state))
+
+
+def _read_config_and_checkpoint(path: Path) -> tuple[Config, dict[str, Any]]:
+    """config.yaml and checkpoint.pt, refused unless the checkpoint was trained with that config."""
+    try:
+        config = load_config(path / "config.yaml")
+    except ConfigError as err:
+        raise RunLoadError(f"run directory {str(path)!r}: config.yaml is not a valid config: {err}") from None
+    try:
+        state = load_checkpoint(path / "checkpoint.pt", map_location="cpu")
+    except CheckpointError as err:
+        raise RunLoadError(f"run directory {str(path)!r}: {err}") from None
+    diffs = config_differences(state.get("config", {}), config.to_dict(), ignore=RESUME_MAY_CHANGE)
+    if diffs:
+        raise RunLoadError(
+            f"run directory {str(path)!r}: checkpoint.pt was trained with another config than config.yaml "
+            f"(checkpoint -> config.yaml: {'; '.join(diffs[:5])}{'; ...' if len(diffs) > 5 else ''}); "
+            "copy the checkpoint together with its own config.yaml"
+        )
+    return config, state
+
+
+def _networks(path: Path, state: dict[str, Any], data: RunData, device: torch.device, precision: Precision):
+    """The trained networks, eval mode, on ``device`` in the run's memory format."""
+    try:
+        _, networks = networks_from_checkpoint(state, data.train.num_classes, data.train.image_shape[0], device)
     except (RuntimeError, KeyError, ValueError) as err:  # shape mismatch, unknown model name
         raise RunLoadError(
             f"run directory {str(path)!r}: cannot rebuild the networks from checkpoint.pt "
@@ -130,23 +150,23 @@ def load_run(run_dir: str | Path, device: str | None = "auto") -> LoadedRun:
         ) from None
     if precision.channels_last:
         networks = [net.to(memory_format=torch.channels_last) for net in networks]
+    return [net.eval() for net in networks]
 
-    summary = None
+
+def _read_summary(path: Path, state: dict[str, Any]) -> dict[str, Any] | None:
+    """summary.json, or None (with a warning) for an unfinished run."""
     summary_path = path / "summary.json"
     if summary_path.is_file():
         try:
-            summary = json.loads(summary_path.read_text())
+            return json.loads(summary_path.read_text())
         except (OSError, json.JSONDecodeError) as err:
             raise RunLoadError(f"run directory {str(path)!r}: summary.json is unreadable ({err})") from None
-    else:
-        # A checkpoint without a summary is an interrupted run: still worth evaluating, but say so.
-        pos = state.get("position")
-        where = (
-            f" (saved at epoch {pos.get('epoch', 0) + 1}, step {pos.get('step', 0)})" if isinstance(pos, dict) else ""
-        )
-        warnings.warn(
-            f"run directory {str(path)!r} has no summary.json (unfinished run?); evaluating its last checkpoint{where}",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-    return LoadedRun(path, config, [net.eval() for net in networks], data, precision, summary)
+    # A checkpoint without a summary is an interrupted run: still worth evaluating, but say so.
+    pos = state.get("position")
+    where = f" (saved at epoch {pos.get('epoch', 0) + 1}, step {pos.get('step', 0)})" if isinstance(pos, dict) else ""
+    warnings.warn(
+        f"run directory {str(path)!r} has no summary.json (unfinished run?); evaluating its last checkpoint{where}",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+    return None

@@ -73,6 +73,7 @@ class EvalOptions:
     cache_dir: str | None = None  # generated test sets (default: $AIT_CACHE_DIR/testsets or ~/.cache/ait/testsets)
     batch_size: int | None = None  # default: each run's train.eval_batch_size
     device: str = "auto"
+    allow_data_change: bool = False  # evaluate although the data differs from what the checkpoint was trained on
     tsne_samples: int = 14
     tsne_variants: int = 16
 
@@ -95,7 +96,7 @@ def evaluate_runs(run_dirs: Sequence[str | Path], options: EvalOptions) -> Itera
             )
     memo: dict[Path, tuple[dict[str, Any], tuple]] = {}
     for path in paths:
-        run = load_run(path, device=options.device)
+        run = load_run(path, device=options.device, allow_data_change=options.allow_data_change)
         results = evaluate_run(
             run,
             options.transfer,
@@ -203,7 +204,11 @@ def evaluate_corruptions(
     if corruptions.baseline is not None:
         base_dir = check_run_dir(corruptions.baseline)
         hit = memo.get(base_dir.resolve())
-        baseline, base_identity = hit if hit is not None else evaluated(load_run(base_dir, device=options.device))
+        baseline, base_identity = (
+            hit
+            if hit is not None
+            else evaluated(load_run(base_dir, device=options.device, allow_data_change=options.allow_data_change))
+        )
         if base_identity != identity:
             raise RunLoadError(
                 f"baseline run directory {str(base_dir)!r} was evaluated on a different test set "

@@ -1,8 +1,10 @@
 """Writing files so that a crash never leaves half of one: a temporary file, then a rename.
 
 Every writer of the project goes through :func:`atomic_write`: the temporary file has a unique
-name in the target's directory (two writers never share one), is removed if the write fails, and
-replaces the target only once it is complete. JSON lines are appended whole, one ``write`` each.
+name in the target's directory (two writers never share one), is removed if the write fails, is
+flushed to the disk (fsync), and replaces the target only once it is complete; the directory is
+synced after the rename, so a file reported written survives a power cut. JSON lines are appended
+whole, each in one ``write`` call on a file opened for appending.
 No torch here: reports (which stay free of torch) write through this module too.
 """
 
@@ -28,10 +30,27 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any], mode: int 
         os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as f:
             write(f)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _sync_directory(path.parent)
+
+
+def _sync_directory(folder: Path) -> None:
+    """Make a rename in ``folder`` durable; file systems that cannot sync a directory are left be."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:
@@ -45,6 +64,14 @@ def write_json(path: str | Path, data: Any) -> None:
 
 
 def append_jsonl(path: str | Path, record: dict[str, Any]) -> None:
-    """Append ``record`` as one JSON line."""
-    with Path(path).open("a") as f:
-        f.write(json.dumps(record) + "\n")
+    """Append ``record`` as one JSON line, in one ``write`` call (O_APPEND), flushed to the disk: a
+    crash leaves whole lines (a reader drops a torn last line, see ait.engine.records.read_history)."""
+    data = (json.dumps(record) + "\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        written = os.write(fd, data)
+        if written != len(data):  # a short write (disk full): the line is torn, say so
+            raise OSError(f"wrote {written} of {len(data)} bytes of a line to {path}")
+        os.fsync(fd)
+    finally:
+        os.close(fd)

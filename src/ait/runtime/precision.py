@@ -13,6 +13,8 @@ from functools import lru_cache
 
 import torch
 
+from ait.config import ConfigError
+
 
 @lru_cache(maxsize=1)
 def cpu_has_native_bf16() -> bool:
@@ -51,7 +53,11 @@ def resolve_device(spec: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(spec)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"train.device: {spec!r} was asked for, but torch sees no CUDA device")
+        raise ConfigError(f"train.device: {spec!r} was asked for, but torch sees no CUDA device")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ConfigError(f"train.device: {spec!r} was asked for, but torch sees {torch.cuda.device_count()} GPU(s)")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"train.device: {spec!r} was asked for, but torch sees no Apple GPU (MPS)")
     return device
 
 

@@ -8,6 +8,8 @@ Both kinds of data -- arrays in memory (:func:`build_data`) and image folders st
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -25,6 +27,34 @@ from ait.data import (
 from ait.data.synthetic import make_synthetic_split
 
 Samples = TypeVar("Samples")  # ImageArrays or ImageFolderIndex: len(), .labels, .num_classes, .subset(indices)
+
+
+def fingerprint(*parts: bytes | memoryview | str) -> str:
+    """A short hex digest (BLAKE2b, 16 bytes) of ``parts``: a cheap identity of data, not a secret."""
+    h = hashlib.blake2b(digest_size=16)
+    for part in parts:
+        h.update(part.encode() if isinstance(part, str) else part)
+    return h.hexdigest()
+
+
+def arrays_fingerprint(arrays: ImageArrays) -> str:
+    """Of in-memory data: its sizes and the bytes of its images and labels (about 1 s per GB)."""
+    images, labels = arrays.images.contiguous(), arrays.labels.contiguous()
+    return fingerprint(
+        f"{tuple(images.shape)}|{images.dtype}|{len(labels)}|",
+        memoryview(images.numpy()).cast("B"),
+        memoryview(labels.numpy()).cast("B"),
+    )
+
+
+def files_fingerprint(paths: Sequence[str], labels: Sequence[int]) -> str:
+    """Of data read from files: the sorted (path, label, size, modification time) of each file, not
+    its contents (a stat per file: cheap next to decoding them once)."""
+    rows = []
+    for path, label in sorted(zip(paths, labels)):
+        st = os.stat(path)
+        rows.append(f"{path}\t{label}\t{st.st_size}\t{st.st_mtime_ns}\n")
+    return fingerprint(f"{len(rows)}|", "".join(rows))
 
 
 def first_samples(n: int, k: int) -> Sequence[int]:
@@ -69,25 +99,10 @@ class RunData:
 
 
 def build_data(cfg: DataConfig, seed: int) -> RunData:
-    """Load train / test, then take the config's subsets (:func:`select_samples`)."""
-    if cfg.dataset == "imagefolder":
-        raise DataError(
-            f"{cfg.root}: data.dataset=imagefolder is streamed from disk during training "
-            "(ait.engine.streams.ImageFolderStream), not loaded into memory; evaluations that need the "
-            "whole test set as arrays (ait eval) support in-memory datasets only"
-        )
-    if cfg.dataset == "synthetic":
-        train, test = make_synthetic_split(cfg.synthetic_size, max(cfg.synthetic_size // 4, 10), seed=1234)
-    elif cfg.dataset == "npz":
-        train, test = load_npz(cfg.train_file), load_npz(cfg.test_file)
-    else:
-        train = load_dataset(cfg.dataset, cfg.root, train=True, download=cfg.download)
-        test = load_dataset(cfg.dataset, cfg.root, train=False, download=cfg.download)
-    if train.image_shape[0] != test.image_shape[0] or train.num_classes != test.num_classes:
-        raise ValueError(
-            f"training set {train.source} ({train.image_shape}, {train.num_classes} classes) and test set "
-            f"{test.source} ({test.image_shape}, {test.num_classes} classes) do not match"
-        )
+    """Load train / test, check that they fit each other, then take the config's subsets
+    (:func:`select_samples`). ``info`` records what was done and the data's fingerprints."""
+    train, test = _load_splits(cfg)
+    check_splits_match(train, test)
     info: dict[str, Any] = {"train_source": train.source, "test_source": test.source}
     train, test, selected = select_samples(train, test, cfg, seed, first_samples)
     info.update(selected)
@@ -100,5 +115,36 @@ def build_data(cfg: DataConfig, seed: int) -> RunData:
         image_shape=list(train.image_shape),
         mean=list(mean),
         std=list(std),
+        fingerprint={"train": arrays_fingerprint(train), "test": arrays_fingerprint(test)},
     )
     return RunData(train, test, tuple(mean), tuple(std), info)
+
+
+def _load_splits(cfg: DataConfig) -> tuple[ImageArrays, ImageArrays]:
+    if cfg.dataset == "imagefolder":
+        raise DataError(
+            f"{cfg.root}: data.dataset=imagefolder is streamed from disk during training "
+            "(ait.engine.streams.ImageFolderStream), not loaded into memory; evaluations that need the "
+            "whole test set as arrays (ait eval) support in-memory datasets only"
+        )
+    if cfg.dataset == "synthetic":
+        return make_synthetic_split(cfg.synthetic_size, max(cfg.synthetic_size // 4, 10), seed=1234)
+    if cfg.dataset == "npz":
+        return load_npz(cfg.train_file), load_npz(cfg.test_file)
+    train = load_dataset(cfg.dataset, cfg.root, train=True, download=cfg.download)
+    return train, load_dataset(cfg.dataset, cfg.root, train=False, download=cfg.download)
+
+
+def check_splits_match(train: ImageArrays, test: ImageArrays) -> None:
+    """The test images must have the training images' shape (C, H, W) and the same classes; DataError naming both."""
+    if train.image_shape != test.image_shape:
+        raise DataError(
+            f"{test.source}: test images are {tuple(test.image_shape)} (C, H, W) but the training images of "
+            f"{train.source} are {tuple(train.image_shape)}; both splits need the same channels and size"
+        )
+    if train.num_classes != test.num_classes:
+        raise DataError(
+            f"{test.source}: the test set has {test.num_classes} classes but the training set {train.source} has "
+            f"{train.num_classes} (without classes.txt the classes are 0 .. the largest label); give both splits "
+            "the same classes, e.g. one classes.txt beside both files"
+        )
