@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -123,3 +125,18 @@ class NaNAtThirdStep(TinyNet):
 for _name, _cls in (("test_tiny_gn", TinyGroupNormNet), ("test_nan_step3", NaNAtThirdStep)):
     if _name not in models.available():
         models.register(_name)(lambda num_classes, in_channels, _cls=_cls: _cls(num_classes, in_channels))
+
+
+def launch(config_path: Path, run_dir: Path, *extra: str) -> subprocess.Popen:
+    """``ait train CONFIG --run-dir RUN_DIR ...`` in a new Python process (with the test networks)."""
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import ait_testutils; from ait.cli import main; "
+        "sys.exit(main(sys.argv[2:]))"
+    )
+    tests = Path(__file__).resolve().parent
+    return subprocess.Popen(
+        [sys.executable, "-c", code, str(tests), "train", str(config_path), "--run-dir", str(run_dir), *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from ait.config import OptimConfig
-from ait.engine.optim import build_optimizer, build_scheduler, default_weight_decay, lr_factor
+from ait.engine.optim import build_optimizer, build_scheduler, default_weight_decay, lr_factor, masked_step
 
 
 def test_step_schedule_divides_by_ten_at_the_papers_milestones():
@@ -44,3 +44,57 @@ def test_weight_decay_defaults_per_architecture():
     assert opt.param_groups[0]["weight_decay"] == 5e-4
     opt = build_optimizer(torch.nn.Linear(2, 2), "wrn16_4", OptimConfig(weight_decay=0.0))
     assert opt.param_groups[0]["weight_decay"] == 0.0
+
+
+def _twins(nesterov: bool):
+    """Two copies of one network with SGD: the run's fused optimiser and PyTorch's default one."""
+    from ait import models
+
+    torch.manual_seed(0)
+    a, b = models.create("test_tiny", 10), models.create("test_tiny", 10)
+    b.load_state_dict(a.state_dict())
+    cfg = OptimConfig(lr=0.1, momentum=0.9, weight_decay=1e-4, nesterov=nesterov)
+    plain = torch.optim.SGD(b.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4, nesterov=nesterov)
+    return (a, build_optimizer(a, "test_tiny", cfg)), (b, plain)
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_the_fused_optimiser_equals_the_default_up_to_rounding(nesterov):
+    (a, fused), (b, plain) = _twins(nesterov)
+    assert fused.defaults["fused"]
+    x, y = torch.randn(16, 3, 16, 16), torch.randint(0, 10, (16,))
+    for _ in range(5):
+        for net, opt in ((a, fused), (b, plain)):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(net(x), y).backward()
+            if opt is fused:
+                masked_step(opt, torch.zeros(()))
+            else:
+                opt.step()
+    for p, q in zip(a.parameters(), b.parameters()):  # the fused kernel may round a multiply-add once
+        torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-7)
+
+
+def test_a_skipped_step_changes_nothing_and_is_never_read_on_the_host():
+    (a, fused), (b, plain) = _twins(False)
+
+    class NoHostRead(torch.Tensor):
+        def __bool__(self):
+            raise AssertionError("the flag was read on the host")
+
+    x, y = torch.randn(16, 3, 16, 16), torch.randint(0, 10, (16,))
+    fused.zero_grad()
+    torch.nn.functional.cross_entropy(a(x), y).backward()
+    for p in a.parameters():
+        p.grad.fill_(float("nan"))
+    masked_step(fused, torch.ones(()).as_subclass(NoHostRead))  # skipped on the device, first step included
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert all(torch.equal(fused.state[p]["momentum_buffer"], torch.zeros_like(p)) for p in a.parameters())
+    for net, opt in ((a, fused), (b, plain)):  # the next step is a first step as if none had been skipped
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(net(x), y).backward()
+        if opt is fused:
+            masked_step(opt, torch.zeros(()))
+        else:
+            opt.step()
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))

@@ -4,7 +4,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import ait
 from ait.engine.checkpoint import CheckpointError, export_safetensors, load_checkpoint
 from ait.engine.run import TIMING_FIELDS, RunFailed
 from ait.engine.rundir import RunDirError
-from ait_testutils import tiny_config
+from ait_testutils import launch, tiny_config
 
 TESTS = Path(__file__).resolve().parents[1]
 
@@ -28,19 +27,6 @@ def resumable_config(tmp_path, **train):
         "ait",
         data={"synthetic_size": 1600},
         train={"epochs": 4, "num_threads": 1, "checkpoint_every_steps": 7, **train},
-    )
-
-
-def launch(config_path: Path, run_dir: Path, *extra: str) -> subprocess.Popen:
-    code = (
-        "import sys; sys.path.insert(0, sys.argv[1]); import ait_testutils; from ait.cli import main; "
-        "sys.exit(main(sys.argv[2:]))"
-    )
-    return subprocess.Popen(
-        [sys.executable, "-c", code, str(TESTS), "train", str(config_path), "--run-dir", str(run_dir), *extra],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
     )
 
 

@@ -131,6 +131,51 @@ def test_non_finite_loss_stops_before_any_update(batch):
             )
 
 
+def _fused(nets):
+    from ait.config import OptimConfig
+    from ait.engine.optim import build_optimizer
+
+    return [build_optimizer(n, "test_tiny", OptimConfig(lr=0.1, momentum=0.9)) for n in nets]
+
+
+def test_non_finite_gradients_with_a_finite_loss_change_no_weight_momentum_or_statistic(batch):
+    images, labels = batch
+    trainer, nets = make([(0, 0), (1, 0)], 2, ["rp"])
+    opts = _fused(nets)
+    nets[1].head.weight.register_hook(lambda g: g * float("inf"))  # the loss stays finite
+    before = [{k: v.clone() for k, v in n.state_dict().items()} for n in nets]
+    momentum = [[o.state[p]["momentum_buffer"].clone() for p in n.parameters()] for n, o in zip(nets, opts)]
+    with pytest.raises(NonFiniteLossError, match=r"non-finite gradients of net1 \(the loss was finite\)"):
+        trainer.step(images, labels, opts, generator=torch.Generator().manual_seed(0))
+    for b, n in zip(before, nets):  # BatchNorm statistics included: put back after the forward moved them
+        assert all(torch.equal(b[k], v) for k, v in n.state_dict().items())
+    for m, n, o in zip(momentum, nets, opts):
+        assert all(torch.equal(x, o.state[p]["momentum_buffer"]) for x, p in zip(m, n.parameters()))
+
+
+def test_poisoned_batchnorm_statistics_skip_the_step_and_are_put_back(batch):
+    images, labels = batch
+    trainer, nets = make([(0, 0)], 1, ["rp"])
+    opts = _fused(nets)
+    # Huge activations: the batch variance overflows, the normalised output (and the loss) stays finite.
+    nets[0].body[1].register_forward_pre_hook(lambda m, args: (args[0] * 1e30,))
+    before = {k: v.clone() for k, v in nets[0].state_dict().items()}
+    with pytest.raises(NonFiniteLossError, match="non-finite BatchNorm statistics of net0"):
+        trainer.step(images, labels, opts, generator=torch.Generator().manual_seed(0))
+    assert all(torch.equal(before[k], v) for k, v in nets[0].state_dict().items())
+
+
+def test_an_update_that_overflows_the_weights_is_named(batch):
+    from ait.engine.trainer import NonFiniteWeightsError
+
+    images, labels = batch
+    trainer, nets = make([(0, 0)], 1, ["rp"])
+    nets[0].head.weight.register_hook(lambda g: g * 1e30)  # still finite
+    opt = torch.optim.SGD(nets[0].parameters(), lr=1e10, fused=True)  # but the update overflows
+    with pytest.raises(NonFiniteWeightsError, match="the update made the weights of net0 NaN or infinite"):
+        trainer.step(images, labels, [opt], generator=torch.Generator().manual_seed(0))
+
+
 def test_network_without_branch_is_an_error():
     with pytest.raises(ValueError, match="every network needs at least one branch"):
         make([(0, 0)], 2, ["rp"])

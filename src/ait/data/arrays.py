@@ -159,12 +159,7 @@ def load_npz(path: str | Path, classes: Sequence[str] | None = None) -> ImageArr
         raise DataError(f"{path}: is a folder, expected an .npz file")
     images, labels = _read_npz(path)
     images = _checked_arrays(path, images, labels)
-    if classes is not None:
-        names = [str(c) for c in classes]
-    elif (path.parent / "classes.txt").is_file():
-        names = read_class_names(path.parent / "classes.txt")
-    else:
-        names = [str(i) for i in range(max(int(labels.max()), 0) + 1)]
+    names = _class_names(path, classes, int(labels.max()))
     # from_numpy shares memory; permute + contiguous makes the one NCHW copy we keep.
     images_t = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
     labels_t = torch.from_numpy(labels.astype(np.int64, copy=False))
@@ -217,4 +212,28 @@ def _checked_arrays(path: Path, images: np.ndarray, labels: np.ndarray) -> np.nd
         raise DataError(f"{path}: {images.shape[0]} images but {labels.shape[0]} labels")
     if labels.shape[0] == 0:
         raise DataError(f"{path}: dataset is empty (N = 0)")
+    if int(labels.min()) < 0:
+        raise DataError(f"{path}: labels must be >= 0, found {int(labels.min())}")
     return images
+
+
+# Without classes.txt the classes are 0 .. the largest label; beyond this many, a label is taken for
+# a mistake (one label of 2**40 would otherwise make a list of 2**40 class names).
+MAX_UNNAMED_CLASSES = 100_000
+
+
+def _class_names(path: Path, classes: Sequence[str] | None, max_label: int) -> list[str]:
+    """`classes`, else classes.txt beside the file, else "0".."max_label" (refused beyond
+    MAX_UNNAMED_CLASSES, from the largest label: nothing is allocated by a label's size). Labels
+    beyond given names are refused by :meth:`ImageArrays.validate`, naming the label and its index."""
+    if classes is not None:
+        return [str(c) for c in classes]
+    if (path.parent / "classes.txt").is_file():
+        return read_class_names(path.parent / "classes.txt")
+    if max_label >= MAX_UNNAMED_CLASSES:
+        raise DataError(
+            f"{path}: labels go up to {max_label}; without a classes.txt beside the file the classes are 0 .. the "
+            f"largest label, and more than {MAX_UNNAMED_CLASSES:,} is taken for a mistake. List the class names in "
+            "classes.txt (one per line) if you mean them"
+        )
+    return [str(i) for i in range(max_label + 1)]

@@ -5,8 +5,11 @@ Expected layout (root may be the folder itself or its parent)::
     root/cifar-10-batches-py/   data_batch_1 .. data_batch_5, test_batch, batches.meta
     root/cifar-100-python/      train, test, meta
 
-Security: the official files are Python pickles, and unpickling can run arbitrary code. Only read
-files from a trusted source (the archives below, checked against their published md5).
+Security: the official files are Python pickles, and unpickling an arbitrary pickle can run code.
+They are read with a restricted unpickler (:class:`BatchUnpickler`) that admits only what the
+official batches contain -- dicts, lists, bytes, strings, numbers and numpy arrays -- and refuses
+any other import with the file named, so a crafted ``data_batch_1`` cannot run code. Downloads are
+also checked against the published md5.
 """
 
 from __future__ import annotations
@@ -180,13 +183,33 @@ def _str_keys(d: dict) -> dict:
     return {(k.decode("latin1") if isinstance(k, bytes) else k): v for k, v in d.items()}
 
 
+class BatchUnpickler(pickle.Unpickler):
+    """Unpickles what an official CIFAR batch holds and nothing else: the only globals a pickle may
+    name are numpy's array reconstruction (ndarray, dtype, _reconstruct, scalar) and the bytes codec
+    of Python 3 pickles; dicts, lists, bytes, strings and numbers need none."""
+
+    ALLOWED = frozenset({
+        ("numpy", "ndarray"), ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+        ("_codecs", "encode"),
+    })  # fmt: skip
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(
+                f"refused to load {module}.{name}: an official CIFAR batch holds only dicts, lists, bytes, "
+                "strings, numbers and numpy arrays (a crafted file can run code this way)"
+            )
+        return super().find_class(module, name)
+
+
 def _unpickle(path: Path) -> dict:
     if not path.is_file():
         raise DataError(f"{path}: file not found (is the CIFAR folder complete?)")
     try:
         with open(path, "rb") as f:
-            # Trusted files only: pickle can execute code (see the module docstring).
-            obj = pickle.load(f, encoding="bytes")
+            obj = BatchUnpickler(f, encoding="bytes").load()
     except (
         pickle.UnpicklingError,
         EOFError,
@@ -197,6 +220,8 @@ def _unpickle(path: Path) -> dict:
         ImportError,
         IndexError,
     ) as exc:
+        if "refused to load" in str(exc):
+            raise DataError(f"{path}: {exc}") from None
         raise DataError(f"{path}: cannot unpickle (corrupt or truncated file?): {exc}") from exc
     if not isinstance(obj, dict):
         raise DataError(f"{path}: expected a pickled dict, got {type(obj).__name__}")

@@ -79,7 +79,7 @@ class RunLock:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            holder = _describe(_read(fd))
+            holder = _describe(_read_holder(fd))
             os.close(fd)
             raise RunLocked(
                 f"{self.run_dir} is in use by another run ({holder}); wait for it to end, stop it, "
@@ -109,11 +109,14 @@ class RunLock:
         os.pwrite(self.fd, data, 0)
         self.last_beat = now
 
-    def release(self) -> None:
+    def release(self, discard: bool = False) -> None:
+        """Unlock; ``discard`` also removes the lock file (a directory that turned out not to be a run's)."""
         if self.fd is None:
             return
         try:
             os.ftruncate(self.fd, 0)  # no heartbeat left behind for the next writer to wait on
+            if discard:
+                self.path.unlink(missing_ok=True)
         finally:
             fcntl.flock(self.fd, fcntl.LOCK_UN)
             os.close(self.fd)
@@ -133,6 +136,16 @@ def _read(fd: int) -> dict:
     except (OSError, ValueError):
         return {}
     return record if isinstance(record, dict) else {}
+
+
+def _read_holder(fd: int, wait_s: float = 2.0) -> dict:
+    """The holder's record; it may still be on its way (the holder locks, then writes), so wait a little."""
+    deadline = time.monotonic() + wait_s
+    record = _read(fd)
+    while not record.get("pid") and time.monotonic() < deadline:
+        time.sleep(0.05)
+        record = _read(fd)
+    return record
 
 
 def _describe(record: dict) -> str:

@@ -36,8 +36,8 @@ def lr_factor(cfg: OptimConfig, step: int, steps_per_epoch: int, epochs: int) ->
 
 def build_optimizer(model: nn.Module, model_name: str, cfg: OptimConfig) -> torch.optim.SGD:
     """SGD with PyTorch's fused kernel where the device has one (CPU, CUDA): it takes the guard's
-    flag and skips a non-finite update on the device (:func:`masked_step`); on the CPU its results
-    equal the default implementation's bit for bit (tests/engine/test_optim.py)."""
+    flag and skips a non-finite update on the device (:func:`masked_step`). Its results equal the
+    default implementation's up to the rounding of a fused multiply-add (tests/engine/test_optim.py)."""
     wd = cfg.weight_decay if cfg.weight_decay is not None else default_weight_decay(model_name)
     kwargs = dict(lr=cfg.lr, momentum=cfg.momentum, weight_decay=wd, nesterov=cfg.nesterov)
     fused = next(model.parameters()).device.type in ("cpu", "cuda")

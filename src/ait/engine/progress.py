@@ -93,7 +93,9 @@ class Progress:
 
     def finish(self, summary: dict[str, Any]) -> None:
         finals = ", ".join(f"{n['name']} {n['final_top1']:.2f}%" for n in summary["networks"])
+        skipped = summary.get("nonfinite_skips") or 0
+        note = f"; {skipped} non-finite step(s) were skipped (summary.json nonfinite_skips)" if skipped else ""
         self._print(
             f"[{self.name}] done in {summary['wall_seconds']:.0f}s: final top-1 {finals}; "
-            f"summary {summary['run_dir']}/summary.json"
+            f"summary {summary['run_dir']}/summary.json{note}"
         )

@@ -187,7 +187,8 @@ def open_run(cfg: Config, ctx, run_path: Path, opening: Opening, networks, preci
     lock, error = None, None
     if ctx.is_main:
         try:
-            check_run_directory(run_path)  # before the lock file: never write into a directory that is not ours
+            # Before the lock file: never write into a directory holding files that are not ours.
+            check_run_directory(run_path, complete=False)
             lock = RunLock(run_path).acquire()
             resumed = open_run_directory(cfg, run_path, opening.overwrite, opening.resume)
             if resumed is not None:
@@ -198,8 +199,8 @@ def open_run(cfg: Config, ctx, run_path: Path, opening: Opening, networks, preci
             outcome = ("resume" if resumed else "new", "")
         except (RunDirError, RunLocked, OSError) as err:
             outcome, error = ("error", str(err)), err
-            if lock is not None:
-                lock.release()
+            if lock is not None:  # a directory refused as not ours keeps no lock file of ours either
+                lock.release(discard=isinstance(err, RunDirError) and "not a run directory" in str(err))
     outcome = ctx.broadcast(outcome)
     if outcome[0] == "error":
         if isinstance(error, (RunDirError, RunLocked)):

@@ -62,15 +62,20 @@ def holds_training(path: Path) -> bool:
     return (path / "checkpoint.pt").exists() or (path / "summary.json").exists()
 
 
-def check_run_directory(path: Path) -> None:
-    """Refuse an existing, non-empty ``path`` that is not a run directory ait made (see above)."""
+def check_run_directory(path: Path, complete: bool = True) -> None:
+    """Refuse an existing, non-empty ``path`` that is not a run directory ait made (see above).
+
+    complete=False checks only for entries ait does not write: the check that may run before the
+    directory's lock is held, while another run may be writing its first files there.
+    """
     if path.exists() and not path.is_dir():
         raise RunDirError(f"run directory {str(path)!r} exists and is not a directory")
     entries = [e.name for e in path.iterdir() if e.name != LOCK_NAME] if path.is_dir() else []
     foreign = foreign_entries(path) if entries else []
+    named = [e for e in entries if not _TEMPORARY.fullmatch(e)]  # a crash may leave a temporary file alone
     written = any((path / name).exists() for name in ("env.json", "checkpoint.pt", "metrics.jsonl", "summary.json"))
-    if entries and (foreign or not written):  # a lone config.yaml may be the user's own
-        shown = foreign or entries
+    if foreign or (complete and named and not written):  # a lone config.yaml may be the user's own
+        shown = foreign or named
         listed = ", ".join(shown[:5]) + (f" and {len(shown) - 5} more" if len(shown) > 5 else "")
         raise RunDirError(
             f"{str(path)!r} is not a run directory that ait made (it holds {listed}); ait never deletes or "

@@ -1,0 +1,173 @@
+"""Bad input gets one line on stderr and exit status 2, before anything is trained or written.
+
+One row per case; docs/reliability.md lists the same cases (``test_the_table_in_the_docs_is_in_step``
+keeps the two in step). Each case builds what a user would have on disk, runs the real command
+line in-process (``ait.cli.main``) and checks the exit status, the words of the message, that no
+traceback was printed and that no run directory appeared.
+"""
+
+from __future__ import annotations
+
+import pickle
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from ait.cli import main
+from ait_testutils import REPO, tiny_config
+
+
+def npz(path: Path, shape=(8, 32, 32, 3), labels=None) -> Path:
+    labels = np.arange(shape[0]) % 4 if labels is None else np.asarray(labels)
+    np.savez(path, images=np.zeros(shape, np.uint8), labels=labels)
+    return path
+
+
+def config(tmp: Path, **data) -> Path:
+    """A tiny run config written to tmp/cfg.yaml; ``data`` replaces its data section."""
+    cfg = tiny_config(tmp, "baseline", train={"epochs": 1})
+    if data:
+        cfg["data"] = data
+    path = tmp / "cfg.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def arrays(tmp: Path, train: Path, test: Path) -> list[str]:
+    return ["train", str(config(tmp, dataset="npz", train_file=str(train), test_file=str(test)))]
+
+
+def with_override(override: str) -> Callable[[Path], list[str]]:
+    return lambda tmp: ["train", str(config(tmp)), "--set", override]
+
+
+def crafted_cifar(tmp: Path) -> list[str]:
+    class Payload:
+        def __reduce__(self):
+            import os
+
+            return os.system, (f"touch {tmp / 'PAYLOAD_RAN'}",)
+
+    folder = tmp / "cifar" / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    (folder / "batches.meta").write_bytes(pickle.dumps({b"label_names": [b"c%d" % i for i in range(10)]}))
+    (folder / "data_batch_1").write_bytes(pickle.dumps({b"data": Payload(), b"labels": [0]}))
+    return ["train", str(config(tmp, dataset="cifar10", root=str(tmp / "cifar")))]
+
+
+def foreign_directory(tmp: Path) -> list[str]:
+    (tmp / "thesis").mkdir()
+    (tmp / "thesis" / "thesis.tex").write_text("three years of work")
+    return ["train", str(config(tmp)), "--run-dir", str(tmp / "thesis"), "--overwrite"]
+
+
+def lone_config_directory(tmp: Path) -> list[str]:
+    (tmp / "mine").mkdir()
+    (tmp / "mine" / "config.yaml").write_text("name: my own notes\n")
+    return ["train", str(config(tmp)), "--run-dir", str(tmp / "mine"), "--overwrite"]
+
+
+@dataclass
+class Case:
+    id: str
+    argv: Callable[[Path], list[str]]
+    message: str  # a regular expression the one line of stderr must match
+    kept: str = ""  # a file (relative to tmp) that must still hold what the case wrote
+
+
+def config_file(name: str, content: bytes | None) -> Callable[[Path], list[str]]:
+    """``ait train`` of the file ``name`` holding ``content`` (None: a directory of that name)."""
+
+    def argv(tmp: Path) -> list[str]:
+        path = tmp / name
+        if content is None:
+            path.mkdir()
+        else:
+            path.write_bytes(content)
+        return ["train", str(path)]
+
+    return argv
+
+
+def beyond_classes_txt(tmp: Path) -> list[str]:
+    (tmp / "classes.txt").write_text("a\nb\nc\nd\n")
+    return arrays(tmp, npz(tmp / "a.npz", labels=[0, 1, 2, 9] * 2), npz(tmp / "b.npz"))
+
+
+def labelled(train_labels=None, test_shape=(8, 32, 32, 3), test_labels=None) -> Callable[[Path], list[str]]:
+    """npz training and test files, with these labels and test image shape."""
+    return lambda tmp: arrays(tmp, npz(tmp / "a.npz", labels=train_labels), npz(tmp / "b.npz", test_shape, test_labels))
+
+
+CASES = [
+    Case(
+        "image-size-mismatch",
+        labelled(test_shape=(8, 28, 28, 3)),
+        r"test images are \(3, 28, 28\) .* training images .* are \(3, 32, 32\)",
+    ),
+    Case("channel-mismatch", labelled(test_shape=(8, 32, 32, 1)), r"test images are \(1, 32, 32\)"),
+    Case(
+        "class-count-mismatch",
+        labelled(test_labels=[0, 1, 2, 12] * 2),
+        r"the test set has 13 classes but the training set .* has 4",
+    ),
+    Case("label-beyond-classes-txt", beyond_classes_txt, r"a\.npz: labels must be in \[0, 4\), found 9 at index 3"),
+    Case("huge-label", labelled(train_labels=[0, 1, 2, 2**40] * 2), r"labels go up to 1099511627776.*classes.txt"),
+    Case("negative-label", labelled(train_labels=[0, 1, 2, -1] * 2), r"labels must be >= 0, found -1"),
+    Case("max-steps-negative", with_override("train.max_steps_per_epoch=-1"), r"train\.max_steps_per_epoch: expected"),
+    Case("max-steps-zero", with_override("train.max_steps_per_epoch=0"), r"train\.max_steps_per_epoch: expected"),
+    Case("warmup-negative", with_override("optim.warmup_epochs=-5"), r"optim\.warmup_epochs: expected"),
+    Case("momentum-negative", with_override("optim.momentum=-1"), r"optim\.momentum: expected .*\[0, 1\)"),
+    Case("momentum-nan", with_override("optim.momentum=nan"), r"optim\.momentum: expected"),
+    Case("temperature-inf", with_override("consistency.temperature=.inf"), r"consistency\.temperature: .*finite"),
+    Case("eval-batch-zero", with_override("train.eval_batch_size=0"), r"train\.eval_batch_size: expected"),
+    Case("threads-negative", with_override("train.num_threads=-1"), r"train\.num_threads: expected"),
+    Case("train-limit-zero", with_override("data.train_limit=0"), r"data\.train_limit: expected"),
+    Case("test-limit-negative", with_override("data.test_limit=-1"), r"data\.test_limit: expected"),
+    Case("synthetic-size-zero", with_override("data.synthetic_size=0"), r"data\.synthetic_size: expected"),
+    Case("seed-too-large", with_override("seed=1e20"), r"seed: expected an integer in \[0, "),
+    Case("device-unknown", with_override("train.device=tpu"), r"train\.device: expected auto, cpu, cuda"),
+    Case("device-missing-gpu", with_override("train.device=cuda:99"), r"train\.device: 'cuda:99' was asked for"),
+    Case("config-empty", config_file("e.yaml", b"# nothing\n"), r"e\.yaml: holds no config keys"),
+    Case("config-binary", config_file("b.yaml", b"\x89PNG\r\n\x1a\n\xff\xfe"), r"b\.yaml: not a text file"),
+    Case("config-directory", config_file("d.yaml", None), r"d\.yaml: is a directory"),
+    Case("cifar-crafted-pickle", crafted_cifar, r"data_batch_1: refused to load posix\.system"),
+    Case(
+        "overwrite-foreign-directory",
+        foreign_directory,
+        r"is not a run directory that ait made \(it holds thesis\.tex\)",
+        kept="thesis/thesis.tex",
+    ),
+    Case(
+        "overwrite-lone-config", lone_config_directory, r"is not a run directory that ait made", kept="mine/config.yaml"
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input_is_one_line_and_exit_2(case, tmp_path, capsys):
+    argv = case.argv(tmp_path)
+    before = (tmp_path / case.kept).read_bytes() if case.kept else None
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    assert re.search(case.message, err), err
+    assert not (tmp_path / "runs").exists()  # nothing trained, nothing written
+    assert not (tmp_path / "PAYLOAD_RAN").exists()
+    if case.kept:
+        assert (tmp_path / case.kept).read_bytes() == before
+
+
+def test_the_table_in_the_docs_is_in_step():
+    """Every case here has a row in docs/reliability.md, and every bad-input row there a case here."""
+    text = (REPO / "docs" / "reliability.md").read_text()
+    listed = set(re.findall(r"`bad-input:([a-z0-9-]+)`", text))
+    assert listed == {c.id for c in CASES}
+    named_tests = set(re.findall(r"`(tests/[\w/]+\.py)::(\w+)`", text))
+    for path, name in named_tests:
+        assert re.search(rf"^def {name}\(", (REPO / path).read_text(), re.M), f"{path}::{name} is not a test"
