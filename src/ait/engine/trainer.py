@@ -259,15 +259,12 @@ class BranchTrainer:
             net.train()
         for opt in optimizers:
             opt.zero_grad(set_to_none=True)
-        if self.guard and self._buffers:
-            torch._foreach_copy_(self._saved_buffers, self._buffers)
+        if self.guard:
+            self.save_buffers()
         total, stats = self.loss(images, labels, generator, shard)
         total.backward()
         if self.guard:
-            stats.grads_finite = torch.stack([_all_finite([p.grad for p in net.parameters()]) for net in self.networks])
-            stats.buffers_finite = torch.stack([_all_finite(_float_buffers(net)) for net in self.networks])
-            stats.ok = torch.isfinite(total.detach()) & stats.grads_finite.all() & stats.buffers_finite.all()
-            skip = (~stats.ok).to(torch.float32)
+            skip = self.check_update(stats, total)
         for opt in optimizers:
             if self.guard:
                 masked_step(opt, skip)
@@ -276,9 +273,28 @@ class BranchTrainer:
         for sched in schedulers:
             sched.step()
         if self.guard:
-            stats.weights_finite = torch.stack([_all_finite(list(net.parameters())) for net in self.networks])
+            stats.weights_finite = self.weights_finite()
             self.raise_if_nonfinite(stats)
         return stats
+
+    # The guard's parts, each on the device (benchmarks/bench_train.py --guard-only times them alone).
+
+    def save_buffers(self) -> None:
+        """Copy the BatchNorm statistics before the forward pass moves them (one fused copy)."""
+        if self._buffers:
+            torch._foreach_copy_(self._saved_buffers, self._buffers)
+
+    def check_update(self, stats: StepStats, total: torch.Tensor) -> torch.Tensor:
+        """Flag the loss, gradients and BatchNorm statistics into ``stats``; returns the float skip
+        flag (1.0: not finite) that masks the update."""
+        stats.grads_finite = torch.stack([_all_finite([p.grad for p in net.parameters()]) for net in self.networks])
+        stats.buffers_finite = torch.stack([_all_finite(_float_buffers(net)) for net in self.networks])
+        stats.ok = torch.isfinite(total.detach()) & stats.grads_finite.all() & stats.buffers_finite.all()
+        return (~stats.ok).to(torch.float32)
+
+    def weights_finite(self) -> torch.Tensor:
+        """(num_networks,) bool: each network's weights are finite."""
+        return torch.stack([_all_finite(list(net.parameters())) for net in self.networks])
 
     def raise_if_nonfinite(self, stats: StepStats) -> None:
         """Read the step's flags (a host sync); after a non-finite step, put the BatchNorm statistics
