@@ -333,14 +333,7 @@ def execute_plan(
     result.skipped = [p for p in plan if p.status == "done"]
     for i, p in enumerate(to_do, 1):
         where = f"[{i}/{len(to_do)}]"
-        note = ""
-        if p.status == "interrupted":
-            note = (
-                " (interrupted: resuming from checkpoint.pt)"
-                if p.resumable and not restart_interrupted
-                else " (interrupted: restarting from scratch)"
-            )
-        log(f"{where} training {p.name} seed {p.seed} -> {p.run_dir}{note}")
+        log(f"{where} training {p.name} seed {p.seed} -> {p.run_dir}{_resume_note(p, restart_interrupted)}")
         start = time.perf_counter()
         try:
             summary = _train_one(p, train_fn, restart_interrupted)
@@ -365,6 +358,14 @@ def execute_plan(
         failed = next((m for q, m in result.failures if q is p), None)
         log(f"  {'FAILED' if failed else 'ok    '} {p.run_dir}" + (f"  ({failed})" if failed else ""))
     return result
+
+
+def _resume_note(p: PlannedRun, restart_interrupted: bool) -> str:
+    if p.status != "interrupted":
+        return ""
+    if p.resumable and not restart_interrupted:
+        return " (interrupted: resuming from checkpoint.pt)"
+    return " (interrupted: restarting from scratch)"
 
 
 def _record_failure(

@@ -52,6 +52,7 @@ from ait.engine.optim import build_optimizer, build_scheduler
 from ait.engine.progress import Progress
 from ait.engine.records import TIMING_FIELDS, build_summary, finish_epoch, read_history
 from ait.engine.rundir import (
+    NotARunDirectory,
     RunDirError,
     check_data_unchanged,
     check_free_space,
@@ -184,7 +185,7 @@ def open_run(cfg: Config, ctx, run_path: Path, opening: Opening, networks, preci
     the error, from it). Returns (the lock, or None on other ranks; the checkpoint to resume from, or
     None for a new run, whose config and environment are then written)."""
     outcome: tuple[str, str] = ("ok", "")
-    lock, error = None, None
+    lock, error, resumed = None, None, None
     if ctx.is_main:
         try:
             # Before the lock file: never write into a directory holding files that are not ours.
@@ -200,14 +201,14 @@ def open_run(cfg: Config, ctx, run_path: Path, opening: Opening, networks, preci
         except (RunDirError, RunLocked, OSError) as err:
             outcome, error = ("error", str(err)), err
             if lock is not None:  # a directory refused as not ours keeps no lock file of ours either
-                lock.release(discard=isinstance(err, RunDirError) and "not a run directory" in str(err))
+                lock.release(discard=isinstance(err, NotARunDirectory))
     outcome = ctx.broadcast(outcome)
     if outcome[0] == "error":
         if isinstance(error, (RunDirError, RunLocked)):
             raise error
         raise RunDirError(outcome[1])
-    if outcome[0] == "resume":
-        return lock, load_checkpoint(run_path / "checkpoint.pt")
+    if outcome[0] == "resume":  # rank 0 has read it already
+        return lock, resumed if ctx.is_main else load_checkpoint(run_path / "checkpoint.pt")
     if ctx.is_main:
         env = {**environment_record(precision.device, precision.name), "fingerprints": fingerprints}
         write_run_header(run_path, cfg, env)

@@ -41,6 +41,10 @@ class RunDirError(RuntimeError):
     exit_status = 2  # `ait` ends with this status and a one-line message (ait.cli.run_handler)
 
 
+class NotARunDirectory(RunDirError):
+    """The directory holds files ait did not write: it is never emptied or written into."""
+
+
 def default_run_dir(config: Config) -> Path:
     return Path(config.out_dir) / config.name / f"seed{config.seed}"
 
@@ -77,7 +81,7 @@ def check_run_directory(path: Path, complete: bool = True) -> None:
     if foreign or (complete and named and not written):  # a lone config.yaml may be the user's own
         shown = foreign or named
         listed = ", ".join(shown[:5]) + (f" and {len(shown) - 5} more" if len(shown) > 5 else "")
-        raise RunDirError(
+        raise NotARunDirectory(
             f"{str(path)!r} is not a run directory that ait made (it holds {listed}); ait never deletes or "
             "writes over files it did not write, even with --overwrite: choose another with --run-dir"
         )
