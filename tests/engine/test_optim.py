@@ -58,19 +58,24 @@ def _twins(nesterov: bool):
     return (a, build_optimizer(a, "test_tiny", cfg)), (b, plain)
 
 
+def _step_both(pairs, x, y) -> None:
+    """One training step of each (network, optimiser); the fused one through masked_step, not skipped."""
+    for net, opt in pairs:
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(net(x), y).backward()
+        if opt.defaults.get("fused"):
+            masked_step(opt, torch.zeros(()))
+        else:
+            opt.step()
+
+
 @pytest.mark.parametrize("nesterov", [False, True])
 def test_the_fused_optimiser_equals_the_default_up_to_rounding(nesterov):
     (a, fused), (b, plain) = _twins(nesterov)
     assert fused.defaults["fused"]
     x, y = torch.randn(16, 3, 16, 16), torch.randint(0, 10, (16,))
     for _ in range(5):
-        for net, opt in ((a, fused), (b, plain)):
-            opt.zero_grad()
-            torch.nn.functional.cross_entropy(net(x), y).backward()
-            if opt is fused:
-                masked_step(opt, torch.zeros(()))
-            else:
-                opt.step()
+        _step_both(((a, fused), (b, plain)), x, y)
     for p, q in zip(a.parameters(), b.parameters()):  # the fused kernel may round a multiply-add once
         torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-7)
 
@@ -90,11 +95,5 @@ def test_a_skipped_step_changes_nothing_and_is_never_read_on_the_host():
     masked_step(fused, torch.ones(()).as_subclass(NoHostRead))  # skipped on the device, first step included
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
     assert all(torch.equal(fused.state[p]["momentum_buffer"], torch.zeros_like(p)) for p in a.parameters())
-    for net, opt in ((a, fused), (b, plain)):  # the next step is a first step as if none had been skipped
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(net(x), y).backward()
-        if opt is fused:
-            masked_step(opt, torch.zeros(()))
-        else:
-            opt.step()
+    _step_both(((a, fused), (b, plain)), x, y)  # the next step is a first step as if none had been skipped
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
