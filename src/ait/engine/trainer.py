@@ -280,7 +280,10 @@ class BranchTrainer:
     # The guard's parts, each on the device (benchmarks/bench_train.py --guard-only times them alone).
 
     def save_buffers(self) -> None:
-        """Copy the BatchNorm statistics before the forward pass moves them (one fused copy)."""
+        """Copy the BatchNorm statistics before the forward pass moves them (one fused copy).
+
+        The copy is what :meth:`raise_if_nonfinite` restores: a loop that reads the flags less
+        often than every step (inside a captured CUDA graph) must keep it until they are read."""
         if self._buffers:
             torch._foreach_copy_(self._saved_buffers, self._buffers)
 
