@@ -30,7 +30,7 @@ from typing import Any
 import torch
 
 from ait.config import RESUME_MAY_CHANGE, Config, config_differences, dump_yaml
-from ait.engine.checkpoint import CheckpointError, load_checkpoint
+from ait.engine.checkpoint import CheckpointError, load_checkpoint, state_bytes
 from ait.engine.lock import LOCK_NAME
 from ait.runtime.files import write_json, write_text_atomic
 
@@ -172,9 +172,10 @@ def write_run_header(run_dir: Path, config: Config, env: dict[str, Any]) -> None
 
 
 def checkpoint_size_estimate(networks) -> int:
-    """Bytes of a checkpoint: weights and buffers, plus SGD momentum, plus a margin."""
-    params = sum(t.numel() * t.element_size() for net in networks for t in net.state_dict().values())
-    return int(params * 2.2) + (1 << 20)
+    """Bytes of a checkpoint before the run has one: the weights and buffers, as many again for SGD
+    momentum, and a margin (:func:`ait.engine.checkpoint.state_bytes` measures a real one)."""
+    weights = [net.state_dict() for net in networks]
+    return int(1.1 * state_bytes({"networks": weights + weights}))
 
 
 def check_free_space(run_path: Path, needed: int) -> None:
