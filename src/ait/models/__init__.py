@@ -12,15 +12,24 @@ pooling and a linear head, with :meth:`Classifier.forward_all` exposing all thre
     >>> model = models.create("resnet50", num_classes=1000)  # ImageNet 3x224x224
     >>> models.available()  # doctest: +ELLIPSIS
     ['mobilenetv2', 'resnet110', ..., 'wrn40_2']
+
+Outside the zoo, ``create`` takes ``timm:NAME`` and ``torchvision:NAME`` (optional extras), an
+import path ``package.module:function`` to a factory of your own, and any name registered with
+:func:`register` or by an installed plugin's entry point (group ``ait.models``); all of them get
+``forward_all`` through :mod:`ait.models.adapters`.
 """
 
 from ait.models.base import Classifier, ModelOutputs
+from ait.models.build import check_name, check_outputs, create, source
 
 # Imported for their side effect of registering their factories (and re-exported for direct use).
 from ait.models.cifar_resnet import CifarResNet, cifar_resnet  # noqa: E402
+from ait.models.errors import ModelError
 from ait.models.imagenet_resnet import ImageNetResNet, resnet18, resnet50  # noqa: E402
 from ait.models.mobilenetv2 import MobileNetV2  # noqa: E402
-from ait.models.registry import available, create, register
+from ait.models.outside import import_plugins
+from ait.models.registry import available, register
+from ait.models.weights import load_weights
 from ait.models.wide_resnet import WideResNet, wide_resnet  # noqa: E402
 
 __all__ = [
@@ -28,13 +37,19 @@ __all__ = [
     "CifarResNet",
     "ImageNetResNet",
     "MobileNetV2",
+    "ModelError",
     "ModelOutputs",
     "WideResNet",
     "available",
+    "check_name",
+    "check_outputs",
     "cifar_resnet",
     "create",
+    "import_plugins",
+    "load_weights",
     "register",
     "resnet18",
     "resnet50",
+    "source",
     "wide_resnet",
 ]

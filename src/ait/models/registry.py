@@ -1,7 +1,11 @@
-"""Name -> factory registry for the models in :mod:`ait.models`.
+"""Name -> factory registry: the zoo of :mod:`ait.models`, models registered from Python, and the
+entry points of installed plugins.
 
-Factories have the signature ``f(num_classes: int, in_channels: int) -> Classifier``. The model
-modules register themselves when :mod:`ait.models` imports them; nothing else is global.
+Factories have the signature ``f(num_classes, in_channels, **kwargs) -> nn.Module``; the zoo's take
+no keyword arguments and return a :class:`Classifier`. The zoo's modules register themselves when
+:mod:`ait.models` imports them. A user's module registers its own with :func:`register` (``ait
+train --import MODULE`` imports it); an installed package declares them as entry points of the
+group ``ait.models`` (``name = "package.module:factory"``), loaded the first time a name is asked for.
 """
 
 from __future__ import annotations
@@ -9,12 +13,19 @@ from __future__ import annotations
 import difflib
 import operator
 from collections.abc import Callable
+from importlib import metadata
+from typing import Any
 
-from ait.models.base import Classifier
+from torch import nn
 
-Factory = Callable[[int, int], Classifier]
+from ait.models.errors import ModelError
+
+Factory = Callable[..., nn.Module]
+ENTRY_POINT_GROUP = "ait.models"
+ZOO_PACKAGE = "ait.models."
 
 _REGISTRY: dict[str, Factory] = {}
+_SOURCES: dict[str, dict[str, Any]] = {}  # name -> where its factory came from (see :func:`source_of`)
 
 
 def check_positive_int(name: str, value: object) -> int:
@@ -35,31 +46,75 @@ def check_positive_int(name: str, value: object) -> int:
 
 
 def register(name: str) -> Callable[[Factory], Factory]:
-    """Decorator registering ``factory(num_classes, in_channels) -> Classifier`` under ``name``."""
+    """Decorator registering ``factory(num_classes, in_channels, **kwargs) -> nn.Module`` under ``name``.
+
+    A name may not contain ":" (that form names timm, torchvision and import-path models).
+    """
+    if ":" in name or not name:
+        raise ValueError(f"model name {name!r}: expected a non-empty name without ':'")
 
     def decorator(factory: Factory) -> Factory:
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is already registered")
         _REGISTRY[name] = factory
+        module = getattr(factory, "__module__", None) or "?"
+        kind = "zoo" if module.startswith(ZOO_PACKAGE) else "module"
+        _SOURCES.setdefault(name, {"kind": kind, "module": module})
         return factory
 
     return decorator
 
 
+def entry_points() -> dict[str, metadata.EntryPoint]:
+    """The installed plugins' models: entry point name -> entry point (not loaded)."""
+    return {ep.name: ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
+
+
 def available() -> list[str]:
-    """Sorted names of all registered models."""
-    return sorted(_REGISTRY)
+    """Sorted names of all registered models, and of the installed plugins' models."""
+    return sorted(set(_REGISTRY) | set(entry_points()))
 
 
-def create(name: str, num_classes: int, in_channels: int = 3) -> Classifier:
-    """Build model ``name`` for ``num_classes`` classes and ``in_channels`` input channels.
+def known(name: str) -> bool:
+    """Whether ``name`` is registered or an installed plugin's model (nothing is imported)."""
+    return name in _REGISTRY or name in entry_points()
 
-    Raises ValueError for an unknown name (listing the registered ones) or a bad count.
+
+def factory(name: str) -> Factory:
+    """The factory of a registered name, loading an installed plugin's entry point when needed.
+
+    Raises ModelError for an unknown name, listing the registered ones and saying how plugins load.
     """
     if name not in _REGISTRY:
-        close = difflib.get_close_matches(str(name), _REGISTRY, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"unknown model {name!r}.{hint} Available models: {', '.join(available())}")
-    num_classes = check_positive_int("num_classes", num_classes)
-    in_channels = check_positive_int("in_channels", in_channels)
-    return _REGISTRY[name](num_classes, in_channels)
+        found = entry_points().get(name)
+        if found is None:
+            raise unknown_model(name)
+        try:
+            loaded = found.load()
+        except Exception as err:  # an installed plugin that fails to import: say which
+            raise ModelError(f"model {name!r}: its entry point {found.value!r} failed to load ({err})") from None
+        dist = getattr(found, "dist", None)
+        _SOURCES[name] = {
+            "kind": "entry_point",
+            "module": found.value.split(":")[0],
+            "distribution": f"{dist.name} {dist.version}" if dist is not None else None,
+        }
+        register(name)(loaded)
+    return _REGISTRY[name]
+
+
+def unknown_model(name: str, hint: str = "") -> ModelError:
+    """The error for a name nobody registered: the closest name, the list, and how plugins load."""
+    close = difflib.get_close_matches(str(name), available(), n=1)
+    did_you_mean = f" Did you mean {close[0]!r}?" if close else ""
+    how = hint or (
+        "A model of your own module needs --import MODULE (it calls ait.models.register); timm and "
+        "torchvision models are written timm:NAME and torchvision:NAME"
+    )
+    return ModelError(f"unknown model {name!r}.{did_you_mean} Available models: {', '.join(available())}. {how}")
+
+
+def source_of(name: str) -> dict[str, Any]:
+    """Where a registered name's factory came from: {"kind": "zoo" | "module" | "entry_point",
+    "module": ..., ["distribution": ...]} (recorded in a run's env.json)."""
+    return dict(_SOURCES.get(name, {"kind": "unknown"}))
