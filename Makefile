@@ -2,16 +2,21 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-TORCH_VERSION ?= 2.13.0
+# torch with the torchvision built for it (timm needs torchvision): a matching pair, installed together.
+TORCH_VERSION ?= 2.14.1
+TORCHVISION_VERSION ?= 0.29.1
 
 .PHONY: setup demo lint test clean fashion-mnist
 
-# The virtual environment is made once; torch is installed before the project because a bare
-# `torch` requirement with no torch present pulls a multi-GB CUDA build.
-$(VENV)/.installed: pyproject.toml
+# The virtual environment is made once; torch and torchvision are installed before the project,
+# as the pair given above, because a bare `torch` requirement with no torch present pulls whatever
+# CUDA build PyPI has, and PyPI's torchvision must match the torch beside it.
+$(VENV)/.installed: pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q torch==$(TORCH_VERSION)
+	$(PY) -c "import torch, torchvision, sys; sys.exit(not (torch.__version__.startswith('$(TORCH_VERSION)') \
+	  and torchvision.__version__.startswith('$(TORCHVISION_VERSION)')))" 2>/dev/null || \
+	  $(PY) -m pip install -q torch==$(TORCH_VERSION) torchvision==$(TORCHVISION_VERSION)
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $@
 

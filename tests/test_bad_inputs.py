@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from ait.cli import main
@@ -70,6 +71,33 @@ def lone_config_directory(tmp: Path) -> list[str]:
     (tmp / "mine").mkdir()
     (tmp / "mine" / "config.yaml").write_text("name: my own notes\n")
     return ["train", str(config(tmp)), "--run-dir", str(tmp / "mine"), "--overwrite"]
+
+
+def weights_file(make: Callable[[Path], Path]) -> Callable[[Path], list[str]]:
+    """``ait train`` of the tiny config with the file ``make`` writes as its initial weights."""
+
+    def argv(tmp: Path) -> list[str]:
+        return ["train", str(config(tmp)), "--set", f"models.test_tiny.weights={make(tmp)}"]
+
+    return argv
+
+
+def other_architecture(tmp: Path) -> Path:
+    from ait import models
+
+    torch.save(models.create("resnet20", 4).state_dict(), tmp / "resnet20.pt")
+    return tmp / "resnet20.pt"
+
+
+def code_in_weights(tmp: Path) -> Path:
+    class Payload:
+        def __reduce__(self):
+            import os
+
+            return os.system, (f"touch {tmp / 'PAYLOAD_RAN'}",)
+
+    (tmp / "w.pt").write_bytes(pickle.dumps({"conv.weight": Payload()}))
+    return tmp / "w.pt"
 
 
 @dataclass
@@ -137,6 +165,30 @@ CASES = [
     Case("config-binary", config_file("b.yaml", b"\x89PNG\r\n\x1a\n\xff\xfe"), r"b\.yaml: not a text file"),
     Case("config-directory", config_file("d.yaml", None), r"d\.yaml: is a directory"),
     Case("cifar-crafted-pickle", crafted_cifar, r"data_batch_1: refused to load posix\.system"),
+    Case(
+        "model-unknown",
+        with_override("strategy.networks=[timm:resnet181]"),
+        r"strategy\.networks\[0\]: 'timm:resnet181': timm has no classification model 'resnet181'; close names",
+    ),
+    Case(
+        "model-module-missing",
+        with_override("strategy.networks=[no_such_nets:make]"),
+        r"model 'no_such_nets:make': cannot import module 'no_such_nets' \(ModuleNotFoundError",
+    ),
+    Case(
+        "model-layer-missing",
+        lambda tmp: (
+            with_override("strategy.networks=[timm:test_vit]")(tmp)
+            + ["--set", "models.timm:test_vit.kwargs.img_size=32", "--set", "consistency.layer=feature_map"]
+        ),
+        r"consistency\.layer=feature_map: model 'timm:test_vit' gives no spatial feature map",
+    ),
+    Case(
+        "weights-misfit",
+        weights_file(other_architecture),
+        r"resnet20\.pt' does not fit 'test_tiny': \d+ missing: .*; \d+ unexpected: ",
+    ),
+    Case("weights-with-code", weights_file(code_in_weights), r"w\.pt' cannot be read as a state dict"),
     Case(
         "overwrite-foreign-directory",
         foreign_directory,

@@ -81,7 +81,10 @@ def test_misspelt_key_in_file_names_file_and_suggests(tmp_path):
         ({"train": {"epochs": 1.5}}, "train.epochs: expected an integer"),
         ({"consistency": {"detach_target": "yes"}}, "expected true or false"),
         ({"strategy": {"name": "mutual"}}, "strategy.name: 'mutual' is not one of baseline, ait, dml, multi_ait"),
-        ({"strategy": {"networks": ["resnet33"]}}, r"strategy.networks\[0\]: 'resnet33' is not one of"),
+        (
+            {"strategy": {"networks": ["resnet33"]}},
+            r"strategy.networks\[0\]: unknown model 'resnet33'. Did you mean 'resnet32'",
+        ),
         ({"strategy": {"views": ["rq", "rp"]}}, r"strategy.views\[0\]"),
         ({"strategy": {"name": "ait", "views": ["rp"]}}, "1 network and at least 2 views"),
         (
@@ -221,3 +224,42 @@ def test_every_form_of_number_a_user_writes_is_read(written, value, tmp_path):
     path.write_text(f"optim:\n  lr: {written}\n  weight_decay: {written}\ntrain:\n  epochs: 1e1\n")
     cfg = load_config(path)
     assert cfg.optim.lr == value and cfg.optim.weight_decay == value and cfg.train.epochs == 10
+
+
+def test_models_options_are_typed_and_reach_every_name_by_override():
+    cfg = load_config(
+        {"strategy": {"networks": ["timm:test_vit"]}},
+        [
+            "models.timm:test_vit.kwargs.img_size=32",
+            "models.timm:test_vit.kwargs={img_size: 32, drop_path_rate: 0.1}",
+            "models.timm:test_vit.pretrained=true",
+        ],
+    )
+    options = cfg.models["timm:test_vit"]
+    assert options.kwargs == {"img_size": 32, "drop_path_rate": 0.1} and options.pretrained
+    assert config_from_dict(cfg.to_dict()).models == cfg.models  # saved and read back as plain data
+    cfg = load_config({"strategy": {"networks": ["resnet20"]}}, ["models.resnet20.weights=start.safetensors"])
+    assert cfg.models["resnet20"].weights == "start.safetensors" and not cfg.models["resnet20"].replace_head
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["models.resnet32.weights=w.pt"], "models.resnet32: expected a name of strategy.networks"),
+        (["models.resnet20.pretrained=true"], "models.resnet20.pretrained: only timm:NAME models"),
+        (["models.resnet20.weights=w.ckpt"], r"models.resnet20.weights: expected a .safetensors, .pt, .pth file"),
+        (["models.resnet20.replace_head=true"], "models.resnet20.replace_head: expected models.resnet20.weights"),
+        (["models.resnet20.kwargs.when=2020-01-01"], "models.resnet20.kwargs.when: expected plain data"),
+        (["models.resnet20.kwargs.x=.nan"], "models.resnet20.kwargs.x: expected a finite number"),
+        (["models.resnet20.colour=red"], "unknown config key 'models.resnet20.colour'"),
+        (["models=[1, 2]"], "models: expected a mapping"),
+        (["strategy.networks=[timm:resnet181]"], r"strategy.networks\[0\]: 'timm:resnet181': timm has no"),
+        (["strategy.networks=[my-nets:make]"], r"strategy.networks\[0\]: model name 'my-nets:make': expected"),
+        (["optim.name=lamb"], "optim.name: 'lamb' is not one of sgd, adamw"),
+        (["optim.betas=[0.9]"], r"optim.betas: expected two numbers \[beta1, beta2\]"),
+        (["train.label_smoothing=1"], r"train.label_smoothing: expected a finite number in \[0, 1\)"),
+    ],
+)
+def test_bad_model_and_optimiser_keys_are_named(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config({"strategy": {"networks": ["resnet20"], "views": ["rp", "rp"]}}, overrides)

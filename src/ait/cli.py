@@ -8,6 +8,7 @@
     ait report RUN_DIR... --out DIR
     ait demo [--data PATH] [--epochs N] [--out-dir DIR]
     ait models                      # the registered architectures
+    ait train CONFIG --import my_models   # models of your own module (ait.models.register)
     ait config CONFIG [--set ...]   # print the resolved config without training
 
 One shape for every sub-command: its parser sets ``handler`` (a function of the parsed arguments
@@ -34,6 +35,18 @@ def _add_overrides(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="KEY=VALUE",
         help="override a config value, e.g. --set consistency.weight=3 (repeatable)",
+    )
+
+
+def _add_imports(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import a module of your own first (a name, or a .py file) whose models call "
+        "ait.models.register; a run directory never imports one on its own (repeatable)",
     )
 
 
@@ -78,15 +91,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", default="runs", help="where the demo's run directories go (default: runs)")
     p.set_defaults(handler=demo_command)
 
-    sub.add_parser("models", help="list the registered architectures").set_defaults(handler=models_command)
+    p = sub.add_parser("models", help="list the registered architectures (with --import: yours too)")
+    p.set_defaults(handler=models_command)
+    models_parser = p
 
     from ait.evaluate.cli import add_eval_parser
     from ait.report.cli import add_report_parser
     from ait.sweep import add_sweep_parser
 
-    add_eval_parser(sub)
-    add_sweep_parser(sub)
-    add_report_parser(sub)
+    eval_parser, sweep_parser = add_eval_parser(sub), add_sweep_parser(sub)
+    add_report_parser(sub)  # reads run files only: needs no model of anyone's
+    for name in ("train", "export", "config"):
+        _add_imports(sub.choices[name])
+    for p in (models_parser, eval_parser, sweep_parser):
+        _add_imports(p)
     return parser
 
 
@@ -97,6 +115,10 @@ def main(argv: list[str] | None = None) -> int:
 def run_handler(args: argparse.Namespace) -> int:
     """``args.handler(args)``; the project's errors become one line on stderr and their exit status."""
     try:
+        if getattr(args, "imports", None):
+            from ait.models import import_plugins
+
+            import_plugins(args.imports)
         status = args.handler(args)
     except KeyboardInterrupt:
         print(f"ait {args.command}: interrupted", file=sys.stderr)
@@ -159,9 +181,17 @@ def demo_command(args: argparse.Namespace) -> None:
 
 def models_command(args: argparse.Namespace) -> None:
     from ait import models
+    from ait.models.specs import LIBRARIES
 
     for name in models.available():
-        print(name)
+        source = models.registry.source_of(name)
+        print(name if source["kind"] == "zoo" else f"{name}  ({source['kind']} {source.get('module', '')})".rstrip())
+    for lib in LIBRARIES:
+        try:
+            print(f"{lib}:NAME  ({lib} {models.outside.version(lib)} installed: any of its classification models)")
+        except models.ModelError as err:
+            print(f"{lib}:NAME  (not available: {err})")
+    print("package.module:function  (a function of yours returning a torch.nn.Module)")
 
 
 if __name__ == "__main__":  # pragma: no cover

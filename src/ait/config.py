@@ -41,6 +41,15 @@ class ConfigError(ValueError):
     exit_status = 2  # `ait` ends with this status and a one-line message (ait.cli.run_handler)
 
 
+class UnknownModelError(ConfigError):
+    """A network name that cannot be built in this process (``model``: the name); a run directory's
+    reader adds which plugin module the run recorded for it."""
+
+    def __init__(self, message: str, model: str):
+        super().__init__(message)
+        self.model = model
+
+
 @dataclass(frozen=True)
 class Range:
     """The values a numeric key may take: always finite, within ``lo`` and ``hi`` (None: unbounded),
@@ -130,6 +139,18 @@ class StrategyConfig:
 
 
 @dataclass
+class ModelOptions:
+    """How one architecture of ``strategy.networks`` is built and first initialised (``models: {NAME: ...}``)."""
+
+    kwargs: dict[str, Any] = field(
+        default_factory=dict
+    )  # its factory's keyword arguments (timm: drop_path_rate, img_size)
+    weights: str | None = None  # initial weights: a .safetensors / .pt state dict (a published checkpoint, ...)
+    replace_head: bool = False  # with weights: a classifier head of another class count keeps its fresh init
+    pretrained: bool = False  # timm: its pretrained weights, from the local Hugging Face cache only
+
+
+@dataclass
 class ConsistencyConfig:
     weight: float = ranged(1.0, 0)  # lambda; the paper uses 1 for AIT and 3 for multi-AIT
     layer: str = "logits"  # one of LAYERS (paper sec. 4.2.1)
@@ -138,12 +159,17 @@ class ConsistencyConfig:
     temperature: float = ranged(1.0, 0, lo_open=True)
 
 
+OPTIMIZERS = ("sgd", "adamw")
+
+
 @dataclass
 class OptimConfig:
+    name: str = "sgd"  # one of OPTIMIZERS: "sgd" (the paper's) or "adamw" (modern recipes: ViTs, ConvNeXts)
     lr: float = ranged(0.1, 0, lo_open=True)
-    momentum: float = ranged(0.9, 0, 1, hi_open=True)
+    momentum: float = ranged(0.9, 0, 1, hi_open=True)  # sgd
+    betas: list[float] = ranged(lo=0, hi=1, hi_open=True, factory=lambda: [0.9, 0.999])  # adamw
     nesterov: bool = False
-    weight_decay: float | None = ranged(None, 0)  # None: per architecture, 5e-4 for wide ResNets, else 1e-4
+    weight_decay: float | None = ranged(None, 0)  # None: sgd 5e-4 for wide ResNets, else 1e-4; adamw 0.05
     schedule: str = "step"  # "step" (the paper's) or "cosine"
     milestones: list[int] = ranged(lo=0, factory=lambda: [80, 120])  # epochs, for "step"
     gamma: float = ranged(0.1, 0, 1, lo_open=True)
@@ -166,6 +192,7 @@ class TrainConfig:
     checkpoint: bool = True  # save the whole training state at the end of each epoch
     checkpoint_every_steps: int | None = ranged(None, 1)  # also save every N steps (long epochs, preemptible jobs)
     max_nonfinite_skips: int = ranged(0, 0)  # steps with a NaN/inf loss that may be skipped before the run fails
+    label_smoothing: float = ranged(0.0, 0, 1, hi_open=True)  # of the training cross-entropy (tests use plain CE)
     sync_batchnorm: bool = False  # distributed: BatchNorm statistics over the global batch
     dist_timeout_s: float = ranged(1800.0, 0, lo_open=True)  # distributed: a collective waiting longer fails the run
 
@@ -177,6 +204,7 @@ class Config:
     out_dir: str = "runs"  # run directories are created under it
     data: DataConfig = field(default_factory=DataConfig)
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    models: dict[str, ModelOptions] = field(default_factory=dict)  # per name of strategy.networks (optional)
     consistency: ConsistencyConfig = field(default_factory=ConsistencyConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -188,6 +216,7 @@ class Config:
         """Check values that types alone do not; raises ConfigError naming the key."""
         _check_data(self.data)
         _check_strategy(self.strategy, self.data.dataset == "imagefolder")
+        _check_models(self.models, self.strategy.networks)
         _check_training(self.consistency, self.optim, self.train, self.strategy)
         return self
 
@@ -225,12 +254,30 @@ def _check_strategy(s: StrategyConfig, streamed: bool) -> None:
 
     _choice("strategy.name", s.name, strategies.names())
     for i, name in enumerate(s.networks):
-        _choice(f"strategy.networks[{i}]", name, models.available())
+        try:
+            models.check_name(name)
+        except models.ModelError as err:
+            raise UnknownModelError(f"strategy.networks[{i}]: {err}", name) from None
     for i, name in enumerate(s.views):
         _check_view(f"strategy.views[{i}]", name, streamed)
     n, v = len(s.networks), len(s.views)
     entry = s.definition
     _check("strategy", entry.accepts(n, v), f"{entry.shape} for {s.name!r}", {"networks": s.networks, "views": s.views})
+
+
+def _check_models(options: dict[str, ModelOptions], networks: list[str]) -> None:
+    """Options name networks of the run, and fit the kind of model they name."""
+    from ait.models import specs, weights  # late: models import torch
+
+    for name, o in options.items():
+        key = f"models.{name}"
+        _check(key, name in networks, f"a name of strategy.networks ({', '.join(networks)})", name)
+        kind = specs.parse(name).kind
+        if o.pretrained and kind != "timm":
+            raise ConfigError(f"{key}.pretrained: only timm:NAME models have pretrained weights; give {key}.weights")
+        if o.weights is not None and not o.weights.endswith(weights.SUFFIXES):
+            raise ConfigError(f"{key}.weights: expected a {', '.join(weights.SUFFIXES)} file, got {o.weights!r}")
+        _check(f"{key}.replace_head", o.weights is not None or not o.replace_head, f"{key}.weights with it", True)
 
 
 def _check_view(key: str, name: str, streamed: bool) -> None:
@@ -262,6 +309,8 @@ def _check_training(c: ConsistencyConfig, o: OptimConfig, t: TrainConfig, s: Str
 
     _choice("consistency.layer", c.layer, LAYERS)
     _choice("consistency.metric", c.metric, losses.METRICS)
+    _choice("optim.name", o.name, OPTIMIZERS)
+    _check("optim.betas", len(o.betas) == 2, "two numbers [beta1, beta2]", o.betas)
     _choice("optim.schedule", o.schedule, ("step", "cosine"))
     _check("optim.milestones", list(o.milestones) == sorted(o.milestones), "increasing epochs", o.milestones)
     per_network = s.definition.views_per_network(len(s.networks), len(s.views))
@@ -300,6 +349,12 @@ def _coerce(key: str, value: Any, tp: Any) -> Any:
             except ConfigError as err:
                 errors.append(err)
         raise errors[0]
+    if tp is Any:
+        return _plain(key, value)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        return {_string_key(key, k): _coerce(f"{key}.{k}", v, args[1]) for k, v in value.items()}
     if origin is list:
         if isinstance(value, str):  # "rp,rg" is the paper's way of writing a list of views
             value = [v.strip() for v in value.split(",") if v.strip()]
@@ -335,6 +390,26 @@ def _coerce(key: str, value: Any, tp: Any) -> Any:
             )
         raise ConfigError(f"{key}: expected a string, got {value!r}")
     raise ConfigError(f"{key}: unsupported type {_type_name(tp)}")  # pragma: no cover
+
+
+def _string_key(key: str, name: Any) -> str:
+    if not isinstance(name, str):
+        raise ConfigError(f"{key}: keys must be strings, got {name!r}")
+    return name
+
+
+def _plain(key: str, value: Any) -> Any:
+    """``value`` when it is plain data (numbers, strings, booleans, null, lists and mappings of
+    them), which a config can be saved as; ConfigError otherwise (YAML's dates, for one)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{key}: expected a finite number, got {value!r}")
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_plain(f"{key}[{i}]", v) for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        return {_string_key(key, k): _plain(f"{key}.{k}", v) for k, v in value.items()}
+    raise ConfigError(f"{key}: expected plain data (numbers, strings, lists, mappings), got {value!r}")
 
 
 def _number(value: Any) -> int | float | None:
@@ -403,7 +478,10 @@ def apply_override(data: dict[str, Any], override: str) -> None:
     cls: Any = Config
     node = data
     for depth, part in enumerate(parts):
-        hints = typing.get_type_hints(cls)
+        if typing.get_origin(cls) is dict or cls is Any:  # a mapping's own key (a model name, a kwarg)
+            hints = {part: typing.get_args(cls)[1] if cls is not Any else Any}
+        else:
+            hints = typing.get_type_hints(cls)
         if part not in hints:
             raise _unknown_key(".".join(parts[:depth]), part, list(hints))
         if depth == len(parts) - 1:
@@ -413,7 +491,7 @@ def apply_override(data: dict[str, Any], override: str) -> None:
                 raise ConfigError(f"override {override!r}: value is not valid YAML ({err})") from None
         else:
             cls = hints[part]
-            if not dataclasses.is_dataclass(cls):
+            if not (dataclasses.is_dataclass(cls) or typing.get_origin(cls) is dict or cls is Any):
                 raise ConfigError(f"override {override!r}: {'.'.join(parts[: depth + 1])} has no sub-keys")
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
@@ -462,7 +540,8 @@ def load_config(source: str | Path | dict | Config | None = None, overrides: lis
         return config_from_dict(data)
     except ConfigError as err:
         if isinstance(source, (str, Path)):
-            raise ConfigError(f"{source}: {err}") from None
+            err.args = (f"{source}: {err}",)  # the same error (an UnknownModelError stays one), placed
+            raise err.with_traceback(None) from None
         raise
 
 

@@ -1,4 +1,6 @@
-"""Learning-rate schedules and the paper's weight decay per architecture."""
+"""Optimisers (SGD, AdamW), learning-rate schedules and the paper's weight decay per architecture."""
+
+import copy
 
 import pytest
 import torch
@@ -97,3 +99,33 @@ def test_a_skipped_step_changes_nothing_and_is_never_read_on_the_host():
     assert all(torch.equal(fused.state[p]["momentum_buffer"], torch.zeros_like(p)) for p in a.parameters())
     _step_both(((a, fused), (b, plain)), x, y)  # the next step is a first step as if none had been skipped
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+
+
+def test_adamw_takes_its_betas_and_a_decoupled_decay_default():
+    net = torch.nn.Linear(2, 2)
+    opt = build_optimizer(net, "timm:vit_tiny_patch16_224", OptimConfig(name="adamw", lr=1e-3, betas=[0.8, 0.99]))
+    assert isinstance(opt, torch.optim.AdamW) and opt.defaults["fused"]
+    assert opt.param_groups[0]["betas"] == (0.8, 0.99) and opt.param_groups[0]["weight_decay"] == 0.05
+    assert default_weight_decay("wrn28_10", "adamw") == 0.05
+
+
+def test_a_skipped_adamw_step_changes_nothing_and_the_next_one_is_a_first_step():
+    # An MLP: Adam turns the rounding noise of gradients that BatchNorm cancels (a conv bias before
+    # it) into whole steps, so a network with BatchNorm cannot compare two implementations.
+    torch.manual_seed(0)
+    a = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(48, 16), torch.nn.ReLU(), torch.nn.Linear(16, 10))
+    b = copy.deepcopy(a)
+    fused = build_optimizer(a, "mlp", OptimConfig(name="adamw", lr=1e-2, weight_decay=0.01))
+    plain = torch.optim.AdamW(b.parameters(), lr=1e-2, weight_decay=0.01)
+    x, y = torch.randn(16, 3, 4, 4), torch.randint(0, 10, (16,))
+    fused.zero_grad()
+    torch.nn.functional.cross_entropy(a(x), y).backward()
+    for p in a.parameters():
+        p.grad.fill_(float("nan"))
+    masked_step(fused, torch.ones(()))
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert all(fused.state[p]["step"].item() == 0 for p in a.parameters())
+    for _ in range(3):
+        _step_both(((a, fused), (b, plain)), x, y)
+    for p, q in zip(a.parameters(), b.parameters()):  # the skipped step left no count behind
+        torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-7)

@@ -211,3 +211,18 @@ def test_premade_views_are_only_normalised_and_routed_like_made_ones(batch):
         trainer.loss(images, labels)  # no recipes: it cannot augment
     with pytest.raises(ValueError, match=r"\(B, V, C, H, W\)"):
         make_premade([(0, 0), (0, 1)], 1)[0].loss(views[:, :1], labels)  # one view short
+
+
+def test_label_smoothing_is_the_cross_entropys_own(batch):
+    images, labels = batch
+    torch.manual_seed(0)
+    net = Recorder(models.create("test_tiny", 10))
+    mean, std = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
+    trainer = BranchTrainer(
+        [net], [parse_recipe("rh")], [(0, 0)], ConsistencyConfig(), CPU_FP32, mean, std, label_smoothing=0.1
+    )
+    _, stats = trainer.loss(images, labels, torch.Generator().manual_seed(3))
+    logits = net.net(net.inputs)  # the same pass again: train-mode BatchNorm gives the same logits
+    smoothed = torch.nn.functional.cross_entropy(logits, labels, label_smoothing=0.1)
+    assert stats.ce.item() == pytest.approx(smoothed.item(), rel=1e-5)
+    assert stats.ce.item() != pytest.approx(torch.nn.functional.cross_entropy(logits, labels).item(), rel=1e-3)

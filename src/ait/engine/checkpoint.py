@@ -148,11 +148,13 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 def networks_from_checkpoint(
     state: dict[str, Any], num_classes: int, in_channels: int, device: torch.device | str = "cpu"
 ) -> tuple[Config, list[nn.Module]]:
-    """The run's config and its networks with trained weights, in eval mode."""
+    """The run's config and its networks with trained weights, in eval mode. A module named by
+    the config is not imported here (a received run must not run code): --import does that."""
     cfg = config_from_dict(state["config"])
     nets = []
     for name, weights in zip(cfg.strategy.networks, state["networks"]):
-        net = models.create(name, num_classes=num_classes, in_channels=in_channels)
+        kwargs = cfg.models[name].kwargs if name in cfg.models else {}
+        net = models.create(name, num_classes=num_classes, in_channels=in_channels, kwargs=kwargs, allow_import=False)
         net.load_state_dict(weights)
         nets.append(net.to(device).eval())
     return cfg, nets

@@ -14,8 +14,11 @@ from torch import nn
 from ait.config import OptimConfig
 
 
-def default_weight_decay(model_name: str) -> float:
-    """The paper's weight decay: 5e-4 for wide ResNets (as in Zagoruyko & Komodakis), 1e-4 otherwise."""
+def default_weight_decay(model_name: str, optimizer: str = "sgd") -> float:
+    """The paper's weight decay for SGD: 5e-4 for wide ResNets (as in Zagoruyko & Komodakis), 1e-4
+    otherwise; AdamW's decoupled decay 0.05, as in the DeiT and ConvNeXt recipes."""
+    if optimizer == "adamw":
+        return 0.05
     return 5e-4 if model_name.startswith("wrn") else 1e-4
 
 
@@ -34,13 +37,17 @@ def lr_factor(cfg: OptimConfig, step: int, steps_per_epoch: int, epochs: int) ->
     return cfg.gamma**passed
 
 
-def build_optimizer(model: nn.Module, model_name: str, cfg: OptimConfig) -> torch.optim.SGD:
-    """SGD with PyTorch's fused kernel where the device has one (CPU, CUDA): it takes the guard's
-    flag and skips a non-finite update on the device (:func:`masked_step`). Its results equal the
-    default implementation's up to the rounding of a fused multiply-add (tests/engine/test_optim.py)."""
-    wd = cfg.weight_decay if cfg.weight_decay is not None else default_weight_decay(model_name)
-    kwargs = dict(lr=cfg.lr, momentum=cfg.momentum, weight_decay=wd, nesterov=cfg.nesterov)
+def build_optimizer(model: nn.Module, model_name: str, cfg: OptimConfig) -> torch.optim.Optimizer:
+    """SGD (the paper's) or AdamW, with PyTorch's fused kernel where the device has one (CPU, CUDA):
+    it takes the guard's flag and skips a non-finite update on the device (:func:`masked_step`).
+    Its results equal the default implementation's up to the rounding of a fused multiply-add
+    (tests/engine/test_optim.py)."""
+    wd = cfg.weight_decay if cfg.weight_decay is not None else default_weight_decay(model_name, cfg.name)
     fused = next(model.parameters()).device.type in ("cpu", "cuda")
+    if cfg.name == "adamw":
+        betas = (cfg.betas[0], cfg.betas[1])
+        return torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=betas, weight_decay=wd, fused=fused)
+    kwargs = dict(lr=cfg.lr, momentum=cfg.momentum, weight_decay=wd, nesterov=cfg.nesterov)
     optimizer = torch.optim.SGD(model.parameters(), fused=fused, **kwargs)
     if cfg.momentum > 0:
         # The fused kernel makes a missing buffer with torch.empty on the first step, even a skipped

@@ -44,7 +44,7 @@ import torch
 
 from ait import models
 from ait import views as views_lib
-from ait.config import Config, config_fingerprint, load_config
+from ait.config import Config, ModelOptions, UnknownModelError, config_fingerprint, load_config
 from ait.engine import distributed
 from ait.engine.checkpoint import load_checkpoint, save_checkpoint
 from ait.engine.lock import RunLock, RunLocked
@@ -60,6 +60,8 @@ from ait.engine.rundir import (
     checkpoint_size_estimate,
     default_run_dir,
     environment_record,
+    import_hint,
+    network_sources,
     open_run_directory,
     write_run_header,
 )
@@ -129,7 +131,12 @@ def train(
     to continue (otherwise one is continued when found). allow_data_change: continue although the
     data's fingerprint differs from the checkpoint's.
     """
-    cfg = load_config(config, overrides)
+    try:
+        cfg = load_config(config, overrides)
+    except UnknownModelError as err:  # a plugin's model resumed without its module: say which
+        if resume and run_dir is not None:
+            err.args = (f"{err}{import_hint(Path(run_dir), err.model)}",)
+        raise
     ctx = distributed.init_distributed(cfg.train.dist_timeout_s)
     try:
         with ExitStack() as resources:  # the run directory's lock, data loader workers: released however it ends
@@ -156,7 +163,12 @@ def _train(cfg: Config, ctx, run_path: Path, opening: Opening, resources: ExitSt
     # In-memory arrays on the device, or an image folder streamed by loader workers (ait.engine.streams);
     # fails on bad data before anything is written.
     stream = resources.enter_context(closing(build_stream(cfg, ctx, device)))
-    networks = build_networks(cfg, stream.in_channels, stream.num_classes, precision)
+    # A resumed run imports no module its config names, and needs no initial weights: its checkpoint
+    # has them. Otherwise they are loaded before the run directory is touched, so a file that does
+    # not fit leaves nothing behind (a run found to continue then overwrites them from its checkpoint).
+    networks = build_networks(cfg, stream, precision, fresh=not opening.resume)
+    if not opening.resume:
+        load_initial_weights(cfg, networks)
     fingerprints = {"config": config_fingerprint(cfg), "data": stream.info.get("fingerprint")}
     lock, saved = open_run(cfg, ctx, run_path, opening, networks, precision, fingerprints)
     if lock is not None:
@@ -168,16 +180,39 @@ def _train(cfg: Config, ctx, run_path: Path, opening: Opening, resources: ExitSt
     return loop.run()
 
 
-def build_networks(cfg: Config, in_channels: int, num_classes: int, precision: Precision) -> list[torch.nn.Module]:
-    """The run's networks on its device; built in order from the run's seed, so a seed fixes every initialisation."""
+def build_networks(cfg: Config, stream, precision: Precision, fresh: bool = True) -> list[torch.nn.Module]:
+    """The run's networks on its device, each checked once on the data's shape and the consistency
+    layer; built in order from the run's seed, so a seed fixes every initialisation. fresh: a new
+    run (timm's pretrained weights are loaded, an import-path model may import its module)."""
     torch.manual_seed(cfg.seed)
     networks = []
     for name in cfg.strategy.networks:
-        net = models.create(name, num_classes=num_classes, in_channels=in_channels).to(precision.device)
+        options = cfg.models.get(name, ModelOptions())
+        net = models.create(
+            name,
+            num_classes=stream.num_classes,
+            in_channels=stream.in_channels,
+            kwargs=options.kwargs,
+            pretrained=options.pretrained and fresh,
+            allow_import=fresh,
+        ).to(precision.device)
         if precision.channels_last:
             net = net.to(memory_format=torch.channels_last)
+        models.check_outputs(net, name, stream.num_classes, stream.input_shape, cfg.consistency.layer)
         networks.append(net)
     return networks
+
+
+def load_initial_weights(cfg: Config, networks: list[torch.nn.Module]) -> None:
+    """The ``models.NAME.weights`` files, loaded into the networks of a run that is not resumed."""
+    for name, net in zip(cfg.strategy.networks, networks):
+        options = cfg.models.get(name)
+        if options is not None and options.weights is not None:
+            kept = models.load_weights(net, options.weights, name, replace_head=options.replace_head)
+            if kept:
+                print(
+                    f"[{cfg.name}] {name}: head {', '.join(kept)} replaced (fresh init) for this data", file=sys.stderr
+                )
 
 
 def open_run(cfg: Config, ctx, run_path: Path, opening: Opening, networks, precision: Precision, fingerprints: dict):
@@ -210,7 +245,11 @@ def open_run(cfg: Config, ctx, run_path: Path, opening: Opening, networks, preci
     if outcome[0] == "resume":  # rank 0 has read it already
         return lock, resumed if ctx.is_main else load_checkpoint(run_path / "checkpoint.pt")
     if ctx.is_main:
-        env = {**environment_record(precision.device, precision.name), "fingerprints": fingerprints}
+        env = {
+            **environment_record(precision.device, precision.name),
+            "fingerprints": fingerprints,
+            "networks": network_sources(cfg),
+        }
         write_run_header(run_path, cfg, env)
     return lock, None
 
@@ -234,6 +273,7 @@ def build_trainer(cfg: Config, ctx, networks, stream, precision: Precision) -> B
         forwards=forwards,
         network_names=s.networks,
         ce_branches=s.definition.ce_branches(len(s.networks), len(s.views)),
+        label_smoothing=cfg.train.label_smoothing,
     )
 
 

@@ -17,6 +17,7 @@ other is refused with what it holds.
 
 from __future__ import annotations
 
+import json
 import platform
 import re
 import shutil
@@ -164,6 +165,38 @@ def environment_record(device: torch.device, precision_name: str) -> dict[str, A
         record["gpu"] = torch.cuda.get_device_name(device)
         record["cuda"] = torch.version.cuda
     return record
+
+
+def network_sources(config: Config) -> list[dict[str, Any]]:
+    """Where each network's architecture comes from (the zoo, a plugin module, timm, ...) and its
+    initial weights: recorded in env.json, so that a reader knows which module to import."""
+    from ait import models
+
+    return [
+        {
+            "name": name,
+            "source": models.source(name),
+            "weights": config.models[name].weights if name in config.models else None,
+        }
+        for name in config.strategy.networks
+    ]
+
+
+def import_hint(run_dir: Path, model: str) -> str:
+    """ " Pass --import MODULE ..." for a network whose module the run recorded, else ""."""
+    try:
+        env = json.loads((run_dir / "env.json").read_text())
+    except (OSError, ValueError):
+        return ""
+    for entry in env.get("networks", []) if isinstance(env, dict) else []:
+        source = entry.get("source") or {} if isinstance(entry, dict) else {}
+        if entry.get("name") == model and source.get("module") and source.get("kind") != "zoo":
+            installed = f", or install {source['distribution']}" if source.get("distribution") else ""
+            return (
+                f"; the run recorded that {model!r} came from module {source['module']!r} ({run_dir / 'env.json'}): "
+                f"pass --import {source['module']}{installed}"
+            )
+    return ""
 
 
 def write_run_header(run_dir: Path, config: Config, env: dict[str, Any]) -> None:

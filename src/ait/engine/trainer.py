@@ -72,6 +72,7 @@ class BranchTrainer:
         network_names: for error messages (default "net0", "net1", ...).
         guard: check the loss and the gradients and apply the update only when all are finite
             (:meth:`step`); off only to measure what the guard costs (benchmarks/bench_train.py).
+        label_smoothing: of the cross-entropy (train.label_smoothing; 0 is the paper's plain CE).
     """
 
     def __init__(
@@ -87,8 +88,10 @@ class BranchTrainer:
         network_names: Sequence[str] | None = None,
         ce_branches: Sequence[tuple[int, int]] | None = None,
         guard: bool = True,
+        label_smoothing: float = 0.0,
     ):
         self.networks = list(networks)
+        self.label_smoothing = float(label_smoothing)
         self.forwards = list(forwards) if forwards is not None else [net.forward_all for net in self.networks]
         self.names = (
             [f"net{k} ({name})" for k, name in enumerate(network_names)]
@@ -224,9 +227,10 @@ class BranchTrainer:
         """CE of network ``k`` over its CE branches; logits (len(views of k) * B, K), labels (B,)."""
         chunks = self.ce_chunks[k]
         if chunks is None:  # every view: one call on the whole tensor
-            return F.cross_entropy(logits, labels.repeat(len(self.views_of[k])))
+            return F.cross_entropy(logits, labels.repeat(len(self.views_of[k])), label_smoothing=self.label_smoothing)
         per_view = logits.chunk(len(self.views_of[k]))
-        return F.cross_entropy(torch.cat([per_view[j] for j in chunks]), labels.repeat(len(chunks)))
+        chosen = torch.cat([per_view[j] for j in chunks])
+        return F.cross_entropy(chosen, labels.repeat(len(chunks)), label_smoothing=self.label_smoothing)
 
     def _consistency(self, branch_outputs: dict, ce: torch.Tensor) -> torch.Tensor:
         """AiLoss over every branch's output at the configured layer; 0 with one branch."""

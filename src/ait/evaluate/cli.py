@@ -5,6 +5,8 @@
     ait eval RUN_DIR --tsne --seed 1 --cache-dir /tmp/ait-cache
     ait eval runs/cifar10_ait/seed0 --corruptions --baseline runs/cifar10_baseline/seed0   # CIFAR-10-C, mCE
     ait eval RUN_DIR --corruptions-dir data/CIFAR-10-C --corruption-names fog,snow --severities 3,5
+    ait eval --model timm:resnet18 --weights w.safetensors --out evals/r18 --set data.dataset=cifar10 \
+        --set data.root=data/cifar-10-batches-py --all --corruptions   # a model ait did not train
 
 Writes into each RUN_DIR/eval/ (formats in :mod:`ait.evaluate.pipeline`, which does the work from
 typed options) and prints a short Markdown table per run (:mod:`ait.evaluate.markdown`).
@@ -14,10 +16,13 @@ from __future__ import annotations
 
 import argparse
 
+from ait.config import ConfigError
 from ait.evaluate.corruption_eval import check_selection
 from ait.evaluate.corruptions import CORRUPTIONS, SEVERITIES
+from ait.evaluate.loading import check_run_dir
 from ait.evaluate.markdown import accuracy_markdown, corruptions_markdown, transfer_markdown, variation_markdown
-from ait.evaluate.pipeline import CorruptionOptions, EvalOptions, evaluate_runs
+from ait.evaluate.outside import load_outside_model
+from ait.evaluate.pipeline import CorruptionOptions, EvalOptions, evaluate_loaded, evaluate_runs
 
 
 def _positive_int(text: str) -> int:
@@ -56,7 +61,8 @@ def add_eval_parser(subparsers) -> argparse.ArgumentParser:
         description="Evaluate finished runs on fixed augmented test sets (paper sec. 4.4-4.5); "
         "results go to RUN_DIR/eval/. Default: --transfer --variation.",
     )
-    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories written by `ait train`")
+    p.add_argument("run_dirs", nargs="*", metavar="RUN_DIR", help="run directories written by `ait train`")
+    _add_outside_model_arguments(p)
     p.add_argument("--transfer", action="store_true", help="accuracy on original/crop/gray/color test sets (Table 5)")
     p.add_argument(
         "--variation",
@@ -91,6 +97,25 @@ def add_eval_parser(subparsers) -> argparse.ArgumentParser:
     )
     p.set_defaults(handler=run_eval)
     return p
+
+
+def _add_outside_model_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--model",
+        metavar="NAME",
+        help="also evaluate a model ait did not train: a name as in strategy.networks "
+        "(timm:NAME, torchvision:NAME, a zoo or registered name), with --weights and --out",
+    )
+    p.add_argument("--weights", metavar="FILE", help="with --model: its .safetensors / .pt state dict")
+    p.add_argument("--out", metavar="DIR", help="with --model: where its results go (DIR/eval/, DIR/model.json)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="with --model: config keys of its test data (data.dataset, data.root, ...) and models.NAME.kwargs",
+    )
 
 
 def _add_corruption_arguments(p: argparse.ArgumentParser) -> None:
@@ -172,13 +197,32 @@ def options_from_args(args: argparse.Namespace) -> EvalOptions:
     )
 
 
+def _evaluations(args: argparse.Namespace, options: EvalOptions):
+    """The run directories' evaluations, then the --model's; every path checked before any work."""
+    if args.model is None:
+        if args.weights or args.out or args.overrides:
+            raise ConfigError("--weights, --out and --set go with --model NAME (a model ait did not train)")
+        if not args.run_dirs:
+            raise ConfigError("ait eval needs RUN_DIR... or --model NAME --weights FILE --out DIR")
+        yield from evaluate_runs(args.run_dirs, options)
+        return
+    if not (args.weights and args.out):
+        raise ConfigError("--model NAME needs --weights FILE (its state dict) and --out DIR (where results go)")
+    for path in args.run_dirs:
+        check_run_dir(path)
+    outside = load_outside_model(args.model, args.weights, args.out, args.overrides, options.device)
+    yield from evaluate_runs(args.run_dirs, options)
+    yield from evaluate_loaded([outside], options)
+
+
 def run_eval(args: argparse.Namespace) -> int:
     """``ait eval``: evaluate every RUN_DIR, print a Markdown summary per run as it is done.
 
     Raises RunLoadError (a RunDirError) naming the path for missing or damaged run directories,
     before any work (see :func:`ait.evaluate.pipeline.evaluate_runs`).
     """
-    for run, results in evaluate_runs(args.run_dirs, options_from_args(args)):
+    options = options_from_args(args)
+    for run, results in _evaluations(args, options):
         print(f"## {run.name}: {run.run_dir}\n")
         if "transfer" in results:
             print(transfer_markdown(run, results["transfer"]) + "\n")

@@ -21,9 +21,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from ait.config import RESUME_MAY_CHANGE, Config, ConfigError, config_differences, load_config
+from ait.config import RESUME_MAY_CHANGE, Config, ConfigError, UnknownModelError, config_differences, load_config
 from ait.engine.checkpoint import CheckpointError, load_checkpoint, networks_from_checkpoint
-from ait.engine.rundir import RunDirError, check_data_unchanged
+from ait.engine.rundir import RunDirError, check_data_unchanged, import_hint
+from ait.models import ModelError
 from ait.runtime.precision import Precision, resolve_device, resolve_precision
 from ait.runtime.rundata import RunData, build_data
 
@@ -124,7 +125,8 @@ def _read_config_and_checkpoint(path: Path) -> tuple[Config, dict[str, Any]]:
     try:
         config = load_config(path / "config.yaml")
     except ConfigError as err:
-        raise RunLoadError(f"run directory {str(path)!r}: config.yaml is not a valid config: {err}") from None
+        hint = import_hint(path, err.model) if isinstance(err, UnknownModelError) else ""
+        raise RunLoadError(f"run directory {str(path)!r}: config.yaml is not a valid config: {err}{hint}") from None
     try:
         state = load_checkpoint(path / "checkpoint.pt", map_location="cpu")
     except CheckpointError as err:
@@ -143,6 +145,8 @@ def _networks(path: Path, state: dict[str, Any], data: RunData, device: torch.de
     """The trained networks, eval mode, on ``device`` in the run's memory format."""
     try:
         _, networks = networks_from_checkpoint(state, data.train.num_classes, data.train.image_shape[0], device)
+    except ModelError as err:  # e.g. an import-path model whose module was not named with --import
+        raise RunLoadError(f"run directory {str(path)!r}: {err}") from None
     except (RuntimeError, KeyError, ValueError) as err:  # shape mismatch, unknown model name
         raise RunLoadError(
             f"run directory {str(path)!r}: cannot rebuild the networks from checkpoint.pt "

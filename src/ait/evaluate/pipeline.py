@@ -30,7 +30,7 @@ Percentages in [0, 100]. For 1-channel data the "gray" set and its pairs are lef
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,18 +85,29 @@ def evaluate_runs(run_dirs: Sequence[str | Path], options: EvalOptions) -> Itera
     so a bad path fails at once; raises RunLoadError (a RunDirError) or DataError naming it.
     """
     paths = [check_run_dir(d) for d in run_dirs]
+    check_corruption_paths(options)
+    runs = (load_run(path, device=options.device, allow_data_change=options.allow_data_change) for path in paths)
+    yield from evaluate_loaded(runs, options)
+
+
+def check_corruption_paths(options: EvalOptions) -> None:
+    """The mCE baseline run and the official corruption folder, when given, exist."""
     corruptions = options.corruptions
-    if corruptions is not None:
-        if corruptions.baseline is not None:
-            check_run_dir(corruptions.baseline)
-        if corruptions.source is not None and not Path(corruptions.source).expanduser().is_dir():
-            raise DataError(
-                f"{corruptions.source!r}: not a directory; --corruptions-dir expects the CIFAR-10-C / "
-                "CIFAR-100-C folder with <corruption>.npy and labels.npy"
-            )
+    if corruptions is None:
+        return
+    if corruptions.baseline is not None:
+        check_run_dir(corruptions.baseline)
+    if corruptions.source is not None and not Path(corruptions.source).expanduser().is_dir():
+        raise DataError(
+            f"{corruptions.source!r}: not a directory; --corruptions-dir expects the CIFAR-10-C / "
+            "CIFAR-100-C folder with <corruption>.npy and labels.npy"
+        )
+
+
+def evaluate_loaded(runs: Iterable[LoadedRun], options: EvalOptions) -> Iterator[tuple[LoadedRun, dict[str, Any]]]:
+    """Evaluate loaded runs (of run directories, or models ait did not train: :mod:`ait.evaluate.outside`)."""
     memo: dict[Path, tuple[dict[str, Any], tuple]] = {}
-    for path in paths:
-        run = load_run(path, device=options.device, allow_data_change=options.allow_data_change)
+    for run in runs:
         results = evaluate_run(
             run,
             options.transfer,
@@ -108,8 +119,8 @@ def evaluate_runs(run_dirs: Sequence[str | Path], options: EvalOptions) -> Itera
             options.tsne_samples,
             options.tsne_variants,
         )
-        if corruptions is not None:
-            results["corruptions"] = evaluate_corruptions(run, corruptions, options, memo)
+        if options.corruptions is not None:
+            results["corruptions"] = evaluate_corruptions(run, options.corruptions, options, memo)
         yield run, results
 
 

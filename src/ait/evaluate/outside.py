@@ -1,0 +1,71 @@
+"""A model that ``ait`` did not train, made ready for ``ait eval`` like a run: a published
+checkpoint beside your AIT runs, on the same test sets.
+
+    ait eval --model timm:resnet18 --weights resnet18_cifar10.safetensors --out evals/resnet18 \\
+        --set data.dataset=cifar10 --set data.root=data/cifar-10-batches-py --all --corruptions
+
+The model is named as in ``strategy.networks`` (its keyword arguments as ``models.NAME.kwargs``),
+the weights are a state dict (:mod:`ait.models.weights`, every tensor must fit), and the data keys
+choose the test set; its images are normalised with the dataset's statistics and the precision
+follows ``train.precision`` (auto: bf16 on CPUs), as for a run. Results go to OUT/eval/, beside
+OUT/model.json, which says what was evaluated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ait import models
+from ait.config import apply_override, config_from_dict
+from ait.evaluate.loading import LoadedRun, RunLoadError
+from ait.runtime.files import write_json
+from ait.runtime.precision import resolve_device, resolve_precision
+from ait.runtime.rundata import build_data
+
+
+def outside_config(model: str, weights: str | Path, overrides: list[str] | tuple = ()) -> dict[str, Any]:
+    """The config of a one-network evaluation: ``model`` as a baseline's network, plus ``overrides``."""
+    data: dict[str, Any] = {
+        "name": Path(weights).stem,
+        "strategy": {"name": "baseline", "networks": [model], "views": ["rp"]},
+    }
+    for override in overrides:
+        apply_override(data, override)
+    return data
+
+
+def load_outside_model(
+    model: str, weights: str | Path, out_dir: str | Path, overrides: list[str] | tuple = (), device: str = "auto"
+) -> LoadedRun:
+    """``model`` with the weights file loaded, its test data, and OUT as the place of its results.
+
+    Raises ConfigError (bad keys), ModelError (a model or weights that do not fit), DataError.
+    """
+    config = config_from_dict(outside_config(model, weights, overrides))
+    data = build_data(config.data, config.seed)
+    try:
+        torch_device = resolve_device(device)
+    except (ValueError, RuntimeError) as err:
+        raise RunLoadError(f"cannot evaluate {model!r} on device {device!r}: {err}") from None
+    precision = resolve_precision(torch_device, config.train.precision, config.train.channels_last)
+    options = config.models.get(model)
+    in_channels, num_classes = data.test.image_shape[0], data.test.num_classes
+    net = models.create(model, num_classes, in_channels, kwargs=options.kwargs if options else None)
+    models.load_weights(net, weights, model)
+    net = net.to(torch_device)
+    if precision.channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    models.check_outputs(net, model, num_classes, tuple(data.test.image_shape))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "model.json", _record(model, Path(weights), config.to_dict()))
+    return LoadedRun(out, config, [net.eval()], data, precision, None)
+
+
+def _record(model: str, weights: Path, config: dict[str, Any]) -> dict[str, Any]:
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+    return {"model": model, "weights": str(weights.resolve()), "weights_sha256": digest, "config": config}
