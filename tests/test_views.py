@@ -393,3 +393,37 @@ def test_cuda_device_and_generators():
     assert torch.equal(a, b)
     # Same CPU-generator stream on both devices gives the same geometry.
     assert torch.equal(augment(x, "rp", gen(2)).cpu(), augment(x.cpu(), "rp", gen(2)))
+
+
+def test_make_views_gives_the_trainers_views_of_a_step():
+    from ait import models
+    from ait.config import ConsistencyConfig
+    from ait.engine.trainer import BranchTrainer
+    from ait.runtime.precision import resolve_precision
+    from ait.views import make_views
+
+    images = torch.randint(0, 256, (6, 3, 16, 16), dtype=torch.uint8, generator=gen(1))
+    recipes = ["rp", "rgc", "rp"]
+    made = make_views(images, recipes, gen(7))
+    assert made.shape == (3, 6, 3, 16, 16) and made.dtype == torch.float32 and 0 <= made.min() <= made.max() <= 1
+    precision = resolve_precision(torch.device("cpu"), "fp32", False)
+    branches = [(0, 0), (0, 1), (0, 2)]
+    net = models.create("resnet20", num_classes=10)
+    trainer = BranchTrainer(
+        [net], [parse_recipe(r) for r in recipes], branches, ConsistencyConfig(), precision, (0.0,) * 3, (1.0,) * 3
+    )
+    views = trainer.make_views(images, gen(7))  # normalised with mean 0, std 1: the [0, 1] views themselves
+    for v in range(3):
+        assert torch.equal(views[v], made[v])
+    assert not torch.equal(made[0], made[2])  # two views of one recipe are drawn independently
+
+
+def test_float_images_outside_the_unit_range_are_refused():
+    from ait.views import make_views
+
+    normalised = torch.randn(2, 3, 8, 8)
+    with pytest.raises(ValueError, match=r"float images must lie in \[0, 1\] \(before normalisation\)"):
+        augment(normalised, "rc", gen())
+    with pytest.raises(ValueError, match="pass uint8 images, or float images in"):
+        make_views(normalised, ["rp", "rp"], gen())
+    assert augment(torch.rand(2, 3, 8, 8), "rc", gen()).shape == (2, 3, 8, 8)

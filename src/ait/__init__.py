@@ -14,7 +14,9 @@ strings, as ``--set`` on the command line. The summary is also written to ``RUN_
 docs/design.md describes how the package is built.
 """
 
-__version__ = "0.1.0"
+from ait._version import __version__
+
+__all__ = ["__version__", "load_model", "train"]
 
 
 def train(config, overrides=(), **kwargs):
@@ -26,3 +28,12 @@ def train(config, overrides=(), **kwargs):
     from ait.engine.run import train as _train  # imported lazily: `import ait` stays cheap
 
     return _train(config, overrides, **kwargs)
+
+
+def load_model(source, network=0, device="cpu"):
+    """Network ``network`` of a run directory or an exported ``.safetensors`` file, in eval mode,
+    with its preprocessing (input shape, normalisation, class names): see
+    :func:`ait.evaluate.inference.load_model`."""
+    from ait.evaluate.inference import load_model as _load_model
+
+    return _load_model(source, network, device)

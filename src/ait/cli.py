@@ -2,7 +2,8 @@
 
     ait train CONFIG [--set KEY=VALUE ...] [--run-dir DIR] [--overwrite]
     ait train --resume RUN_DIR      # continue an interrupted run exactly where it stopped
-    ait export RUN_DIR --out FILE.safetensors
+    ait export RUN_DIR --out FILE.safetensors|FILE.onnx|FILE.pt2
+    ait predict RUN_DIR IMAGE... [--top-k 5]
     ait eval RUN_DIR... [--transfer] [--variation] [--tsne] [--all]
     ait sweep CONFIG... [--seeds 0 1 2] [--grid KEY=V1,V2] [--set KEY=VALUE]
     ait report RUN_DIR... --out DIR
@@ -27,17 +28,6 @@ import sys
 from pathlib import Path
 
 
-def _add_overrides(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config value, e.g. --set consistency.weight=3 (repeatable)",
-    )
-
-
 def _add_imports(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--import",
@@ -51,12 +41,14 @@ def _add_imports(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ait.config import add_override_option  # light: no torch
+
     parser = argparse.ArgumentParser(prog="ait", description="Augmentation-invariant training of image classifiers.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train one run from a YAML config, or continue one (--resume)")
     p.add_argument("config", nargs="?", help="YAML config file (see configs/); omitted with --resume")
-    _add_overrides(p)
+    add_override_option(p)
     p.add_argument("--run-dir", help="run directory (default: OUT_DIR/NAME/seedSEED from the config)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     p.add_argument(
@@ -69,14 +61,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(handler=train_command)
 
-    p = sub.add_parser("export", help="write a run's trained weights as .safetensors")
-    p.add_argument("run_dir")
-    p.add_argument("--out", required=True, help="output file (never overwritten)")
+    p = sub.add_parser("export", help="write a trained network as .safetensors, ONNX or a torch.export program")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory (or an exported .safetensors file)")
+    p.add_argument("--out", required=True, help="output file (never overwritten): .safetensors, .onnx or .pt2")
+    p.add_argument("--format", choices=("safetensors", "onnx", "exported"), help="default: from --out's suffix")
+    p.add_argument("--network", type=int, default=None, help="which network (default: all for safetensors, else 0)")
     p.set_defaults(handler=export_command)
+
+    p = sub.add_parser("predict", help="the top classes of image files, by a trained network")
+    p.add_argument("model", metavar="RUN_DIR", help="a run directory or an exported .safetensors file")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files of any size (resized and centre-cropped)")
+    p.add_argument("--top-k", type=int, default=5, help="classes shown per image (default: 5)")
+    p.add_argument("--network", type=int, default=0, help="which network of the run (default: 0)")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1, ...")
+    p.set_defaults(handler=predict_command)
 
     p = sub.add_parser("config", help="print the resolved config (after --set) and exit")
     p.add_argument("config")
-    _add_overrides(p)
+    add_override_option(p)
     p.set_defaults(handler=config_command)
 
     p = sub.add_parser("demo", help="train baseline and AIT side by side on a small offline dataset")
@@ -101,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     eval_parser, sweep_parser = add_eval_parser(sub), add_sweep_parser(sub)
     add_report_parser(sub)  # reads run files only: needs no model of anyone's
-    for name in ("train", "export", "config"):
+    for name in ("train", "export", "predict", "config"):
         _add_imports(sub.choices[name])
     for p in (models_parser, eval_parser, sweep_parser):
         _add_imports(p)
@@ -161,10 +163,17 @@ def train_command(args: argparse.Namespace) -> None:
 
 
 def export_command(args: argparse.Namespace) -> None:
-    from ait.engine.checkpoint import export_safetensors
+    from ait.evaluate.export import export
 
-    names = export_safetensors(Path(args.run_dir) / "checkpoint.pt", args.out)
-    print(f"{args.out}: {', '.join(f'net{k} ({n})' for k, n in enumerate(names))}")
+    print(export(args.run_dir, args.out, args.format, args.network))
+
+
+def predict_command(args: argparse.Namespace) -> None:
+    from ait.evaluate.inference import load_model
+
+    model = load_model(args.model, args.network, args.device)
+    for path, ranked in zip(args.images, model.top_k(args.images, args.top_k)):
+        print(f"{path}: " + ", ".join(f"{name} {100 * p:.1f}%" for name, p in ranked))
 
 
 def config_command(args: argparse.Namespace) -> None:

@@ -21,6 +21,7 @@ import difflib
 import hashlib
 import json
 import math
+import os
 import re
 import typing
 from dataclasses import dataclass, field
@@ -498,6 +499,13 @@ def apply_override(data: dict[str, Any], override: str) -> None:
                 raise ConfigError(f"override {override!r}: {'.'.join(parts[: depth + 1])} is not a mapping")
 
 
+def add_override_option(parser, help_text: str = "override a config value, e.g. --set consistency.weight=3") -> None:
+    """The ``--set KEY=VALUE`` option (repeatable, into ``args.overrides``) of every command taking overrides."""
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=f"{help_text} (repeatable)"
+    )
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """The mapping of a YAML config file; ConfigError naming the file for anything else."""
     path = Path(path)
@@ -555,9 +563,40 @@ def _deep_copy(data: Any) -> Any:
 
 def _resolved_or_raw(data: dict[str, Any]) -> dict[str, Any]:
     try:
-        return config_from_dict(_deep_copy(data)).to_dict()
+        return resolve_data_paths(config_from_dict(_deep_copy(data))).to_dict()
     except ConfigError:  # not valid under the current schema: compare what was written
         return data
+
+
+# The data keys that name files or folders: a run resolves them when it starts (resolve_data_paths).
+DATA_PATH_KEYS = ("root", "train_file", "test_file")
+DATA_ROOT_VARIABLE = "AIT_DATA"
+
+
+def resolve_data_path(path: str) -> str:
+    """``path`` as an absolute path: ``~`` expanded, a relative path taken under ``$AIT_DATA`` when
+    that is set and under the working directory otherwise (no symlink is followed)."""
+    path = os.path.expanduser(path)
+    if os.path.isabs(path):
+        return os.path.normpath(path)
+    return os.path.abspath(os.path.join(os.environ.get(DATA_ROOT_VARIABLE) or os.getcwd(), path))
+
+
+def resolve_data_paths(config: Config) -> Config:
+    """The config with every data path absolute (:func:`resolve_data_path`), so that its run can be
+    evaluated and resumed from any folder, and a relative path and its absolute form are one run."""
+    resolved = {k: resolve_data_path(v) for k in DATA_PATH_KEYS if (v := getattr(config.data, k))}
+    return dataclasses.replace(config, data=dataclasses.replace(config.data, **resolved))
+
+
+def data_paths_written(config: Config) -> dict[str, dict[str, str]]:
+    """{"data.KEY": {"written": as in the config, "resolved": absolute}} for each data path: what
+    env.json records of a run's paths."""
+    return {
+        f"data.{k}": {"written": v, "resolved": resolve_data_path(v)}
+        for k in DATA_PATH_KEYS
+        if (v := getattr(config.data, k))
+    }
 
 
 # Keys that may change when a run is resumed: they do not change what is computed.

@@ -51,7 +51,7 @@ from typing import Any
 
 import yaml
 
-from ait.config import RESUME_MAY_CHANGE, Config, config_differences, load_config
+from ait.config import RESUME_MAY_CHANGE, Config, add_override_option, config_differences, load_config
 
 
 class SweepError(RuntimeError):
@@ -440,14 +440,7 @@ def add_sweep_parser(subparsers) -> argparse.ArgumentParser:
         help="values to sweep for one config key; several --grid options make a cartesian product. "
         "Lists go in brackets: --grid 'strategy.views=[rp,rp],[rp,rg]'",
     )
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config value in every run, e.g. --set train.epochs=5 (repeatable)",
-    )
+    add_override_option(p, "override a config value in every run, e.g. --set train.epochs=5")
     p.add_argument("--dry-run", action="store_true", help="print the plan and the run directories; train nothing")
     p.add_argument(
         "--continue-on-error",

@@ -285,8 +285,9 @@ def _color(x: torch.Tensor, r: Recipe, generator, device) -> torch.Tensor:
 def augment(images: torch.Tensor, recipe: str | Recipe, generator: torch.Generator | None = None) -> torch.Tensor:
     """Augment a batch, each sample with its own random parameters.
 
-    images: (N, C, H, W), float in [0, 1] or uint8 in [0, 255], on any device.
-    Returns (N, C, H, W) with the same dtype and device. Crop and flip are exact in any dtype;
+    images: (N, C, H, W), uint8 in [0, 255] or float in [0, 1] before normalisation (float input
+    outside [0, 1], such as normalised images, is refused: colour steps would clamp it), on any
+    device. Returns (N, C, H, W) with the same dtype and device. Crop and flip are exact in any dtype;
     colour steps run in float32 (uint8 results are rounded back; bf16/fp16 cast back).
 
     generator: the source of every random draw (None: the global generator of images.device).
@@ -301,7 +302,14 @@ def augment(images: torch.Tensor, recipe: str | Recipe, generator: torch.Generat
     dtype = images.dtype
     if dtype != torch.uint8 and not dtype.is_floating_point:
         raise TypeError(f"images must be uint8 or floating point, got {dtype}")
-    device = images.device
+    if dtype.is_floating_point:
+        check_unit_range(images)
+    return _augment(images, r, generator)
+
+
+def _augment(images: torch.Tensor, r: Recipe, generator: torch.Generator | None) -> torch.Tensor:
+    """:func:`augment` without its checks (the input is known to be uint8, or float in [0, 1])."""
+    dtype, device = images.dtype, images.device
     x = images
     if r.pad:
         x = _pad_crop(x, r.pad, generator, device)
@@ -314,6 +322,56 @@ def augment(images: torch.Tensor, recipe: str | Recipe, generator: torch.Generat
         else:
             x = y.to(dtype)
     return x
+
+
+def check_unit_range(images: torch.Tensor) -> None:
+    """ValueError unless float ``images`` lie in [0, 1]. It reads two numbers on the host (a
+    synchronisation on a GPU): uint8 input, what the trainer passes, is never checked."""
+    if images.numel() == 0 or images.device.type == "meta":  # nothing to read
+        return
+    lo, hi = (float(v) for v in torch.aminmax(images.detach()))
+    if lo < 0.0 or hi > 1.0:
+        raise ValueError(
+            f"float images must lie in [0, 1] (before normalisation), got values in [{lo:.3g}, {hi:.3g}]; "
+            "pass uint8 images, or float images in [0, 1], and normalise the views afterwards"
+        )
+
+
+def make_views(
+    images: torch.Tensor, recipes: Sequence[str | Recipe], generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """V augmented views of a batch in one call, as the trainer makes them: (N, C, H, W) uint8 (or
+    float in [0, 1]) -> float32 (V, N, C, H, W) in [0, 1], view-major; normalise it afterwards.
+
+    Views with the same recipe are made by one :func:`augment` call on the repeated batch (the
+    draws stay per sample, so the copies are independent views), in the order the recipes first
+    appear; so the same generator state gives the trainer's views of a step.
+
+        >>> import torch
+        >>> from ait.views import make_views
+        >>> images = torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8)
+        >>> tuple(make_views(images, ["rp", "rp"], torch.Generator().manual_seed(0)).shape)
+        (2, 8, 3, 32, 32)
+    """
+    recipes = [parse_recipe(r) for r in recipes]
+    if images.dim() != 4:
+        raise ValueError(f"images must be (N, C, H, W), got shape {tuple(images.shape)}")
+    if not recipes:
+        raise ValueError("make_views needs at least one recipe")
+    if images.dtype.is_floating_point:
+        check_unit_range(images)
+    x = to_float(images)
+    groups: dict[Recipe, list[int]] = {}
+    for v, recipe in enumerate(recipes):
+        groups.setdefault(recipe, []).append(v)
+    n = x.shape[0]
+    made = {r: _augment(x if len(vs) == 1 else x.repeat(len(vs), 1, 1, 1), r, generator) for r, vs in groups.items()}
+    if len(groups) == 1:  # one call, and its result is already view-major: no copy
+        return next(iter(made.values())).view(len(recipes), *x.shape)
+    out = x.new_empty((len(recipes), *x.shape))
+    for recipe, vs in groups.items():
+        out[vs] = made[recipe].view(len(vs), n, *x.shape[1:])
+    return out
 
 
 def to_float(images: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:

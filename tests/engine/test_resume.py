@@ -12,7 +12,7 @@ import torch
 import yaml
 
 import ait
-from ait.engine.checkpoint import CheckpointError, export_safetensors, load_checkpoint
+from ait.engine.checkpoint import CheckpointError, load_checkpoint
 from ait.engine.run import TIMING_FIELDS, RunFailed
 from ait.engine.rundir import RunDirError
 from ait_testutils import launch, tiny_config
@@ -185,17 +185,3 @@ def test_unwritable_run_directory_and_full_disk_fail_early(tmp_path, monkeypatch
     monkeypatch.setattr(shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**9, 10**9 - 1000, 1000))
     with pytest.raises(RunDirError, match="MiB free"):
         ait.train(tiny_config(tmp_path, "baseline"), run_dir=tmp_path / "full")
-
-
-def test_export_safetensors(tmp_path):
-    from safetensors.torch import load_file
-
-    summary = ait.train(tiny_config(tmp_path, "dml", train={"epochs": 1}))
-    run = Path(summary["run_dir"])
-    out = tmp_path / "weights.safetensors"
-    assert export_safetensors(run / "checkpoint.pt", out) == ["test_tiny", "test_tiny"]
-    tensors = load_file(str(out))
-    state = load_checkpoint(run / "checkpoint.pt")
-    assert torch.equal(tensors["net1.head.weight"], state["networks"][1]["head.weight"])
-    with pytest.raises(CheckpointError, match="exists"):
-        export_safetensors(run / "checkpoint.pt", out)

@@ -158,34 +158,3 @@ def networks_from_checkpoint(
         net.load_state_dict(weights)
         nets.append(net.to(device).eval())
     return cfg, nets
-
-
-def export_safetensors(checkpoint_path: str | Path, out_path: str | Path) -> list[str]:
-    """Write the trained weights of every network to one .safetensors file.
-
-    Tensors are named ``net{k}.{parameter}``; the metadata holds each network's architecture.
-    Returns the network names.
-    """
-    try:
-        from safetensors.torch import save_file
-    except ImportError as err:  # pragma: no cover - safetensors is a core dependency
-        raise CheckpointError("exporting needs the 'safetensors' package: pip install safetensors") from err
-    state = load_checkpoint(checkpoint_path)
-    bad = nonfinite_tensors({"networks": state["networks"]})
-    if bad:
-        raise CheckpointError(
-            f"{checkpoint_path}: {len(bad)} weight tensor(s) hold NaN or infinite values ({', '.join(bad[:3])}); "
-            "nothing was exported"
-        )
-    names = list(state["config"]["strategy"]["networks"])
-    tensors = {
-        f"net{k}.{key}": value.contiguous()
-        for k, weights in enumerate(state["networks"])
-        for key, value in weights.items()
-    }
-    metadata = {"format": "ait-weights-1", **{f"net{k}": name for k, name in enumerate(names)}}
-    out_path = Path(out_path)
-    if out_path.exists():
-        raise CheckpointError(f"{str(out_path)!r} exists; choose another path (nothing was overwritten)")
-    save_file(tensors, str(out_path), metadata=metadata)
-    return names

@@ -36,7 +36,7 @@ import signal
 import sys
 import time
 from contextlib import ExitStack, closing, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,15 @@ import torch
 
 from ait import models
 from ait import views as views_lib
-from ait.config import Config, ModelOptions, UnknownModelError, config_fingerprint, load_config
+from ait.config import (
+    Config,
+    ModelOptions,
+    UnknownModelError,
+    config_fingerprint,
+    data_paths_written,
+    load_config,
+    resolve_data_paths,
+)
 from ait.engine import distributed
 from ait.engine.checkpoint import load_checkpoint, save_checkpoint
 from ait.engine.lock import RunLock, RunLocked
@@ -61,6 +69,7 @@ from ait.engine.rundir import (
     default_run_dir,
     environment_record,
     import_hint,
+    model_input,
     network_sources,
     open_run_directory,
     write_run_header,
@@ -132,15 +141,18 @@ def train(
     data's fingerprint differs from the checkpoint's.
     """
     try:
-        cfg = load_config(config, overrides)
+        written = load_config(config, overrides)
     except UnknownModelError as err:  # a plugin's model resumed without its module: say which
         if resume and run_dir is not None:
             err.args = (f"{err}{import_hint(Path(run_dir), err.model)}",)
         raise
+    # Absolute data paths from here on (config.yaml too): the run can be evaluated and resumed from
+    # any folder; env.json keeps the paths as written.
+    cfg = resolve_data_paths(written)
     ctx = distributed.init_distributed(cfg.train.dist_timeout_s)
     try:
         with ExitStack() as resources:  # the run directory's lock, data loader workers: released however it ends
-            opening = Opening(overwrite, resume, allow_data_change)
+            opening = Opening(overwrite, resume, allow_data_change, data_paths_written(written))
             return _train(cfg, ctx, Path(run_dir or default_run_dir(cfg)), opening, resources)
     finally:
         distributed.shutdown(ctx)
@@ -148,11 +160,13 @@ def train(
 
 @dataclass(frozen=True)
 class Opening:
-    """How a run directory may be opened: replaced, only resumed, resumed on changed data."""
+    """How a run directory may be opened (replaced, only resumed, resumed on changed data), and the
+    data paths as the user wrote them, for a new run's env.json."""
 
     overwrite: bool = False
     resume: bool = False
     allow_data_change: bool = False
+    data_paths: dict = field(default_factory=dict)
 
 
 def _train(cfg: Config, ctx, run_path: Path, opening: Opening, resources: ExitStack) -> dict[str, Any]:
@@ -170,7 +184,8 @@ def _train(cfg: Config, ctx, run_path: Path, opening: Opening, resources: ExitSt
     if not opening.resume:
         load_initial_weights(cfg, networks)
     fingerprints = {"config": config_fingerprint(cfg), "data": stream.info.get("fingerprint")}
-    lock, saved = open_run(cfg, ctx, run_path, opening, networks, precision, fingerprints)
+    header = {"fingerprints": fingerprints, "networks": network_sources(cfg), "model_input": model_input(stream)}
+    lock, saved = open_run(cfg, ctx, run_path, opening, networks, precision, header)
     if lock is not None:
         resources.callback(lock.release)
     trainer = build_trainer(cfg, ctx, networks, stream, precision)
@@ -215,10 +230,11 @@ def load_initial_weights(cfg: Config, networks: list[torch.nn.Module]) -> None:
                 )
 
 
-def open_run(cfg: Config, ctx, run_path: Path, opening: Opening, networks, precision: Precision, fingerprints: dict):
+def open_run(cfg: Config, ctx, run_path: Path, opening: Opening, networks, precision: Precision, header: dict):
     """Lock and open the run directory (rank 0 alone touches it; the others learn the outcome, or
     the error, from it). Returns (the lock, or None on other ranks; the checkpoint to resume from, or
-    None for a new run, whose config and environment are then written)."""
+    None for a new run, whose config and environment (with ``header``: fingerprints, the networks'
+    sources, the model input) are then written)."""
     outcome: tuple[str, str] = ("ok", "")
     lock, error, resumed = None, None, None
     if ctx.is_main:
@@ -230,7 +246,8 @@ def open_run(cfg: Config, ctx, run_path: Path, opening: Opening, networks, preci
             if resumed is not None:
                 hint = "pass --allow-data-change to go on with the data as it is now, or --overwrite to start again"
                 saved = resumed.get("fingerprints", {}).get("data") or {}
-                check_data_unchanged(saved, fingerprints["data"] or {}, str(run_path), opening.allow_data_change, hint)
+                now = header["fingerprints"]["data"] or {}
+                check_data_unchanged(saved, now, str(run_path), opening.allow_data_change, hint)
             check_free_space(run_path, checkpoint_size_estimate(networks))
             outcome = ("resume" if resumed else "new", "")
         except (RunDirError, RunLocked, OSError) as err:
@@ -245,11 +262,7 @@ def open_run(cfg: Config, ctx, run_path: Path, opening: Opening, networks, preci
     if outcome[0] == "resume":  # rank 0 has read it already
         return lock, resumed if ctx.is_main else load_checkpoint(run_path / "checkpoint.pt")
     if ctx.is_main:
-        env = {
-            **environment_record(precision.device, precision.name),
-            "fingerprints": fingerprints,
-            "networks": network_sources(cfg),
-        }
+        env = {**environment_record(precision.device, precision.name), **header, "data_paths": opening.data_paths}
         write_run_header(run_path, cfg, env)
     return lock, None
 

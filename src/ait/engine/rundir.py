@@ -146,10 +146,10 @@ def git_commit() -> dict[str, Any] | None:
 def environment_record(device: torch.device, precision_name: str) -> dict[str, Any]:
     import numpy
 
-    import ait
+    from ait._version import __version__
 
     record: dict[str, Any] = {
-        "ait": ait.__version__,
+        "ait": __version__,
         "python": sys.version.split()[0],
         "torch": torch.__version__,
         "numpy": numpy.__version__,
@@ -180,6 +180,19 @@ def network_sources(config: Config) -> list[dict[str, Any]]:
         }
         for name in config.strategy.networks
     ]
+
+
+def model_input(stream) -> dict[str, Any]:
+    """What a trained network expects and gives, for inference without the training data
+    (env.json's "model_input"): the class names, the input shape (C, H, W), the normalisation of
+    [0, 1] images, and (image folders) the shorter side evaluation resizes to before its centre crop."""
+    return {
+        "classes": list(stream.classes),
+        "input_shape": list(stream.input_shape),
+        "mean": list(stream.mean),
+        "std": list(stream.std),
+        "eval_resize": stream.info.get("eval_resize"),
+    }
 
 
 def import_hint(run_dir: Path, model: str) -> str:

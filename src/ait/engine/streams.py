@@ -14,7 +14,7 @@ The training loop (:mod:`ait.engine.run`) sees only this::
     stream.batches(epoch, start)             TrainBatch iterator from step ``start`` on (resume)
     stream.evaluate(networks, prepare, precision, batch_size)
                                              accuracy table; each test sample counted once over ranks
-    stream.in_channels, .num_classes, .input_shape, .mean, .std, .info, .premade, .close()
+    stream.in_channels, .num_classes, .input_shape, .classes, .mean, .std, .info, .premade, .close()
 
 Both kinds draw the same epoch order (:class:`ait.data.EpochSampler`, seeded by (seed, epoch)) of
 ``samples_per_step`` samples per step. Under DDP the in-memory stream hands every rank the whole
@@ -110,6 +110,7 @@ class InMemoryStream:
         self.num_batches = len(self.sampler)
         self.in_channels, self.num_classes = data.train.image_shape[0], data.train.num_classes
         self.input_shape = tuple(data.train.image_shape)  # (C, H, W): the batch recipes keep the size
+        self.classes = list(data.train.classes)
         self.mean, self.std, self.info = data.mean, data.std, data.info
 
     def batches(self, epoch: int, start: int = 0) -> Iterator[TrainBatch]:
@@ -242,6 +243,7 @@ class ImageFolderStream:
         self.num_batches = math.ceil(len(self.train_set) / samples)  # as EpochSampler without drop_last
         self.in_channels, self.num_classes = 3, indexes.train.num_classes
         self.input_shape = (3, d.image_size, d.image_size)
+        self.classes = list(indexes.train.classes)
         self.mean, self.std = IMAGENET_NORMALIZATION
         eval_resize = d.eval_resize if d.eval_resize is not None else int(round(d.image_size / 0.875))
         self.info = {

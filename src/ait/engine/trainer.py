@@ -117,13 +117,6 @@ class BranchTrainer:
             None if all((k, v) in ce for v in vs) else [j for j, v in enumerate(vs) if (k, v) in ce]
             for k, vs in enumerate(self.views_of)
         ]
-        # Views with the same recipe are augmented in one call on the repeated batch (draws stay
-        # per sample, so the copies get independent views) and then sliced: one kernel launch per
-        # recipe, and a network fed all of them gets the whole tensor without a concatenation.
-        by_recipe: dict[views_lib.Recipe, list[int]] = {}
-        for v in self.used_views if self.recipes is not None else ():
-            by_recipe.setdefault(self.recipes[v], []).append(v)
-        self.view_groups = list(by_recipe.items())
         if any(not vs for vs in self.views_of):
             raise ValueError(f"every network needs at least one branch, got branches {self.branches}")
         self.guard = guard
@@ -149,19 +142,18 @@ class BranchTrainer:
         return self._make_views(images, generator)[0]
 
     def _make_views(self, images: torch.Tensor, generator: torch.Generator | None):
-        """Views per index, and {tuple of view indices: (len * B, C, H, W) tensor holding them in order}."""
+        """Views per index, and {tuple of view indices: (len * B, C, H, W) tensor holding them in order}.
+
+        :func:`ait.views.make_views` makes them (one augmentation call per recipe), view-major, so a
+        network fed all of them (AIT) gets one tensor without a concatenation.
+        """
         if images.dim() != 4:
             raise ValueError(f"images must be uint8 (B, C, H, W) to augment, got {images.dtype} {tuple(images.shape)}")
-        x = images.float().div_(255.0)
-        b = x.shape[0]
-        views, stacked = {}, {}
-        for recipe, vs in self.view_groups:
-            batch = x if len(vs) == 1 else x.repeat(len(vs), 1, 1, 1)  # (len(vs) * B, C, H, W)
-            out = self.normalise(views_lib.augment(batch, recipe, generator))
-            stacked[tuple(vs)] = out
-            for j, v in enumerate(vs):
-                views[v] = out[j * b : (j + 1) * b]
-        return views, stacked
+        made = views_lib.make_views(images, [self.recipes[v] for v in self.used_views], generator)
+        b = images.shape[0]
+        flat = self.normalise(made.flatten(0, 1))  # (len(used) * B, C, H, W)
+        views = {v: flat[j * b : (j + 1) * b] for j, v in enumerate(self.used_views)}
+        return views, {tuple(self.used_views): flat}
 
     def _premade_views(self, views: torch.Tensor):
         """uint8 views (B, V, C, H, W), already augmented -> the same pair as :meth:`_make_views`.

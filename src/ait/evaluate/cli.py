@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 
-from ait.config import ConfigError
+from ait.config import ConfigError, add_override_option
 from ait.evaluate.corruption_eval import check_selection
 from ait.evaluate.corruptions import CORRUPTIONS, SEVERITIES
 from ait.evaluate.loading import check_run_dir
@@ -108,13 +108,8 @@ def _add_outside_model_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--weights", metavar="FILE", help="with --model: its .safetensors / .pt state dict")
     p.add_argument("--out", metavar="DIR", help="with --model: where its results go (DIR/eval/, DIR/model.json)")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="with --model: config keys of its test data (data.dataset, data.root, ...) and models.NAME.kwargs",
+    add_override_option(
+        p, "with --model: config keys of its test data (data.dataset, data.root, ...) and models.NAME.kwargs"
     )
 
 

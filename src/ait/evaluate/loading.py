@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,23 +42,27 @@ class LoadedRun:
     """A trained run, ready for evaluation.
 
     networks: eval mode, on ``precision.device``, channels_last when the precision says so.
-    data: the run's train / test sets exactly as training built them (same subsets, same limits).
+    data: the run's train / test sets exactly as training built them (same subsets, same limits);
+        None when loaded with ``data=False``.
     summary: summary.json as a dict, or None when the run has not finished.
+    normalisation: (mean, std) of the network input; default the data's.
     """
 
     run_dir: Path
     config: Config
     networks: list[nn.Module]
-    data: RunData
+    data: RunData | None
     precision: Precision
     summary: dict[str, Any] | None = None
+    normalisation: tuple[Sequence[float], Sequence[float]] | None = None
     _mean: torch.Tensor = field(init=False, repr=False)
     _std: torch.Tensor = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         device = self.precision.device
-        self._mean = torch.tensor(self.data.mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
-        self._std = torch.tensor(self.data.std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+        mean, std = self.normalisation or (self.data.mean, self.data.std)
+        self._mean = torch.tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+        self._std = torch.tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
 
     @property
     def name(self) -> str:
@@ -92,35 +97,63 @@ def check_run_dir(run_dir: str | Path) -> Path:
     return path
 
 
-def load_run(run_dir: str | Path, device: str | None = "auto", allow_data_change: bool = False) -> LoadedRun:
+def load_run(
+    run_dir: str | Path, device: str | None = "auto", allow_data_change: bool = False, data: bool = True
+) -> LoadedRun:
     """Load ``run_dir`` (config.yaml, checkpoint.pt, summary.json if present) for evaluation.
 
     device: "auto" (CUDA when available), "cpu", "cuda:1", ...; None uses the run's train.device.
     Precision and channels_last follow the run's train settings, resolved on that device. The
     checkpoint must have been trained with config.yaml's config, and the data must be the data it
     was trained on (the fingerprints the checkpoint recorded; ``allow_data_change`` lets changed
-    data through). Raises :class:`RunLoadError` naming the path and what differs.
+    data through). data=False loads the networks alone, from what the run recorded of its input
+    (env.json), without reading the data. Raises :class:`RunLoadError` naming the path and what differs.
     """
     path = check_run_dir(run_dir)
-    config, state = _read_config_and_checkpoint(path)
+    config, state = read_config_and_checkpoint(path)
     spec = config.train.device if device is None else device
     try:
         torch_device = resolve_device(spec)
     except (ValueError, RuntimeError) as err:
         raise RunLoadError(f"cannot evaluate run directory {str(path)!r} on device {spec!r}: {err}") from None
     precision = resolve_precision(torch_device, config.train.precision, config.train.channels_last)
-    data = build_data(config.data, config.seed)  # the same test set (and limits) as in training
+    if not data:
+        record = read_model_input(path)
+        if record is None:
+            raise RunLoadError(f"run directory {str(path)!r} records no model input (env.json); load it with its data")
+        shape, normalisation = record["input_shape"], (record["mean"], record["std"])
+        networks = _networks(path, state, len(record["classes"]), shape[0], torch_device, precision)
+        return LoadedRun(path, config, networks, None, precision, _read_summary(path, state), normalisation)
+    run_data = build_data(config.data, config.seed)  # the same test set (and limits) as in training
     try:
         hint = "pass --allow-data-change to evaluate on the data as it is now"
         saved = state.get("fingerprints", {}).get("data") or {}
-        check_data_unchanged(saved, data.info["fingerprint"], f"run directory {str(path)!r}", allow_data_change, hint)
+        where = f"run directory {str(path)!r}"
+        check_data_unchanged(saved, run_data.info["fingerprint"], where, allow_data_change, hint)
     except RunDirError as err:
         raise RunLoadError(str(err)) from None
-    networks = _networks(path, state, data, torch_device, precision)
-    return LoadedRun(path, config, networks, data, precision, _read_summary(path, state))
+    train = run_data.train
+    networks = _networks(path, state, train.num_classes, train.image_shape[0], torch_device, precision)
+    return LoadedRun(path, config, networks, run_data, precision, _read_summary(path, state))
 
 
-def _read_config_and_checkpoint(path: Path) -> tuple[Config, dict[str, Any]]:
+def read_model_input(run_dir: Path) -> dict[str, Any] | None:
+    """env.json's "model_input" (class names, input shape, normalisation, eval resize), or the same
+    from summary.json's data record for runs made before env.json had it (class names 0..K-1), or None."""
+    for name, key in (("env.json", "model_input"), ("summary.json", "data")):
+        try:
+            record = json.loads((run_dir / name).read_text()).get(key)
+        except (OSError, ValueError, AttributeError):
+            continue
+        if record and "input_shape" in record:
+            return record
+        if record and "image_shape" in record and "num_classes" in record:  # a summary's data record
+            classes = [str(i) for i in range(record["num_classes"])]
+            return {**record, "input_shape": record["image_shape"], "classes": classes}
+    return None
+
+
+def read_config_and_checkpoint(path: Path) -> tuple[Config, dict[str, Any]]:
     """config.yaml and checkpoint.pt, refused unless the checkpoint was trained with that config."""
     try:
         config = load_config(path / "config.yaml")
@@ -141,10 +174,12 @@ def _read_config_and_checkpoint(path: Path) -> tuple[Config, dict[str, Any]]:
     return config, state
 
 
-def _networks(path: Path, state: dict[str, Any], data: RunData, device: torch.device, precision: Precision):
+def _networks(
+    path: Path, state: dict[str, Any], num_classes: int, in_channels: int, device: torch.device, precision: Precision
+):
     """The trained networks, eval mode, on ``device`` in the run's memory format."""
     try:
-        _, networks = networks_from_checkpoint(state, data.train.num_classes, data.train.image_shape[0], device)
+        _, networks = networks_from_checkpoint(state, num_classes, in_channels, device)
     except ModelError as err:  # e.g. an import-path model whose module was not named with --import
         raise RunLoadError(f"run directory {str(path)!r}: {err}") from None
     except (RuntimeError, KeyError, ValueError) as err:  # shape mismatch, unknown model name
