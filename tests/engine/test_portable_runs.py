@@ -7,6 +7,8 @@ import json
 import os
 import shutil
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +22,8 @@ from ait.engine.checkpoint import load_checkpoint
 from ait.engine.run import RunInterrupted, RunLoop
 from ait.evaluate.loading import load_run
 from ait_testutils import one_torch_thread, tiny_config
+
+TESTS = Path(__file__).resolve().parents[1]
 
 
 def write_npz(folder: Path) -> None:
@@ -76,6 +80,17 @@ def test_a_moved_run_is_evaluated_and_resumed_from_another_folder(project, tmp_p
     assert load_run(moved, device="cpu").data.test.images.shape == (32, 3, 16, 16)
     summary = train(moved / "config.yaml", run_dir=moved, resume=True)
     assert summary["epochs"] == 2 and load_checkpoint(moved / "checkpoint.pt")["position"]["epoch"] == 2
+    # And in a fresh process, from a third folder, as a user who received the run directory.
+    (tmp_path / "third").mkdir()
+    done = subprocess.run(
+        [sys.executable, "-m", "ait", "eval", str(moved), "--transfer", "--device", "cpu", "--import", "ait_testutils"],
+        cwd=tmp_path / "third",
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(TESTS)},  # where the module of the tiny test network is
+    )
+    assert done.returncode == 0, done.stderr
 
 
 def test_ait_data_roots_relative_paths(project, tmp_path, monkeypatch):
