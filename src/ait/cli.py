@@ -169,8 +169,11 @@ def export_command(args: argparse.Namespace) -> None:
 
 
 def predict_command(args: argparse.Namespace) -> None:
+    from ait.config import ConfigError
     from ait.evaluate.inference import load_model
 
+    if args.top_k < 1:
+        raise ConfigError(f"--top-k: expected an integer >= 1, got {args.top_k}")
     model = load_model(args.model, args.network, args.device)
     for path, ranked in zip(args.images, model.top_k(args.images, args.top_k)):
         print(f"{path}: " + ", ".join(f"{name} {100 * p:.1f}%" for name, p in ranked))

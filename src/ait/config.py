@@ -143,9 +143,8 @@ class StrategyConfig:
 class ModelOptions:
     """How one architecture of ``strategy.networks`` is built and first initialised (``models: {NAME: ...}``)."""
 
-    kwargs: dict[str, Any] = field(
-        default_factory=dict
-    )  # its factory's keyword arguments (timm: drop_path_rate, img_size)
+    # Its factory's keyword arguments (timm: drop_path_rate, img_size; torchvision: image_size).
+    kwargs: dict[str, Any] = field(default_factory=dict)
     weights: str | None = None  # initial weights: a .safetensors / .pt state dict (a published checkpoint, ...)
     replace_head: bool = False  # with weights: a classifier head of another class count keeps its fresh init
     pretrained: bool = False  # timm: its pretrained weights, from the local Hugging Face cache only
@@ -193,7 +192,7 @@ class TrainConfig:
     checkpoint: bool = True  # save the whole training state at the end of each epoch
     checkpoint_every_steps: int | None = ranged(None, 1)  # also save every N steps (long epochs, preemptible jobs)
     max_nonfinite_skips: int = ranged(0, 0)  # steps with a NaN/inf loss that may be skipped before the run fails
-    label_smoothing: float = ranged(0.0, 0, 1, hi_open=True)  # of the training cross-entropy (tests use plain CE)
+    label_smoothing: float = ranged(0.0, 0, 1, hi_open=True)  # of the training cross-entropy; 0: the paper's
     sync_batchnorm: bool = False  # distributed: BatchNorm statistics over the global batch
     dist_timeout_s: float = ranged(1800.0, 0, lo_open=True)  # distributed: a collective waiting longer fails the run
 

@@ -196,14 +196,17 @@ def model_input(stream) -> dict[str, Any]:
 
 
 def import_hint(run_dir: Path, model: str) -> str:
-    """ " Pass --import MODULE ..." for a network whose module the run recorded, else ""."""
+    """The end of an error message naming the module the run recorded for ``model`` (env.json),
+    "; the run recorded ... pass --import MODULE", or "" when it recorded none."""
     try:
         env = json.loads((run_dir / "env.json").read_text())
     except (OSError, ValueError):
         return ""
     for entry in env.get("networks", []) if isinstance(env, dict) else []:
-        source = entry.get("source") or {} if isinstance(entry, dict) else {}
-        if entry.get("name") == model and source.get("module") and source.get("kind") != "zoo":
+        if not isinstance(entry, dict) or entry.get("name") != model:
+            continue
+        source = entry.get("source") or {}
+        if source.get("module") and source.get("kind") != "zoo":
             installed = f", or install {source['distribution']}" if source.get("distribution") else ""
             return (
                 f"; the run recorded that {model!r} came from module {source['module']!r} ({run_dir / 'env.json'}): "

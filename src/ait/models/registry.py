@@ -117,4 +117,6 @@ def unknown_model(name: str, hint: str = "") -> ModelError:
 def source_of(name: str) -> dict[str, Any]:
     """Where a registered name's factory came from: {"kind": "zoo" | "module" | "entry_point",
     "module": ..., ["distribution": ...]} (recorded in a run's env.json)."""
+    if name not in _SOURCES and name in (found := entry_points()):  # a plugin's, not loaded yet
+        return {"kind": "entry_point", "module": found[name].value.split(":")[0]}
     return dict(_SOURCES.get(name, {"kind": "unknown"}))
