@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from ait import strategies
+from ait import callbacks, strategies
 
 LAYERS = ("feature_map", "feature", "logits")
 DATASETS = ("cifar10", "cifar100", "fashion_mnist", "npz", "synthetic", "imagefolder")
@@ -193,6 +193,8 @@ class TrainConfig:
     checkpoint_every_steps: int | None = ranged(None, 1)  # also save every N steps (long epochs, preemptible jobs)
     max_nonfinite_skips: int = ranged(0, 0)  # steps with a NaN/inf loss that may be skipped before the run fails
     label_smoothing: float = ranged(0.0, 0, 1, hi_open=True)  # of the training cross-entropy; 0: the paper's
+    loggers: list[str] = field(default_factory=list)  # csv, tensorboard, mlflow, wandb (ait.callbacks), or yours
+    log_every: int = ranged(50, 1)  # per-step scalars of the loggers every N global steps
     sync_batchnorm: bool = False  # distributed: BatchNorm statistics over the global batch
     dist_timeout_s: float = ranged(1800.0, 0, lo_open=True)  # distributed: a collective waiting longer fails the run
 
@@ -321,6 +323,11 @@ def _check_training(c: ConsistencyConfig, o: OptimConfig, t: TrainConfig, s: Str
         t.batch_size,
     )
     _choice("train.precision", t.precision, ("auto", "bf16", "fp32"))
+    for i, name in enumerate(t.loggers):
+        try:
+            callbacks.check(name)
+        except ValueError as err:
+            raise ConfigError(f"train.loggers[{i}]: {err}") from None
     _choice("train.progress", t.progress, ("auto", "bar", "plain", "none"))
     _check("train.device", re.fullmatch(DEVICE_PATTERN, t.device) is not None, DEVICE_TEXT, t.device)
 
@@ -608,6 +615,8 @@ RESUME_MAY_CHANGE = (
     "train.checkpoint_every_steps",
     "train.max_nonfinite_skips",
     "train.dist_timeout_s",
+    "train.loggers",
+    "train.log_every",
 )
 
 

@@ -44,6 +44,7 @@ import torch
 
 from ait import models
 from ait import views as views_lib
+from ait.callbacks import Callback, Callbacks, RunInfo
 from ait.config import (
     Config,
     ModelOptions,
@@ -53,7 +54,7 @@ from ait.config import (
     load_config,
     resolve_data_paths,
 )
-from ait.engine import distributed
+from ait.engine import distributed, loggers
 from ait.engine.checkpoint import load_checkpoint, save_checkpoint
 from ait.engine.lock import RunLock, RunLocked
 from ait.engine.optim import build_optimizer, build_scheduler
@@ -133,12 +134,14 @@ def train(
     overwrite: bool = False,
     resume: bool = False,
     allow_data_change: bool = False,
+    callbacks: list[Callback] = (),
 ) -> dict[str, Any]:
     """Train (or continue) the run described by ``config``; write its run directory; return its summary.
 
     overwrite: replace a run directory holding a run. resume: the directory must hold a checkpoint
     to continue (otherwise one is continued when found). allow_data_change: continue although the
-    data's fingerprint differs from the checkpoint's.
+    data's fingerprint differs from the checkpoint's. callbacks: :class:`ait.callbacks.Callback`
+    objects called beside the loggers of ``train.loggers`` (rank 0 only).
     """
     try:
         written = load_config(config, overrides)
@@ -152,7 +155,7 @@ def train(
     ctx = distributed.init_distributed(cfg.train.dist_timeout_s)
     try:
         with ExitStack() as resources:  # the run directory's lock, data loader workers: released however it ends
-            opening = Opening(overwrite, resume, allow_data_change, data_paths_written(written))
+            opening = Opening(overwrite, resume, allow_data_change, data_paths_written(written), tuple(callbacks))
             return _train(cfg, ctx, Path(run_dir or default_run_dir(cfg)), opening, resources)
     finally:
         distributed.shutdown(ctx)
@@ -160,13 +163,14 @@ def train(
 
 @dataclass(frozen=True)
 class Opening:
-    """How a run directory may be opened (replaced, only resumed, resumed on changed data), and the
-    data paths as the user wrote them, for a new run's env.json."""
+    """How a run directory may be opened (replaced, only resumed, resumed on changed data), the
+    data paths as the user wrote them (for a new run's env.json), and callbacks given from Python."""
 
     overwrite: bool = False
     resume: bool = False
     allow_data_change: bool = False
     data_paths: dict = field(default_factory=dict)
+    callbacks: tuple = ()
 
 
 def _train(cfg: Config, ctx, run_path: Path, opening: Opening, resources: ExitStack) -> dict[str, Any]:
@@ -190,6 +194,8 @@ def _train(cfg: Config, ctx, run_path: Path, opening: Opening, resources: ExitSt
         resources.callback(lock.release)
     trainer = build_trainer(cfg, ctx, networks, stream, precision)
     loop = RunLoop(cfg, ctx, stream, trainer, precision, run_path, lock, fingerprints)
+    if ctx.is_main:  # rank 0 alone logs
+        loop.callbacks = resources.enter_context(closing(loggers.build(cfg.train.loggers, opening.callbacks)))
     if saved is not None:
         loop.restore(saved)
     return loop.run()
@@ -316,6 +322,8 @@ class RunLoop:
         self.state.position.epoch_lr = self.state.lr
         self.generator = torch.Generator(device=precision.device)  # the trainer's views (in-memory data)
         self.history: list[dict[str, Any]] = []
+        self.callbacks: Callback = Callbacks([])  # the loggers (train() sets them on rank 0)
+        self._logged_at = 0.0  # when the loggers were last given per-step scalars
         self.resumed = False
         self.saved_at = ""  # where in the run the last checkpoint was written
         self.wall_start = 0.0
@@ -345,6 +353,11 @@ class RunLoop:
         resumed_at = (pos.epoch, pos.step) if self.resumed else None
         self.progress.start(self.run_path, self.stream.info, self.precision.name, self.precision.device, resumed_at)
         self.wall_start = time.perf_counter() - pos.wall_seconds
+        self._logged_at = time.perf_counter()
+        info = RunInfo(
+            self.run_path, self.cfg.name, self.cfg.to_dict(), self.global_step, self.steps_per_epoch, self.resumed
+        )
+        self.callbacks.on_run_start(info)
         with stop_on_signals() as signals:
             while self.pos.epoch < self.cfg.train.epochs:
                 self.train_one_epoch(signals)
@@ -363,6 +376,7 @@ class RunLoop:
         )
         if self.ctx.is_main:
             write_json(self.run_path / "summary.json", summary)
+        self.callbacks.on_run_end(summary)
         self.progress.finish(summary)
         return summary
 
@@ -377,10 +391,13 @@ class RunLoop:
         for step, batch in enumerate(self.stream.batches(epoch, start=pos.step), start=pos.step):
             if step >= self.steps_per_epoch:
                 break
-            stats = self.guarded_step(epoch, step, batch)
+            log = (epoch * self.steps_per_epoch + step + 1) % t.log_every == 0
+            stats = self.guarded_step(epoch, step, batch, grad_norm=log)
             if stats is not None:
                 pos.add(stats)
             pos.step = step + 1
+            if log and stats is not None:
+                self.log_step(stats)
             pos.epoch_seconds = time.perf_counter() - resumed_from
             self.progress.step(step, stats, pos)
             if self.lock is not None:
@@ -390,14 +407,32 @@ class RunLoop:
                 self.save(f"epoch {epoch + 1} step {pos.step}")
             self.stop_if_signalled(signals, epoch)
 
-    def guarded_step(self, epoch: int, step: int, batch) -> Any:
+    @property
+    def global_step(self) -> int:
+        """Steps done since the run began (the loggers' x axis)."""
+        return self.pos.epoch * self.steps_per_epoch + self.pos.step
+
+    def log_step(self, stats) -> None:
+        """The per-step scalars of the loggers: learning rate, each loss term, gradient norms, speed."""
+        now = time.perf_counter()
+        names = [f"net{k}" for k in range(len(self.trainer.networks))]
+        scalars = {"lr": self.state.lr, "loss/consistency": float(stats.consistency)}
+        scalars.update({f"loss/ce/{n}": v for n, v in zip(names, stats.ce.tolist())})
+        if stats.grad_norm is not None:
+            scalars.update({f"grad_norm/{n}": v for n, v in zip(names, stats.grad_norm.tolist())})
+        images = self.cfg.train.log_every * sum(stats.images)  # since the last log (fewer right after a resume)
+        scalars["images_per_s"] = images / max(now - self._logged_at, 1e-9)
+        self._logged_at = now
+        self.callbacks.on_step(self.global_step, scalars)
+
+    def guarded_step(self, epoch: int, step: int, batch, grad_norm: bool = False) -> Any:
         """One training step; a non-finite loss or gradient skips it (returns None: the trainer
         applied no update, and the schedules stepped) or, past the allowance, fails the run."""
         self.generator.manual_seed(step_seed(self.cfg.seed, epoch, step))
         state = self.state
         try:
             return self.trainer.step(
-                batch.images, batch.labels, state.optimizers, state.schedulers, self.generator, batch.shard
+                batch.images, batch.labels, state.optimizers, state.schedulers, self.generator, batch.shard, grad_norm
             )
         except NonFiniteWeightsError as err:
             raise RunFailed(f"{err} at epoch {epoch + 1}, step {step + 1}. {self.last_checkpoint()}") from None
@@ -445,6 +480,7 @@ class RunLoop:
         self.history.append(record)
         if self.ctx.is_main:
             append_jsonl(self.run_path / "metrics.jsonl", record)
+        self.callbacks.on_epoch_end(epoch, record)
         pos.next_epoch()
         pos.wall_seconds = time.perf_counter() - self.wall_start
         self.save(f"end of epoch {epoch + 1}")

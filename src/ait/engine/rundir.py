@@ -50,10 +50,20 @@ def default_run_dir(config: Config) -> Path:
     return Path(config.out_dir) / config.name / f"seed{config.seed}"
 
 
-RUN_ENTRIES = ("config.yaml", "env.json", "metrics.jsonl", "summary.json", "checkpoint.pt", "eval", LOCK_NAME)
-# ait's temporary files: atomic writes (".checkpoint.pt.x1y2.tmp", before: ".checkpoint.pt.tmp") and the write test.
+# What ait writes there, and what the loggers of train.loggers add (ait.engine.loggers).
+RUN_ENTRIES = ("config.yaml", "env.json", "metrics.jsonl", "summary.json", "checkpoint.pt", "eval", LOCK_NAME) + (
+    "metrics.csv",
+    "tensorboard",
+    "mlflow.db",
+    "mlflow.json",
+    "wandb",
+    "wandb.json",
+)
+# ait's temporary files: atomic writes (".checkpoint.pt.x1y2.tmp", before: ".checkpoint.pt.tmp"), the write
+# test, and SQLite's beside the MLflow database.
 _TEMPORARY = re.compile(
-    r"\.(?:config\.yaml|env\.json|metrics\.jsonl|summary\.json|checkpoint\.pt)(?:\..+)?\.tmp|\.write-test-.*"
+    r"\.(?:config\.yaml|env\.json|metrics\.jsonl|metrics\.csv|summary\.json|checkpoint\.pt|mlflow\.json|wandb\.json)"
+    r"(?:\..+)?\.tmp|\.write-test-.*|mlflow\.db-(?:journal|wal|shm)"
 )
 
 

@@ -52,6 +52,7 @@ class StepStats:
     grads_finite: torch.Tensor | None = None  # (num_networks,) bool: each network's gradients were finite
     buffers_finite: torch.Tensor | None = None  # (num_networks,) bool: its BatchNorm statistics after the forward
     weights_finite: torch.Tensor | None = None  # (num_networks,) bool: each network's weights after the step
+    grad_norm: torch.Tensor | None = None  # (num_networks,) L2 norm of each network's gradients, when asked
 
 
 class BranchTrainer:
@@ -242,8 +243,10 @@ class BranchTrainer:
         schedulers: Sequence = (),
         generator: torch.Generator | None = None,
         shard: slice | None = None,
+        grad_norm: bool = False,
     ) -> StepStats:
         """One optimisation step of every network (arguments as :meth:`loss`); every schedule steps.
+        grad_norm: also measure each network's gradient norm (on the device; for the loggers).
 
         The guard: a flag computed on the device (fused reductions over each network's gradients
         and BatchNorm statistics, and the loss) masks the update (:func:`ait.engine.optim.masked_step`), so a step
@@ -259,6 +262,8 @@ class BranchTrainer:
             self.save_buffers()
         total, stats = self.loss(images, labels, generator, shard)
         total.backward()
+        if grad_norm:
+            stats.grad_norm = torch.stack([_norm([p.grad for p in net.parameters()]) for net in self.networks])
         if self.guard:
             skip = self.check_update(stats, total)
         for opt in optimizers:
@@ -331,6 +336,14 @@ class BranchTrainer:
 
 def _float_buffers(net: nn.Module) -> list[torch.Tensor]:
     return [b for b in net.buffers() if b.is_floating_point()]
+
+
+def _norm(tensors: list[torch.Tensor | None]) -> torch.Tensor:
+    """() float32: the L2 norm of all ``tensors`` together (None entries skipped), on their device."""
+    present = [t for t in tensors if t is not None]
+    if not present:
+        return torch.zeros(())
+    return torch.linalg.vector_norm(torch.stack([n.float() for n in torch._foreach_norm(present)]))
 
 
 def _all_finite(tensors: list[torch.Tensor | None]) -> torch.Tensor:

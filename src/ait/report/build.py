@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ait.report import tables
+from ait.report.data import long_rows, write_csv, write_json_rows
 from ait.report.groups import Group, display_path, group_runs, slug
 from ait.report.records import ReportError, load_runs
 from ait.report.tables import Section, compare, md_table
@@ -293,6 +294,19 @@ def build_report(run_dirs: Iterable[str | Path], out_dir: str | Path, log: Calla
     report = out / "report.md"
     write_text_atomic(report, "\n".join(text))
     return report
+
+
+def build_tables(run_dirs: Iterable[str | Path], csv_dir: str | Path | None, json_dir: str | Path | None) -> list[Path]:
+    """Write the report's numbers as long-form data (:mod:`ait.report.data`) into ``csv_dir``
+    (results.csv) and ``json_dir`` (results.json), each when given; returns the paths written."""
+    if csv_dir is None and json_dir is None:
+        return []
+    runs, skipped, _ = load_runs(list(run_dirs))
+    if not runs:
+        raise ReportError(f"no finished run (a directory with summary.json) under {', '.join(map(str, run_dirs))}")
+    rows = long_rows(runs)
+    written = [write_csv(rows, Path(csv_dir))] if csv_dir is not None else []
+    return written + ([write_json_rows(rows, Path(json_dir))] if json_dir is not None else [])
 
 
 def _remove_stale_plots(plot_dir: Path) -> None:

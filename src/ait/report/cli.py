@@ -14,15 +14,23 @@ def add_report_parser(subparsers) -> argparse.ArgumentParser:
         "where their runs exist, plus DIR/plots/*.png.",
     )
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories or folders above them (searched)")
-    p.add_argument("--out", required=True, metavar="DIR", help="where report.md and plots/ are written")
+    p.add_argument("--out", metavar="DIR", help="where report.md and plots/ are written")
+    p.add_argument("--csv", metavar="DIR", help="write DIR/results.csv: every number, one row per run and metric")
+    p.add_argument("--json", metavar="DIR", help="write DIR/results.json: the same rows as JSON records")
     p.set_defaults(handler=run_report_command)
     return p
 
 
 def run_report_command(args: argparse.Namespace) -> int:
-    """Write the report and print its path: 0. Skipped malformed runs are warned about on stderr;
-    nothing to report is a ReportError (exit status 2, see :func:`ait.cli.run_handler`)."""
-    from ait.report.build import build_report
+    """Write the report and/or the tables as data and print their paths: 0. Skipped malformed runs are
+    warned about on stderr; nothing to report is a ReportError (exit status 2, see :func:`ait.cli.run_handler`)."""
+    from ait.report.build import build_report, build_tables
+    from ait.report.records import ReportError
 
-    print(build_report(args.run_dirs, args.out))
+    if not (args.out or args.csv or args.json):
+        raise ReportError("say where to write: --out DIR (report.md), --csv DIR or --json DIR")
+    if args.out:
+        print(build_report(args.run_dirs, args.out))
+    for path in build_tables(args.run_dirs, args.csv, args.json):
+        print(path)
     return 0

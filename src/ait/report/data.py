@@ -1,0 +1,96 @@
+"""Every number of the report's tables as data: one row per run, network and metric, with the run's
+config keys as columns, written as CSV (``ait report --csv DIR``) or JSON (``--json DIR``)::
+
+    import pandas as pd
+    table = pd.read_csv("reports/data/results.csv")  # after: ait report runs/ --csv reports/data
+    table.query("metric == 'final_top1'").groupby("strategy.name")["value"].mean()
+
+Metrics: ``final_top1``, ``final_top5``, ``best_top1`` (summary.json); ``train_seconds`` and
+``images_per_s`` (network ``all``); ``transfer/<test set>/top1`` and ``/top5`` (eval/transfer.json);
+``variation/<pair>/kl`` and ``/feature_l2``; ``corruption/<name>/<severity>`` top-1,
+``corruption/mean_top1`` and ``corruption/mce`` (eval/corruptions.json).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from ait.report.records import RunRecord
+from ait.runtime.files import write_text_atomic
+
+COLUMNS = ("run_dir", "name", "seed", "network", "metric", "value")
+
+
+def config_columns(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """The config as {"optim.lr": 0.1, "strategy.networks": "resnet20", ...}; lists joined by "+"."""
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict) and prefix == "":
+            out.update(config_columns(value, f"{dotted}."))
+        elif isinstance(value, list):
+            out[dotted] = "+".join(map(str, value))
+        elif isinstance(value, dict):
+            out[dotted] = json.dumps(value, sort_keys=True)
+        else:
+            out[dotted] = value
+    return out
+
+
+def run_metrics(run: RunRecord) -> list[tuple[str, str, float]]:
+    """(network, metric, value) of every number the run's files hold."""
+    rows: list[tuple[str, str, float]] = []
+    networks = list(run.summary.get("networks", []))
+    if run.summary.get("ensemble"):
+        networks.append({**run.summary["ensemble"], "key": "ensemble"})
+    for net in networks:
+        rows += [
+            (net["key"], m, float(net[m])) for m in ("final_top1", "final_top5", "best_top1") if net.get(m) is not None
+        ]
+    rows += [
+        ("all", m, float(run.summary[m])) for m in ("train_seconds", "images_per_s") if run.summary.get(m) is not None
+    ]
+    for key, sets in (run.transfer or {}).get("networks", {}).items():
+        rows += [(key, f"transfer/{s}/{m}", float(v)) for s, values in sets.items() for m, v in values.items()]
+    for key, pairs in (run.variation or {}).get("networks", {}).items():
+        rows += [(key, f"variation/{p}/{m}", float(v)) for p, values in pairs.items() for m, v in values.items()]
+    corruptions = run.corruptions or {}
+    for key, names in corruptions.get("networks", {}).items():
+        rows += [(key, f"corruption/{c}/{s}", float(v)) for c, by in names.items() for s, v in by.items()]
+    for summary in ("mean_top1", "mce"):
+        rows += [(key, f"corruption/{summary}", float(v)) for key, v in (corruptions.get(summary) or {}).items()]
+    return rows
+
+
+def long_rows(runs: list[RunRecord]) -> list[dict[str, Any]]:
+    """One dict per run, network and metric: COLUMNS, then the run's config keys."""
+    rows = []
+    for run in sorted(runs, key=lambda r: str(r.path)):
+        config = config_columns(run.config)
+        for network, metric, value in run_metrics(run):
+            base = {"run_dir": str(run.path), "name": run.summary.get("name"), "seed": run.seed}
+            rows.append({**base, "network": network, "metric": metric, "value": value, **config})
+    return rows
+
+
+def write_csv(rows: list[dict[str, Any]], folder: Path) -> Path:
+    """folder/results.csv: COLUMNS first, then every config key any run has (empty where a run has none)."""
+    keys = list(COLUMNS) + sorted({k for row in rows for k in row} - set(COLUMNS))
+    text = io.StringIO()
+    writer = csv.DictWriter(text, keys)
+    writer.writeheader()
+    writer.writerows(rows)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(folder / "results.csv", text.getvalue())
+    return folder / "results.csv"
+
+
+def write_json_rows(rows: list[dict[str, Any]], folder: Path) -> Path:
+    """folder/results.json: the same rows as a JSON list of records (``pandas.read_json(orient="records")``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(folder / "results.json", json.dumps(rows, indent=1))
+    return folder / "results.json"

@@ -1,0 +1,178 @@
+"""train.loggers: what each logger wrote, read back with its library's own reader (TensorBoard's
+EventAccumulator, the MLflow client on SQLite, pandas), across a crash and a resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+import ait
+from ait.callbacks import Callback, register
+from ait.config import ConfigError, load_config
+from ait.engine.run import RunLoop
+from ait_testutils import one_torch_thread, tiny_config
+
+# 320 samples, 16 a step (AIT: a network batch of 32 is 2 views of 16): 20 steps an epoch; a log every 2.
+STEPS_PER_EPOCH, EPOCHS = 20, 3
+
+
+def config(tmp_path: Path, loggers: list[str]) -> dict:
+    return tiny_config(
+        tmp_path,
+        "ait",
+        data={"dataset": "synthetic", "synthetic_size": 320},
+        train={"epochs": EPOCHS, "loggers": loggers, "log_every": 2},
+    )
+
+
+def train(cfg, run_dir: Path, **kwargs) -> dict:
+    with one_torch_thread():
+        return ait.train(cfg, run_dir=run_dir, **kwargs)
+
+
+def crash_in_second_epoch(cfg, run_dir: Path, monkeypatch) -> None:
+    """The run dies (no checkpoint saved) at step 8 of epoch 2, after logging global steps 22 to 26."""
+    guarded_step = RunLoop.guarded_step
+
+    def dying(loop, epoch, step, batch, grad_norm=False):
+        if epoch == 1 and step == 7:
+            raise RuntimeError("the machine went away")
+        return guarded_step(loop, epoch, step, batch, grad_norm)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(RunLoop, "guarded_step", dying)
+        with pytest.raises(RuntimeError, match="went away"):
+            train(cfg, run_dir)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """An uninterrupted run, and the same run crashed in epoch 2 and resumed, with three loggers."""
+    tmp = tmp_path_factory.mktemp("loggers")
+    cfg = config(tmp, ["csv", "tensorboard", "mlflow"])
+    straight = tmp / "straight"
+    train(cfg, straight)
+    resumed = tmp / "resumed"
+    mp = pytest.MonkeyPatch()
+    try:
+        crash_in_second_epoch(cfg, resumed, mp)
+    finally:
+        mp.undo()
+    train(cfg, resumed, resume=True)
+    return straight, resumed
+
+
+def tensorboard_curve(run: Path, tag: str) -> list[tuple[int, float]]:
+    events = EventAccumulator(str(run / "tensorboard"), size_guidance={"scalars": 0})  # 0: keep every scalar
+    events.Reload()
+    return [(e.step, e.value) for e in events.Scalars(tag)]
+
+
+def mlflow_curve(run: Path, key: str) -> list[tuple[int, float]]:
+    record = json.loads((run / "mlflow.json").read_text())
+    client = MlflowClient(tracking_uri=record["tracking_uri"])
+    return sorted((m.step, m.value) for m in client.get_metric_history(record["run_id"], key))
+
+
+def csv_curve(run: Path, metric: str) -> list[tuple[int, float]]:
+    table = pd.read_csv(run / "metrics.csv")
+    rows = table[table["metric"] == metric]
+    return list(zip(rows["step"].tolist(), rows["value"].tolist()))
+
+
+STEPS = list(range(2, EPOCHS * STEPS_PER_EPOCH + 1, 2))
+
+
+@pytest.mark.parametrize("read", [tensorboard_curve, mlflow_curve, csv_curve], ids=["tensorboard", "mlflow", "csv"])
+def test_a_resumed_run_gives_one_continuous_curve_equal_to_the_uninterrupted_one(runs, read):
+    straight, resumed = runs
+    for tag in ("loss/consistency", "loss/ce/net0", "lr", "grad_norm/net0"):
+        curve = read(resumed, tag)
+        assert [s for s, _ in curve] == STEPS, tag  # every step once: nothing doubled, nothing missing
+        reference = read(straight, tag)
+        assert [v for _, v in curve] == pytest.approx([v for _, v in reference], rel=1e-6), tag  # exact resume
+    epochs = read(resumed, "epoch/test/net0/top1")
+    assert [s for s, _ in epochs] == [STEPS_PER_EPOCH * e for e in range(1, EPOCHS + 1)]
+
+
+def test_mlflow_keeps_one_run_with_the_config_as_parameters(runs):
+    _, resumed = runs
+    record = json.loads((resumed / "mlflow.json").read_text())
+    client = MlflowClient(tracking_uri=record["tracking_uri"])
+    run = client.get_run(record["run_id"])
+    assert run.info.status == "FINISHED" and run.data.params["optim.lr"] == "0.1"
+    assert len(client.search_runs([record["experiment_id"]])) == 1
+
+
+def test_tensorboard_holds_the_config(runs):
+    straight, _ = runs
+    events = EventAccumulator(str(straight / "tensorboard"), size_guidance={"tensors": 0})
+    events.Reload()
+    assert "config/text_summary" in events.Tags()["tensors"]
+
+
+def test_wandb_offline_runs_write_their_config_and_a_resumed_one_names_its_first(tmp_path, monkeypatch):
+    """W&B has no public reader of offline runs: what its files allow is checked (docs/README say so)."""
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    cfg = config(tmp_path, ["wandb"])
+    run = tmp_path / "run"
+    crash_in_second_epoch(cfg, run, monkeypatch)
+    first = json.loads((run / "wandb.json").read_text())
+    train(cfg, run, resume=True)
+    second = json.loads((run / "wandb.json").read_text())
+    assert first["mode"] == "offline" and second["resumed_from"] == first["id"] != second["id"]
+    (log,) = (run / "wandb").glob(f"offline-run-*-{second['id']}/run-{second['id']}.wandb")
+    data = log.read_bytes()  # protobuf records: their strings are plain bytes in the file
+    for text in ("resumed_from", first["id"], "loss/consistency", "epoch/test/net0/top1", "optim"):
+        assert text.encode() in data, text
+    assert len(list((run / "wandb").glob("offline-run-*"))) == 2
+
+
+class Recorder(Callback):
+    def __init__(self):
+        self.calls = []
+
+    def on_run_start(self, info):
+        self.calls.append(("start", info.step, info.resumed))
+
+    def on_step(self, step, scalars):
+        self.calls.append(("step", step, sorted(scalars)))
+
+    def on_epoch_end(self, epoch, record):
+        self.calls.append(("epoch", epoch, "test" in record))
+
+    def on_run_end(self, summary):
+        self.calls.append(("end", summary["epochs"]))
+
+    def close(self):
+        self.calls.append(("close",))
+
+
+def test_callbacks_from_python_and_by_registered_name(tmp_path):
+    recorder = Recorder()
+    cfg = tiny_config(tmp_path, "baseline", train={"epochs": 2, "log_every": 4})
+    train(cfg, tmp_path / "run", callbacks=[recorder])
+    kinds = [c[0] for c in recorder.calls]
+    assert kinds[0] == "start" and kinds[-2:] == ["end", "close"] and kinds.count("epoch") == 2
+    step = next(c for c in recorder.calls if c[0] == "step")
+    assert step[1] == 4 and step[2] == ["grad_norm/net0", "images_per_s", "loss/ce/net0", "loss/consistency", "lr"]
+
+    made = []
+
+    @register("test_recorder")
+    def make():
+        made.append(Recorder())
+        return made[-1]
+
+    train({**cfg, "train": {**cfg["train"], "loggers": ["test_recorder"]}}, tmp_path / "named")
+    assert made and made[0].calls[-1] == ("close",)
+
+
+def test_unknown_or_missing_loggers_are_refused_as_the_config_is_read():
+    with pytest.raises(ConfigError, match=r"train.loggers\[0\]: 'tensorbored' is not a logger: one of csv"):
+        load_config({"train": {"loggers": ["tensorbored"]}})

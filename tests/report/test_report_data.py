@@ -1,0 +1,40 @@
+"""ait report --csv / --json: every number as long-form data that pandas loads in one call."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from report_testutils import make_run
+
+from ait.cli import main
+
+
+@pytest.fixture
+def runs(tmp_path):
+    root = tmp_path / "runs"
+    for seed, top1 in ((0, 70.0), (1, 72.0)):
+        make_run(root, "ait", seed, top1, transfer={"original": top1, "crop": top1 - 5})
+    make_run(root, "baseline", 0, 65.0, strategy="baseline")
+    make_run(root, "dml", 0, [60.0, 61.0], strategy="dml")
+    return root
+
+
+def test_csv_and_json_hold_every_run_metric_and_config_key(runs, tmp_path, capsys):
+    assert main(["report", str(runs), "--csv", str(tmp_path / "csv"), "--json", str(tmp_path / "json")]) == 0
+    table = pd.read_csv(tmp_path / "csv" / "results.csv")
+    assert list(table.columns[:6]) == ["run_dir", "name", "seed", "network", "metric", "value"]
+    final = table[(table.metric == "final_top1") & (table.network == "net0")]
+    assert sorted(final.value) == [60.0, 65.0, 70.0, 72.0]
+    means = final.groupby("strategy.name")["value"].mean()
+    assert means["ait"] == pytest.approx(71.0) and means["baseline"] == pytest.approx(65.0)
+    assert set(table[table.name == "dml"].network) >= {"net0", "net1", "ensemble", "all"}
+    crop = table[(table.metric == "transfer/crop/top1") & (table.seed == 1)]
+    assert crop.value.tolist() == [67.0] and crop["strategy.views"].tolist() == ["rp+rp"]
+    records = pd.read_json(tmp_path / "json" / "results.json", orient="records")
+    assert len(records) == len(table) and set(records.columns) == set(table.columns)
+    assert not (tmp_path / "csv" / "report.md").exists()  # --out alone writes the Markdown report
+
+
+def test_report_without_a_destination_is_refused(runs, capsys):
+    assert main(["report", str(runs)]) == 2
+    assert "--out DIR (report.md), --csv DIR or --json DIR" in capsys.readouterr().err
