@@ -1,22 +1,18 @@
 """`ait sweep`: grid expansion, unique run directories, skipping finished runs, restarting interrupted ones."""
 
-import argparse
 import json
 
 import pytest
 import yaml
 
-from ait.cli import main
 from ait.config import ConfigError
 from ait.sweep import (
     SweepError,
     SweepRunFailed,
-    add_sweep_parser,
     canonical_value,
     parse_grid,
     plan_sweep,
     run_sweep,
-    run_sweep_command,
     split_values,
 )
 from ait_testutils import tiny_config
@@ -187,29 +183,3 @@ def test_failures_stop_the_sweep_unless_continue_on_error(tmp_path):
     assert [c[1] for c in spy.calls] == [1, 2]  # seed 0 finished in the first attempt
     assert not result.ok and [p.seed for p, _ in result.failures] == [1]
     assert any(line.startswith("  FAILED") and "seed1" in line for line in lines)
-
-
-def test_command_line(tmp_path, capsys):
-    path = write_config(tmp_path)
-    parser = argparse.ArgumentParser(prog="ait")
-    add_sweep_parser(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(
-        [
-            "sweep",
-            str(path),
-            "--seeds",
-            "0",
-            "1",
-            "--grid",
-            "consistency.weight=1,2",
-            "--set",
-            "train.epochs=2",
-            "--dry-run",
-        ]
-    )
-    assert args.handler is run_sweep_command
-    assert run_sweep_command(args) == 0
-    out = capsys.readouterr().out
-    assert out.startswith("sweep: 4 runs, 0 done, 4 to do") and "train.epochs=2" in out
-    assert main(["sweep", str(path), "--grid", "consistency.weight"]) == 2
-    assert "KEY=V1,V2" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""Run a grid of training runs (configs x grid points x seeds), one after another.
+"""Plan and run a grid of training runs (configs x grid points x seeds, or a sweep file's experiments).
 
     ait sweep configs/cpu/cifar100_resnet20_ait.yaml --seeds 0 1 2 --grid consistency.weight=0,0.5,1,2,4
     ait sweep configs/cpu/*.yaml --seeds 0 1 --dry-run           # the plan only, trains nothing
@@ -17,7 +17,8 @@ Re-running a sweep is safe and cheap:
 - a directory at a run's path that does not look like a run directory is never deleted: error.
 
 Ctrl-C (or SIGTERM) stops the sweep after the current run saved its checkpoint; the same command
-continues it.
+continues it. Several processes may run one plan (``--jobs``, job arrays: :mod:`ait.launchers`):
+each run is claimed through its lock, and its state is looked at again just before it is trained.
 
 From Python::
 
@@ -36,7 +37,6 @@ From Python::
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import hashlib
 import itertools
@@ -51,7 +51,10 @@ from typing import Any
 
 import yaml
 
-from ait.config import RESUME_MAY_CHANGE, Config, add_override_option, config_differences, load_config
+from ait.config import RESUME_MAY_CHANGE, Config, config_differences, load_config
+from ait.runtime.files import write_text_atomic
+
+ERROR_FILE = "error.txt"  # in a run directory: the last error of a failed run (--status shows its last line)
 
 
 class SweepError(RuntimeError):
@@ -227,6 +230,16 @@ def run_state(config: Config, run_dir: Path) -> tuple[str, str]:
     return "interrupted", "no summary.json: the run did not finish"
 
 
+@dataclass
+class Experiment:
+    """One entry of a sweep: configs x (the grid's cartesian product) x seeds, with its overrides."""
+
+    configs: list[str | Path | dict | Config]
+    seeds: list[int] | None = None
+    grid: Mapping[str, Sequence[Any]] | Sequence[str] | None = None
+    overrides: list[str] = field(default_factory=list)
+
+
 def plan_sweep(
     configs: Sequence[str | Path | dict | Config],
     seeds: Sequence[int] | None = None,
@@ -238,41 +251,111 @@ def plan_sweep(
     ``seeds=None`` keeps each config's own seed. Raises ConfigError for an invalid config or grid
     value (naming the key) and SweepError when two different runs would share a directory.
     """
-    from ait.engine.rundir import default_run_dir  # late: rundir imports torch
-
     if not configs:
         raise SweepError("no config given")
-    grid_values = parse_grid(grid)
-    keys = list(grid_values)
-    points = [dict(zip(keys, combo)) for combo in itertools.product(*grid_values.values())] if keys else [{}]
+    return plan_experiments([Experiment(list(configs), list(seeds) if seeds else None, grid, list(overrides))])
+
+
+def plan_experiments(experiments: Sequence[Experiment], overrides: Sequence[str] = ()) -> list[PlannedRun]:
+    """The runs of every experiment in order (``overrides`` first for all of them); the same
+    experiments give the same ordered plan on every machine. SweepError when two different runs
+    would share a directory; the same run asked for twice is planned once."""
     plan: list[PlannedRun] = []
     by_dir: dict[Path, PlannedRun] = {}
-    for source in configs:
+    for experiment in experiments:
+        for planned in _experiment_runs(experiment, [*overrides, *experiment.overrides]):
+            key = planned.run_dir.resolve()
+            other = by_dir.get(key)
+            if other is not None:
+                if other.config.to_dict() == planned.config.to_dict():
+                    continue  # the same run asked for twice (same file twice, "2" and "2.0")
+                raise SweepError(
+                    f"two different runs would share {planned.run_dir}: {other.command} and {planned.command}; "
+                    "give the configs different names (--set name=...) or out_dirs"
+                )
+            by_dir[key] = planned
+            plan.append(planned)
+    return plan
+
+
+def _experiment_runs(experiment: Experiment, overrides: list[str]):
+    from ait.engine.rundir import default_run_dir  # late: rundir imports torch
+
+    grid_values = parse_grid(experiment.grid)
+    keys = list(grid_values)
+    points = [dict(zip(keys, combo)) for combo in itertools.product(*grid_values.values())] if keys else [{}]
+    for source in experiment.configs:
         label = str(source) if isinstance(source, (str, Path)) else f"<{type(source).__name__}>"
         base = load_config(source, list(overrides))
         for point in points:
             point_overrides = [f"{k}={v}" for k, v in point.items()]
             canon = {k: canonical_value(v) for k, v in point.items()}
-            run_seeds = list(seeds) if seeds else [base.seed]
-            for seed in run_seeds:
+            for seed in experiment.seeds or [base.seed]:
                 run_overrides = [*overrides, *point_overrides, f"seed={int(seed)}"]
                 cfg = load_config(source, run_overrides)
                 if canon:
                     cfg = dataclasses.replace(cfg, name=f"{base.name}_{name_suffix(canon)}")
                 run_dir = default_run_dir(cfg)
-                planned = PlannedRun(label, run_overrides, canon, cfg, run_dir, *run_state(cfg, run_dir))
-                key = run_dir.resolve()
-                if key in by_dir:
-                    other = by_dir[key]
-                    if other.config.to_dict() == cfg.to_dict():
-                        continue  # the same run asked for twice (same file twice, "2" and "2.0")
-                    raise SweepError(
-                        f"two different runs would share {run_dir}: {other.command} and {planned.command}; "
-                        "give the configs different names (--set name=...) or out_dirs"
-                    )
-                by_dir[key] = planned
-                plan.append(planned)
-    return plan
+                yield PlannedRun(label, run_overrides, canon, cfg, run_dir, *run_state(cfg, run_dir))
+
+
+SWEEP_KEYS = ("experiments", "set")
+EXPERIMENT_KEYS = ("config", "configs", "seeds", "grid", "set")
+
+
+def is_sweep_file(path: str | Path) -> bool:
+    """Whether ``path`` is a sweep file (a YAML mapping with ``experiments:``), not a run config."""
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return False
+    return isinstance(data, dict) and "experiments" in data
+
+
+def read_sweep_file(path: str | Path) -> tuple[list[Experiment], list[str]]:
+    """The experiments of a sweep file and its top-level ``set`` overrides; SweepError naming the key.
+
+    ``experiments`` is a list; each entry names ``config`` (a path, relative to the working directory
+    as on the command line) or ``configs`` (a list), and optionally ``seeds``, ``grid`` ({key: [values]})
+    and ``set`` ([KEY=VALUE, ...])."""
+    where = str(path)
+    data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    _known_keys(where, data, SWEEP_KEYS)
+    entries = data["experiments"]
+    if not isinstance(entries, list) or not entries:
+        raise SweepError(f"{where}: experiments: expected a non-empty list of experiments")
+    experiments = [_experiment(f"{where}: experiments[{i}]", entry) for i, entry in enumerate(entries)]
+    return experiments, _string_list(f"{where}: set", data.get("set") or [])
+
+
+def _known_keys(where: str, data: Any, keys: tuple[str, ...]) -> None:
+    if not isinstance(data, dict):
+        raise SweepError(f"{where}: expected a mapping with {', '.join(keys)}")
+    for key in data:
+        if key not in keys:
+            raise SweepError(f"{where}: unknown key {key!r}; valid keys: {', '.join(keys)}")
+
+
+def _string_list(where: str, value: Any) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise SweepError(f"{where}: expected a list of KEY=VALUE strings, got {value!r}")
+    return list(value)
+
+
+def _experiment(where: str, entry: Any) -> Experiment:
+    _known_keys(where, entry, EXPERIMENT_KEYS)
+    if ("config" in entry) == ("configs" in entry):
+        raise SweepError(f"{where}: give config (one path) or configs (a list of paths)")
+    configs = [entry["config"]] if "config" in entry else entry["configs"]
+    if not isinstance(configs, list) or not configs or not all(isinstance(c, str) for c in configs):
+        raise SweepError(f"{where}: config(s): expected paths of YAML configs, got {configs!r}")
+    seeds = entry.get("seeds")
+    if seeds is not None and (not isinstance(seeds, list) or not all(isinstance(x, int) for x in seeds)):
+        raise SweepError(f"{where}: seeds: expected a list of integers, got {seeds!r}")
+    grid = entry.get("grid")
+    if grid is not None and not isinstance(grid, dict):
+        raise SweepError(f"{where}: grid: expected a mapping of config keys to lists of values, got {grid!r}")
+    return Experiment(configs, seeds, grid, _string_list(f"{where}: set", entry.get("set") or []))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -280,10 +363,15 @@ def plan_sweep(
 
 
 def _train_one(planned: PlannedRun, train_fn: Callable[..., dict], restart_interrupted: bool) -> dict:
-    """Train one planned run; an interrupted one is resumed from its checkpoint, else restarted."""
+    """Train one planned run; an interrupted one is resumed from its checkpoint, else restarted.
+
+    Nothing is overwritten unless ``restart_interrupted``: the engine starts a run that saved no
+    checkpoint again by itself, and refuses a run that another worker finished in the meantime.
+    """
     if planned.resumable and not restart_interrupted:
         return train_fn(planned.config, run_dir=planned.run_dir, resume=True)
-    return train_fn(planned.config, run_dir=planned.run_dir, overwrite=planned.status == "interrupted")
+    overwrite = restart_interrupted and planned.status == "interrupted"
+    return train_fn(planned.config, run_dir=planned.run_dir, overwrite=overwrite)
 
 
 def describe_plan(plan: Sequence[PlannedRun], restart_interrupted: bool = False) -> str:
@@ -333,6 +421,11 @@ def execute_plan(
     result.skipped = [p for p in plan if p.status == "done"]
     for i, p in enumerate(to_do, 1):
         where = f"[{i}/{len(to_do)}]"
+        p.status, p.reason = run_state(p.config, p.run_dir)  # another worker may have got there first
+        if p.status == "done":
+            result.skipped.append(p)
+            log(f"{where} done meanwhile by another worker: {p.run_dir}")
+            continue
         log(f"{where} training {p.name} seed {p.seed} -> {p.run_dir}{_resume_note(p, restart_interrupted)}")
         start = time.perf_counter()
         try:
@@ -345,11 +438,16 @@ def execute_plan(
             log(f"{where} skipped, busy: {err}")
             continue
         except Exception as err:  # noqa: BLE001 - any failure of one run is reported with its run
+            if (p.run_dir / "summary.json").is_file():  # finished by another worker after our look
+                result.skipped.append(p)
+                log(f"{where} done meanwhile by another worker: {p.run_dir}")
+                continue
             _record_failure(result, p, err, where, continue_on_error, log)
             continue
+        (p.run_dir / ERROR_FILE).unlink(missing_ok=True)
         result.trained.append(p)
         tops = ", ".join(f"{n['key']} {n['final_top1']:.2f}" for n in summary.get("networks", []))
-        log(f"{where} done in {time.perf_counter() - start:.1f} s: final top-1 {tops}")
+        log(f"{where} done in {time.perf_counter() - start:.1f} s: {p.run_dir}: final top-1 {tops}")
     log(
         f"sweep finished: {len(result.trained)} trained, {len(result.skipped)} already done, "
         f"{len(result.failures)} failed" + (f", {len(result.busy)} busy in another process" if result.busy else "")
@@ -375,11 +473,69 @@ def _record_failure(
     message = f"{type(err).__name__}: {err}"
     result.failures.append((p, message))
     log(f"{where} FAILED {p.run_dir}: {message}")
+    if p.run_dir.is_dir():  # for --status: the last error of the run, beside its files
+        write_text_atomic(p.run_dir / ERROR_FILE, message + "\n")
     if not continue_on_error:
         raise SweepRunFailed(
             f"run {p.run_dir} failed: {message}\n  repeat it alone with: {p.command}"
             "\n  (pass --continue-on-error to go on with the other runs)"
         ) from err
+
+
+def run_status(p: PlannedRun) -> str:
+    """One word and its detail for ``--status``: done, running (the lock's holder), failed (the last
+    line of its error), interrupted, to do, conflict."""
+    from ait.engine.lock import lock_holder  # late: the engine imports torch
+
+    status, _ = run_state(p.config, p.run_dir)
+    if status == "done":
+        return "done"
+    if status == "conflict":
+        return f"conflict ({p.reason})"
+    holder = lock_holder(p.run_dir) if p.run_dir.is_dir() else None
+    if holder:
+        return f"running ({holder})"
+    error = p.run_dir / ERROR_FILE
+    if error.is_file():
+        lines = error.read_text().strip().splitlines()
+        return f"failed ({lines[-1][:200] if lines else 'no message'})"
+    return "interrupted" if status == "interrupted" else "to do"
+
+
+def status_lines(plan: Sequence[PlannedRun]) -> list[str]:
+    """``--status``: one line per run, then the counts."""
+    states = [run_status(p) for p in plan]
+    lines = [
+        f"  {state.split(' ')[0]:<11} {p.run_dir}{state[len(state.split(' ')[0]) :]}" for p, state in zip(plan, states)
+    ]
+    counts: dict[str, int] = {}
+    for state in states:
+        word = state.split(" ")[0]
+        counts[word] = counts.get(word, 0) + 1
+    order = ("done", "running", "failed", "interrupted", "to", "conflict")
+    summary = ", ".join(f"{counts[w]} {'to do' if w == 'to' else w}" for w in order if w in counts)
+    return [*lines, f"sweep: {len(plan)} runs: {summary}"]
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """``"I/N"`` (0 <= I < N) as (I, N); None (no text) reads SLURM_ARRAY_TASK_ID and _COUNT when
+    set (an index from SLURM_ARRAY_TASK_MIN on), else gives None: the whole plan."""
+    import os
+
+    if text is None:
+        task, count = os.environ.get("SLURM_ARRAY_TASK_ID"), os.environ.get("SLURM_ARRAY_TASK_COUNT")
+        if task is None or count is None:
+            return None
+        text = f"{int(task) - int(os.environ.get('SLURM_ARRAY_TASK_MIN', '0'))}/{count}"
+    match = re.fullmatch(r"(\d+)/(\d+)", text.strip())
+    if not match or not 0 <= int(match[1]) < int(match[2]):
+        raise SweepError(f"--shard {text!r}: expected I/N with 0 <= I < N, e.g. --shard 0/4")
+    return int(match[1]), int(match[2])
+
+
+def shard(plan: Sequence[PlannedRun], index: int, count: int) -> list[PlannedRun]:
+    """Runs index, index + count, ... of the plan: the shards of a plan are disjoint and cover it."""
+    return list(plan[index::count])
 
 
 def run_sweep(
@@ -409,63 +565,3 @@ def run_sweep(
         train_fn=train_fn,
         restart_interrupted=restart_interrupted,
     )
-
-
-# ----------------------------------------------------------------------------------------------
-# Command line
-
-
-def add_sweep_parser(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(
-        "sweep",
-        help="train a grid of runs (configs x --grid x --seeds), skipping finished ones",
-        description="Train every combination of CONFIG, --grid values and --seeds, one run after another. "
-        "Finished runs (summary.json present) are skipped; interrupted ones are resumed from their "
-        "checkpoint (or restarted without one).",
-    )
-    p.add_argument("configs", nargs="+", metavar="CONFIG", help="YAML config files (see configs/)")
-    p.add_argument(
-        "--seeds",
-        nargs="+",
-        type=int,
-        default=None,
-        metavar="SEED",
-        help="seeds to run for every config and grid point (default: each config's own seed)",
-    )
-    p.add_argument(
-        "--grid",
-        action="append",
-        default=[],
-        metavar="KEY=V1,V2,...",
-        help="values to sweep for one config key; several --grid options make a cartesian product. "
-        "Lists go in brackets: --grid 'strategy.views=[rp,rp],[rp,rg]'",
-    )
-    add_override_option(p, "override a config value in every run, e.g. --set train.epochs=5")
-    p.add_argument("--dry-run", action="store_true", help="print the plan and the run directories; train nothing")
-    p.add_argument(
-        "--continue-on-error",
-        action="store_true",
-        help="after a failed run, go on with the others (default: stop at the first failure)",
-    )
-    p.add_argument(
-        "--restart-interrupted",
-        action="store_true",
-        help="train interrupted runs again from scratch (default: resume them from checkpoint.pt)",
-    )
-    p.set_defaults(handler=run_sweep_command)
-    return p
-
-
-def run_sweep_command(args: argparse.Namespace) -> int:
-    """``ait sweep``: 0 when every run is done, 1 when some failed (errors: see :func:`ait.cli.run_handler`)."""
-    result = run_sweep(
-        args.configs,
-        seeds=args.seeds,
-        grid=args.grid,
-        overrides=args.overrides,
-        dry_run=args.dry_run,
-        continue_on_error=args.continue_on_error,
-        log=lambda text: print(text, flush=True),
-        restart_interrupted=args.restart_interrupted,
-    )
-    return 0 if result.ok else 1

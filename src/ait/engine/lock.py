@@ -153,3 +153,23 @@ def _describe(record: dict) -> str:
         return "holder unknown"
     since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(record.get("started", 0))))
     return f"pid {record['pid']} on {record.get('host', '?')}, since {since}"
+
+
+def lock_holder(run_dir: str | Path) -> str | None:
+    """Who holds the lock of ``run_dir`` ("pid 123 on host, since ..."), or None when nobody does.
+
+    Reads without taking the lock for long: a shared lock that fails means an exclusive holder."""
+    path = Path(run_dir) / LOCK_NAME
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return _describe(_read_holder(fd, wait_s=0.5))
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)

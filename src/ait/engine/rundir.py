@@ -58,6 +58,7 @@ RUN_ENTRIES = ("config.yaml", "env.json", "metrics.jsonl", "summary.json", "chec
     "mlflow.json",
     "wandb",
     "wandb.json",
+    "error.txt",  # the last error of a sweep's run that failed (ait.sweep)
 )
 # ait's temporary files: atomic writes (".checkpoint.pt.x1y2.tmp", before: ".checkpoint.pt.tmp"), the write
 # test, and SQLite's beside the MLflow database.

@@ -1,0 +1,124 @@
+"""Where the runs of a sweep go: several worker processes on this machine, or a SLURM job array.
+
+Both start the same sweep several times; each worker walks the whole plan (or its shard) and
+claims a run through the run's lock (:mod:`ait.engine.lock`), so any number of workers, started in
+any order, train each run once: a run another worker holds is left to it, a run another worker
+finished is skipped.
+
+- :func:`run_workers` (``ait sweep ... --jobs N``): N processes of ``ait sweep``, the CPU's cores
+  split between them (``train.num_threads``), and on GPUs each worker given one visible device
+  (``CUDA_VISIBLE_DEVICES``), round-robin, so N > devices puts several runs on a device (the
+  NVIDIA MPS daemon lets their kernels run side by side: ``nvidia-cuda-mps-control -d``).
+- :func:`submit_array` (``--launcher submitit``): a job array through submitit, task i running
+  shard i of N (:func:`run_shard`, as ``ait sweep ... --shard i/N`` would); ``cluster="local"``
+  runs the tasks as local processes (tests).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ait.sweep import Experiment, SweepError, execute_plan, plan_experiments, shard
+
+
+def visible_gpus() -> list[str]:
+    """The CUDA device indices this process may use, as CUDA_VISIBLE_DEVICES names them."""
+    import torch  # late: planning a sweep needs no torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    listed = [d for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+    return listed[:count] if listed else [str(i) for i in range(count)]
+
+
+def run_workers(argv: Sequence[str], jobs: int, gpus: Sequence[str] | None = None) -> int:
+    """Run ``ait sweep ARGV`` in ``jobs`` processes at once; returns the worst exit status.
+
+    gpus: the devices to spread them over (default: the visible ones; none: the CPU, whose cores
+    are split so that the workers do not oversubscribe them)."""
+    gpus = visible_gpus() if gpus is None else list(gpus)
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    processes = []
+    for k in range(jobs):
+        env = dict(os.environ)
+        extra = ["--set", f"train.num_threads={threads}"]
+        if gpus:
+            env["CUDA_VISIBLE_DEVICES"] = gpus[k % len(gpus)]
+        print(
+            f"sweep worker {k + 1}/{jobs}: " + (f"GPU {gpus[k % len(gpus)]}" if gpus else f"{threads} threads"),
+            flush=True,
+        )
+        processes.append(subprocess.Popen([sys.executable, "-m", "ait", "sweep", *argv, *extra], env=env))
+    try:
+        return max(p.wait() for p in processes)
+    except KeyboardInterrupt:  # the workers got the signal too: each saves its run and stops
+        return max(p.wait() for p in processes) or 130
+
+
+@dataclass(frozen=True)
+class ShardOptions:
+    """How a task of a job array runs its shard (what ``ait sweep`` was given)."""
+
+    continue_on_error: bool = False
+    restart_interrupted: bool = False
+    imports: list[str] = field(default_factory=list)  # --import modules, imported in the task first
+
+
+def run_shard(experiments: Sequence[Experiment], options: ShardOptions, index: int, count: int) -> int:
+    """One task of a job array: the sweep's shard ``index`` of ``count`` (what a SLURM task runs)."""
+    if options.imports:
+        from ait.models import import_plugins
+
+        import_plugins(options.imports)
+    plan = shard(plan_experiments(experiments), index, count)
+    result = execute_plan(
+        plan,
+        continue_on_error=options.continue_on_error,
+        restart_interrupted=options.restart_interrupted,
+        log=lambda text: print(text, flush=True),
+    )
+    if not result.ok:
+        raise SweepError(f"shard {index}/{count}: {len(result.failures)} run(s) failed")  # the task fails
+    return len(result.trained)
+
+
+def submit_array(
+    experiments: Sequence[Experiment],
+    options: ShardOptions,
+    count: int,
+    folder: str | Path,
+    cluster: str | None = None,
+    partition: str | None = None,
+    gpus_per_run: int = 0,
+    time_min: int = 60,
+    parallelism: int | None = None,
+    wait: bool = False,
+) -> list:
+    """Submit the sweep as a job array of ``count`` tasks; returns submitit's jobs (waited for when
+    ``wait``). cluster: None lets submitit choose (SLURM where sbatch exists), "local" or "slurm".
+    Config paths must be absolute (the tasks may start elsewhere)."""
+    try:
+        import submitit
+    except ImportError:
+        raise SweepError("--launcher submitit needs submitit: pip install 'ait-train[slurm]'") from None
+    executor = submitit.AutoExecutor(folder=str(folder), cluster=cluster)
+    parameters: dict = {"timeout_min": time_min, "name": "ait-sweep"}
+    if partition:
+        parameters["slurm_partition"] = partition
+    if gpus_per_run:
+        parameters["gpus_per_node"] = gpus_per_run
+    if parallelism:
+        parameters["slurm_array_parallelism"] = parallelism
+    executor.update_parameters(**parameters)
+    n = list(range(count))
+    jobs = executor.map_array(run_shard, [list(experiments)] * count, [options] * count, n, [count] * count)
+    for job in jobs:
+        print(f"submitted task {job.job_id} ({folder})", flush=True)
+    if wait:
+        for job in jobs:
+            job.result()  # raises naming the task when it failed
+    return jobs

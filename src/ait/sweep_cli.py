@@ -1,0 +1,159 @@
+"""``ait sweep``: its parser and handler (the plan is :mod:`ait.sweep`'s, the workers and job
+arrays :mod:`ait.launchers`').
+
+    ait sweep configs/cpu/cifar100_resnet20_ait.yaml --seeds 0 1 2 --grid consistency.weight=0,0.5,1,2,4
+    ait sweep sweeps/table1.yaml --jobs 2                 # a sweep file, two workers on this machine
+    ait sweep sweeps/table1.yaml --status                 # done, running, failed, to do
+    ait sweep sweeps/table1.yaml --launcher submitit --partition gpu --gpus-per-run 1 --array-size 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+from ait.config import add_override_option
+from ait.sweep import (
+    Experiment,
+    SweepError,
+    execute_plan,
+    is_sweep_file,
+    parse_shard,
+    plan_experiments,
+    read_sweep_file,
+    shard,
+    status_lines,
+)
+
+
+def add_sweep_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "sweep",
+        help="train a grid of runs (configs x --grid x --seeds, or a sweep file), skipping finished ones",
+        description="Train every combination of CONFIG, --grid values and --seeds, or every experiment of a "
+        "sweep file (a YAML file with experiments:). Finished runs (summary.json present) are skipped; "
+        "interrupted ones are resumed from their checkpoint (or restarted without one). Any number of "
+        "sweep processes may work on one plan: each run is claimed through its lock.",
+    )
+    p.add_argument("configs", nargs="+", metavar="CONFIG", help="YAML config files (see configs/), or one sweep file")
+    p.add_argument(
+        "--seeds",
+        nargs="+",
+        type=int,
+        default=None,
+        metavar="SEED",
+        help="seeds to run for every config and grid point (default: each config's own seed)",
+    )
+    p.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2,...",
+        help="values to sweep for one config key; several --grid options make a cartesian product. "
+        "Lists go in brackets: --grid 'strategy.views=[rp,rp],[rp,rg]'",
+    )
+    add_override_option(p, "override a config value in every run, e.g. --set train.epochs=5")
+    p.add_argument("--dry-run", action="store_true", help="print the plan and the run directories; train nothing")
+    p.add_argument("--status", action="store_true", help="print each run: done, running, failed, to do; train nothing")
+    p.add_argument(
+        "--continue-on-error",
+        action="store_true",
+        help="after a failed run, go on with the others (default: stop at the first failure)",
+    )
+    p.add_argument(
+        "--restart-interrupted",
+        action="store_true",
+        help="train interrupted runs again from scratch (default: resume them from checkpoint.pt); "
+        "not with several workers on one plan",
+    )
+    _add_scale_arguments(p)
+    p.set_defaults(handler=run_sweep_command)
+    return p
+
+
+def _add_scale_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--shard",
+        metavar="I/N",
+        default=None,
+        help="only runs I, I+N, I+2N, ... of the plan (default: from SLURM_ARRAY_TASK_ID and _COUNT when set)",
+    )
+    p.add_argument("--jobs", type=int, default=1, metavar="N", help="N worker processes at once on this machine")
+    p.add_argument("--launcher", choices=("local", "submitit"), default="local", help="submitit: a SLURM job array")
+    p.add_argument("--cluster", default=None, help="submitit's cluster: slurm (default where sbatch exists) or local")
+    p.add_argument("--array-size", type=int, default=None, metavar="N", help="submitit: tasks (default: runs to do)")
+    p.add_argument("--array-parallelism", type=int, default=None, metavar="N", help="submitit: tasks at once")
+    p.add_argument("--partition", default=None, help="submitit: the SLURM partition")
+    p.add_argument("--gpus-per-run", type=int, default=0, metavar="G", help="submitit: GPUs of each task")
+    p.add_argument("--time-min", type=int, default=60, metavar="MIN", help="submitit: time limit of a task")
+    p.add_argument("--submitit-dir", default="runs/submitit", metavar="DIR", help="submitit: its logs and pickles")
+    p.add_argument("--wait", action="store_true", help="submitit: wait for every task to end")
+
+
+def experiments_from_args(args: argparse.Namespace) -> list[Experiment]:
+    """A sweep file's experiments (with --set last), or the one experiment of CONFIG... --grid --seeds."""
+    if len(args.configs) == 1 and is_sweep_file(args.configs[0]):
+        if args.seeds or args.grid:
+            raise SweepError(f"{args.configs[0]} is a sweep file: give seeds and grids in it, not as --seeds/--grid")
+        experiments, common = read_sweep_file(args.configs[0])
+        return [dataclasses.replace(e, overrides=[*common, *e.overrides, *args.overrides]) for e in experiments]
+    return [Experiment(list(args.configs), args.seeds, args.grid, list(args.overrides))]
+
+
+def _absolute(config):
+    return str(Path(config).resolve()) if isinstance(config, (str, Path)) else config
+
+
+def worker_argv(args: argparse.Namespace) -> list[str]:
+    """The arguments that give another process on this machine this sweep."""
+    argv = list(args.configs)
+    argv += ["--seeds", *map(str, args.seeds)] if args.seeds else []
+    for option, values in (
+        ("--grid", args.grid),
+        ("--set", args.overrides),
+        ("--import", getattr(args, "imports", [])),
+    ):
+        for value in values:
+            argv += [option, value]
+    argv += ["--continue-on-error"] if args.continue_on_error else []
+    argv += ["--restart-interrupted"] if args.restart_interrupted else []
+    return argv
+
+
+def run_sweep_command(args: argparse.Namespace) -> int:
+    """``ait sweep``: 0 when every run is done, 1 when some failed (errors: see :func:`ait.cli.run_handler`)."""
+    if args.jobs < 1:
+        raise SweepError(f"--jobs: expected an integer >= 1, got {args.jobs}")
+    experiments = experiments_from_args(args)
+    plan = plan_experiments(experiments)
+    selected = parse_shard(args.shard)
+    if selected is not None:
+        plan = shard(plan, *selected)
+    if args.status:
+        print("\n".join(status_lines(plan)))
+        return 0
+    if args.launcher == "submitit" and not args.dry_run:
+        from ait.launchers import ShardOptions, submit_array
+
+        to_do = sum(p.status in ("todo", "interrupted") for p in plan)
+        count = args.array_size or max(1, to_do)
+        folder = Path(args.submitit_dir).resolve()
+        options = ShardOptions(args.continue_on_error, args.restart_interrupted, list(getattr(args, "imports", [])))
+        # The tasks may start in another folder (a node's): the configs by absolute path.
+        experiments = [dataclasses.replace(e, configs=[_absolute(c) for c in e.configs]) for e in experiments]
+        cluster = (args.cluster, args.partition, args.gpus_per_run, args.time_min, args.array_parallelism, args.wait)
+        submit_array(experiments, options, count, folder, *cluster)
+        return 0
+    if args.jobs > 1 and not args.dry_run:
+        from ait.launchers import run_workers
+
+        return run_workers(worker_argv(args) + ([f"--shard={args.shard}"] if args.shard else []), args.jobs)
+    result = execute_plan(
+        plan,
+        dry_run=args.dry_run,
+        continue_on_error=args.continue_on_error,
+        log=lambda text: print(text, flush=True),
+        restart_interrupted=args.restart_interrupted,
+    )
+    return 0 if result.ok else 1

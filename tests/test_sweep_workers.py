@@ -1,0 +1,86 @@
+"""Several workers on one sweep, as real processes: two `ait sweep` commands, `--jobs 2`, and a job
+array through submitit's local executor; every run is trained exactly once."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ait_testutils import tiny_config
+
+pytestmark = pytest.mark.slow
+TESTS = Path(__file__).resolve().parent
+
+
+def two_by_two(tmp_path: Path) -> Path:
+    """A sweep file of 2 lambdas x 2 seeds of tiny AIT runs of 2 epochs."""
+    cfg = tiny_config(tmp_path, "ait", train={"epochs": 2, "num_threads": 1})
+    cfg["data"]["synthetic_size"] = 128
+    (tmp_path / "ait.yaml").write_text(yaml.safe_dump(cfg))
+    sweep = {
+        "experiments": [{"config": str(tmp_path / "ait.yaml"), "seeds": [0, 1], "grid": {"consistency.weight": [1, 2]}}]
+    }
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(sweep))
+    return path
+
+
+def sweep(*args, cwd: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(TESTS)}
+    command = [sys.executable, "-m", "ait", "sweep", *map(str, args), "--import", "ait_testutils"]
+    return subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def trained_dirs(output: str) -> Counter:
+    """How many times each run directory was trained, from the workers' "done in ... s: DIR:" lines."""
+    return Counter(re.findall(r"\] done in [\d.]+ s: (\S+): final top-1", output))
+
+
+def check_every_run_once(tmp_path: Path, output: str) -> None:
+    runs = sorted((tmp_path / "runs").glob("*/seed*"))
+    assert len(runs) == 4
+    counts = trained_dirs(output)
+    assert sorted(counts.values()) == [1, 1, 1, 1] and len(counts) == 4, output
+    for run in runs:
+        assert (run / "summary.json").is_file() and (run / "metrics.jsonl").read_text().count("\n") == 2
+
+
+@pytest.mark.parametrize("attempt", [0, 1])
+def test_two_sweep_processes_train_each_run_once(tmp_path, attempt):
+    path = two_by_two(tmp_path)
+    workers = [sweep(path, cwd=tmp_path) for _ in range(2)]
+    outputs = [w.communicate(timeout=300)[0] for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], outputs
+    check_every_run_once(tmp_path, "".join(outputs))
+
+
+@pytest.mark.parametrize("attempt", [0, 1])
+def test_jobs_2_trains_each_run_once(tmp_path, attempt):
+    path = two_by_two(tmp_path)
+    parent = sweep(path, "--jobs", "2", cwd=tmp_path)
+    output = parent.communicate(timeout=300)[0]
+    assert parent.returncode == 0, output
+    assert output.count("sweep worker ") == 2 and "1 threads" in output
+    check_every_run_once(tmp_path, output)
+
+
+def test_a_submitit_job_array_completes_the_sweep_and_status_says_so(tmp_path):
+    path = two_by_two(tmp_path)
+    folder = tmp_path / "submitit"
+    args = ["--launcher", "submitit", "--cluster", "local", "--array-size", "2", "--submitit-dir", folder, "--wait"]
+    submit = sweep(path, *args, cwd=tmp_path)
+    output = submit.communicate(timeout=600)[0]
+    assert submit.returncode == 0, output
+    assert output.count("submitted task") == 2
+    logs = "".join(p.read_text() for p in folder.glob("*_log.out"))
+    check_every_run_once(tmp_path, logs)
+    status = sweep(path, "--status", cwd=tmp_path)
+    lines = status.communicate(timeout=120)[0].strip().splitlines()
+    assert lines[-1] == "sweep: 4 runs: 4 done", lines
