@@ -66,6 +66,7 @@ class ShardOptions:
     continue_on_error: bool = False
     restart_interrupted: bool = False
     imports: list[str] = field(default_factory=list)  # --import modules, imported in the task first
+    budget_s: float | None = None  # --budget-s, from the task's start
 
 
 def run_shard(experiments: Sequence[Experiment], options: ShardOptions, index: int, count: int) -> int:
@@ -80,6 +81,7 @@ def run_shard(experiments: Sequence[Experiment], options: ShardOptions, index: i
         continue_on_error=options.continue_on_error,
         restart_interrupted=options.restart_interrupted,
         log=lambda text: print(text, flush=True),
+        budget_s=options.budget_s,
     )
     if not result.ok:
         raise SweepError(f"shard {index}/{count}: {len(result.failures)} run(s) failed")  # the task fails

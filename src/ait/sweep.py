@@ -51,6 +51,7 @@ from typing import Any
 
 import yaml
 
+from ait import budget
 from ait.config import RESUME_MAY_CHANGE, Config, config_differences, load_config
 from ait.runtime.files import write_text_atomic
 
@@ -109,6 +110,7 @@ class SweepResult:
     skipped: list[PlannedRun] = field(default_factory=list)
     failures: list[tuple[PlannedRun, str]] = field(default_factory=list)
     busy: list[PlannedRun] = field(default_factory=list)  # held by another process (its lock): left to it
+    over_budget: list[PlannedRun] = field(default_factory=list)  # not started: predicted not to fit (--budget-s)
 
     @property
     def ok(self) -> bool:
@@ -396,8 +398,10 @@ def execute_plan(
     log: Callable[[str], None] = print,
     train_fn: Callable[..., dict] | None = None,
     restart_interrupted: bool = False,
+    budget_s: float | None = None,
 ) -> SweepResult:
-    """Train the runs of ``plan`` that are not done, in order; see :func:`run_sweep`."""
+    """Train the runs of ``plan`` that are not done, in order; see :func:`run_sweep`. With
+    ``budget_s``, a run starts only when its predicted time (:mod:`ait.budget`) fits in what is left."""
     result = SweepResult(list(plan))
     log(describe_plan(plan, restart_interrupted))
     conflicts = [p for p in plan if p.status == "conflict"]
@@ -419,6 +423,8 @@ def execute_plan(
 
     to_do = [p for p in plan if p.status in ("todo", "interrupted")]
     result.skipped = [p for p in plan if p.status == "done"]
+    started = time.perf_counter()
+    rate = _rate(result.skipped, to_do, train_fn, log) if budget_s is not None and to_do else None
     for i, p in enumerate(to_do, 1):
         where = f"[{i}/{len(to_do)}]"
         p.status, p.reason = run_state(p.config, p.run_dir)  # another worker may have got there first
@@ -426,6 +432,12 @@ def execute_plan(
             result.skipped.append(p)
             log(f"{where} done meanwhile by another worker: {p.run_dir}")
             continue
+        if rate is not None:
+            predicted, left = rate.predict(p.config), budget_s - (time.perf_counter() - started)
+            if predicted > left:
+                result.over_budget.append(p)
+                log(f"{where} not started, over budget: {p.run_dir} (predicted {predicted:.0f} s, {left:.0f} s left)")
+                continue
         log(f"{where} training {p.name} seed {p.seed} -> {p.run_dir}{_resume_note(p, restart_interrupted)}")
         start = time.perf_counter()
         try:
@@ -446,16 +458,30 @@ def execute_plan(
             continue
         (p.run_dir / ERROR_FILE).unlink(missing_ok=True)
         result.trained.append(p)
+        if rate is not None:  # the runs of this sweep measure the machine best
+            rate = budget.from_finished([(q.config, q.run_dir) for q in result.skipped + result.trained]) or rate
         tops = ", ".join(f"{n['key']} {n['final_top1']:.2f}" for n in summary.get("networks", []))
         log(f"{where} done in {time.perf_counter() - start:.1f} s: {p.run_dir}: final top-1 {tops}")
+    busy = f", {len(result.busy)} busy in another process" if result.busy else ""
+    over = f", {len(result.over_budget)} over budget" if result.over_budget else ""
     log(
         f"sweep finished: {len(result.trained)} trained, {len(result.skipped)} already done, "
-        f"{len(result.failures)} failed" + (f", {len(result.busy)} busy in another process" if result.busy else "")
+        f"{len(result.failures)} failed{busy}{over}"
     )
     for p in plan:
         failed = next((m for q, m in result.failures if q is p), None)
         log(f"  {'FAILED' if failed else 'ok    '} {p.run_dir}" + (f"  ({failed})" if failed else ""))
     return result
+
+
+def _rate(done: list[PlannedRun], to_do: list[PlannedRun], train_fn, log) -> budget.Rate:
+    """The machine's rate for --budget-s: from the finished runs, else a short calibration."""
+    rate = budget.from_finished([(p.config, p.run_dir) for p in done])
+    if rate is None:
+        rate = budget.calibrate(to_do[0].config, train_fn)
+    speed = f"{rate.images_per_s:.0f} images/s through the networks, {rate.startup_s:.1f} s start-up"
+    log(f"budget: {speed} ({rate.source})")
+    return rate
 
 
 def _resume_note(p: PlannedRun, restart_interrupted: bool) -> str:
@@ -548,8 +574,10 @@ def run_sweep(
     log: Callable[[str], None] = print,
     train_fn: Callable[..., dict] | None = None,
     restart_interrupted: bool = False,
+    budget_s: float | None = None,
 ) -> SweepResult:
-    """Plan the sweep and train every run not yet done, one after another.
+    """Plan the sweep and train every run not yet done, one after another (with ``budget_s``: those
+    predicted to fit in it).
 
     A failing run raises SweepRunFailed (after the runs before it are saved) unless
     ``continue_on_error``, which records it in ``result.failures`` and goes on. Interrupted runs
@@ -564,4 +592,5 @@ def run_sweep(
         log=log,
         train_fn=train_fn,
         restart_interrupted=restart_interrupted,
+        budget_s=budget_s,
     )

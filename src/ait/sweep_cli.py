@@ -80,6 +80,14 @@ def _add_scale_arguments(p: argparse.ArgumentParser) -> None:
         help="only runs I, I+N, I+2N, ... of the plan (default: from SLURM_ARRAY_TASK_ID and _COUNT when set)",
     )
     p.add_argument("--jobs", type=int, default=1, metavar="N", help="N worker processes at once on this machine")
+    p.add_argument(
+        "--budget-s",
+        type=float,
+        default=None,
+        metavar="S",
+        help="start a run only when its predicted time fits in the S seconds from the sweep's start "
+        "(predicted from finished runs, or a short calibration)",
+    )
     p.add_argument("--launcher", choices=("local", "submitit"), default="local", help="submitit: a SLURM job array")
     p.add_argument("--cluster", default=None, help="submitit's cluster: slurm (default where sbatch exists) or local")
     p.add_argument("--array-size", type=int, default=None, metavar="N", help="submitit: tasks (default: runs to do)")
@@ -117,6 +125,7 @@ def worker_argv(args: argparse.Namespace) -> list[str]:
         for value in values:
             argv += [option, value]
     argv += ["--continue-on-error"] if args.continue_on_error else []
+    argv += ["--budget-s", str(args.budget_s)] if args.budget_s is not None else []
     argv += ["--restart-interrupted"] if args.restart_interrupted else []
     return argv
 
@@ -139,7 +148,8 @@ def run_sweep_command(args: argparse.Namespace) -> int:
         to_do = sum(p.status in ("todo", "interrupted") for p in plan)
         count = args.array_size or max(1, to_do)
         folder = Path(args.submitit_dir).resolve()
-        options = ShardOptions(args.continue_on_error, args.restart_interrupted, list(getattr(args, "imports", [])))
+        imports = list(getattr(args, "imports", []))
+        options = ShardOptions(args.continue_on_error, args.restart_interrupted, imports, args.budget_s)
         # The tasks may start in another folder (a node's): the configs by absolute path.
         experiments = [dataclasses.replace(e, configs=[_absolute(c) for c in e.configs]) for e in experiments]
         cluster = (args.cluster, args.partition, args.gpus_per_run, args.time_min, args.array_parallelism, args.wait)
@@ -155,5 +165,6 @@ def run_sweep_command(args: argparse.Namespace) -> int:
         continue_on_error=args.continue_on_error,
         log=lambda text: print(text, flush=True),
         restart_interrupted=args.restart_interrupted,
+        budget_s=args.budget_s,
     )
     return 0 if result.ok else 1
