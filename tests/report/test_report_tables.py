@@ -222,7 +222,7 @@ def test_table2_dml_vs_multi_ait(tmp_path):
     assert row[7:11] == [cell([63.0, 64.0]), cell([64.0, 64.0]), cell([65.0, 65.0]), cell([66.0, 67.0])]
     assert "λ DML/multi-AIT 1/3" in row[4]
     # multi-AIT - DML per network; pooled std 0.5 for both (one group of each pair varies by 1)
-    assert row[11] == "+1.50 (+3.0) / +2.50 (+5.0)"
+    assert row[11] == "+1.50 (+3.0) [-4.85, +7.85] paired / +2.50 (+5.0) [-3.85, +8.85] paired"
 
 
 def test_figure4_compares_each_weight_with_lambda_zero(tmp_path):
@@ -233,9 +233,10 @@ def test_figure4_compares_each_weight_with_lambda_zero(tmp_path):
         make_run(runs, "w4", seed, w4, weight=4.0)
     rows = table_rows(section(build(tmp_path), "Figure 4"))
     assert [r[1] for r in rows] == ["0", "1", "4"]
-    assert rows[0][3:] == ["–", "–"]  # λ = 0 against itself
-    assert rows[1][2:] == [cell([46.0, 47.0]), "-1.00", "-1.4"]  # pooled std 0.71
-    assert rows[2][3:] == ["-4.00", "-5.7"]
+    assert rows[0][3:] == ["–", "–", "–"]  # λ = 0 against itself
+    # pooled std 0.71; paired over seeds 0 and 1, whose differences are equal: a zero-width interval
+    assert rows[1][2:] == [cell([46.0, 47.0]), "-1.00", "-1.4", "-1.00 [-1.00, -1.00] paired"]
+    assert rows[2][3:] == ["-4.00", "-5.7", "-4.00 [-4.00, -4.00] paired"]
 
 
 def test_discovery_from_parent_directories(tmp_path):

@@ -10,6 +10,7 @@ from ait.report import tables
 from ait.report.data import long_rows, write_csv, write_json_rows
 from ait.report.groups import Group, display_path, group_runs, slug
 from ait.report.records import ReportError, load_runs
+from ait.report.stats import interval_text
 from ait.report.tables import Section, compare, md_table
 from ait.runtime.files import write_text_atomic
 
@@ -60,15 +61,15 @@ class _Builder:
             for g in gs:
                 stat = g.stat()
                 vs_zero = (
-                    ["–", "–"]
+                    ["–", "–", "–"]
                     if zero is None or g.weight == 0
-                    else [tables.delta(zero, stat), tables.effect_size(zero, stat)]
+                    else [tables.delta(zero, stat), tables.effect_size(zero, stat), interval_text(zero, stat)]
                 )
                 rows.append([label, f"{g.weight:g}", stat.fmt(), *vs_zero])
         images: list[str] = []
         body = (
             f"Δ = top-1 − top-1 at λ = 0 (the same training without the AiLoss). {tables.EFFECT_NOTE}\n\n"
-            + md_table(["Setting", "λ", "Final top-1", "Δ vs λ = 0", "Δ / std"], rows)
+            + md_table(["Setting", "λ", "Final top-1", "Δ vs λ = 0", "Δ / std", tables.CI_HEADER], rows)
         )
         if self.plots_ok:
             path, rel = self.path("fig4_lambda.png")

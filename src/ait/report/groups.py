@@ -26,9 +26,11 @@ DEFAULT_LAYER, DEFAULT_METRIC = "logits", "kl"
 
 @dataclass
 class Stat:
-    """Mean and sample standard deviation over seeds (std is None for a single run)."""
+    """Mean and sample standard deviation over seeds (std is None for a single run); ``seeds``, when
+    known, gives each value's seed (what pairs two groups' runs, :mod:`ait.report.stats`)."""
 
     values: list[float]
+    seeds: list[int] = field(default_factory=list)
 
     @property
     def n(self) -> int:
@@ -196,12 +198,13 @@ class Group:
         return json.dumps(data, sort_keys=True)
 
     def stat(self, net_key: str = "net0", field_name: str = "final_top1") -> Stat:
-        values = []
+        values, seeds = [], []
         for run in self.runs:
             net = run.network(net_key)
             if net and isinstance(net.get(field_name), (int, float)):
                 values.append(float(net[field_name]))
-        return Stat(values)
+                seeds.append(run.seed)
+        return Stat(values, seeds)
 
     def wall_minutes(self) -> Stat:
         """Wall time of each run in minutes (summary.json ``wall_seconds``, summed over resumes)."""

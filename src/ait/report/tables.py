@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ait.report.groups import Group, Stat, display_path, percent
+from ait.report.stats import interval_text
 
 TEST_SET_NAMES = {"original": "original", "crop": "random crop", "gray": "grayscale", "color": "random color"}
 REPEAT_HINT = (
@@ -85,8 +86,12 @@ def effect_size(a: Stat, b: Stat) -> str:
 EFFECT_NOTE = (
     "Δ / std: the difference in units of the seed-to-seed standard deviation pooled over both groups "
     '("–" when no group has two seeds); with few seeds, read about 3 or more as clear, below 2 as '
-    "within seed noise."
+    "within seed noise. 95% CI: the interval of Δ, paired over seeds where both groups ran the same "
+    "seeds (their runs share initialisation and data order), Welch's t otherwise, as the cell says; "
+    '"–" with fewer than two runs a side. A verdict holds when the interval excludes 0 in the claimed '
+    "direction, fails when it excludes 0 the other way, and is inconclusive otherwise."
 )
+CI_HEADER = "Δ 95% CI"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -233,10 +238,11 @@ def table1(groups: list[Group]) -> Section | None:
                 a.fmt(),
                 delta(b, a),
                 effect_size(b, a),
+                interval_text(b, a),
             ]
         )
     body = f"Final-epoch test top-1 (%), mean ± std over seeds. Δ = AIT − baseline. {EFFECT_NOTE}\n\n" + md_table(
-        ["Dataset", "Network", "Aug", "λ", "Comparison", "Baseline", "AIT", "Δ", "Δ / std"], rows
+        ["Dataset", "Network", "Aug", "λ", "Comparison", "Baseline", "AIT", "Δ", "Δ / std", CI_HEADER], rows
     )
     return Section("Table 1: baseline vs AIT per dataset and network", body, _groups_of(comps))
 
@@ -258,7 +264,7 @@ def table2(groups: list[Group]) -> Section | None:
         "AIT Net1",
         *[f"DML Net{i + 1}" for i in range(n_nets)],
         *[f"multi-AIT Net{i + 1}" for i in range(n_nets)],
-        "Δ (Δ / std) per network",
+        "Δ (Δ / std) 95% CI per network",
     ]
     rows, used_groups = [], []
     for d, m in pairs:
@@ -314,7 +320,9 @@ def _table2_row(d: Group | None, m: Group | None, base: Group | None, ait: Group
         cells += [g.stat(f"net{i}").fmt() if g and i < len(g.networks) else "–" for i in range(n_nets)]
     if d and m:
         pairs_of_stats = [(d.stat(f"net{i}"), m.stat(f"net{i}")) for i in range(len(m.networks))]
-        cells.append(" / ".join(f"{delta(a, b)} ({effect_size(a, b)})" for a, b in pairs_of_stats))
+        cells.append(
+            " / ".join(f"{delta(a, b)} ({effect_size(a, b)}) {interval_text(a, b, False)}" for a, b in pairs_of_stats)
+        )
     else:
         cells.append("–")
     return cells
@@ -348,6 +356,7 @@ def table3(groups: list[Group]) -> Section | None:
                 a.fmt(),
                 delta(b, a),
                 effect_size(b, a),
+                interval_text(b, a),
             ]
         )
     body = (
@@ -367,6 +376,7 @@ def table3(groups: list[Group]) -> Section | None:
                 "AIT",
                 "Δ",
                 "Δ / std",
+                CI_HEADER,
             ],
             rows,
         )
