@@ -263,3 +263,8 @@ def test_models_options_are_typed_and_reach_every_name_by_override():
 def test_bad_model_and_optimiser_keys_are_named(overrides, message):
     with pytest.raises(ConfigError, match=message):
         load_config({"strategy": {"networks": ["resnet20"], "views": ["rp", "rp"]}}, overrides)
+
+
+def test_a_validation_split_of_an_image_folder_is_refused_until_it_exists():
+    with pytest.raises(ConfigError, match="data.val_fraction: expected 0 for data.dataset=imagefolder"):
+        load_config({"data": {"dataset": "imagefolder", "root": "data/imagenet", "val_fraction": 0.1}})

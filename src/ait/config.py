@@ -108,6 +108,7 @@ class DataConfig:
     download: bool = False  # cifar: fetch the official archive when the folder is absent
     label_noise: float = ranged(0.0, 0, 1)  # fraction of training labels replaced by random classes (Table 3)
     train_fraction: float = ranged(1.0, 0, 1, lo_open=True)  # stratified fraction of the training set kept (Table 4)
+    val_fraction: float = ranged(0.0, 0, 1, hi_open=True)  # class-balanced share of those held out as a validation set
     train_limit: int | None = ranged(None, 1)  # keep the first N training samples (imagefolder: N evenly spaced)
     test_limit: int | None = ranged(None, 1)  # evaluate on the first N test samples only (imagefolder: N evenly spaced)
     synthetic_size: int = ranged(512, 1, 1_000_000)  # synthetic: number of training samples (tests and smoke runs)
@@ -239,6 +240,12 @@ def _check_data(d: DataConfig) -> None:
     if d.dataset == "npz":
         _check("data.train_file", bool(d.train_file), "a path to an .npz file", d.train_file)
         _check("data.test_file", bool(d.test_file), "a path to an .npz file", d.test_file)
+    _check(
+        "data.val_fraction",
+        d.val_fraction == 0 or d.dataset != "imagefolder",
+        "0 for data.dataset=imagefolder (its val/ folder is the test set; a split of train/ is not there yet)",
+        d.val_fraction,
+    )
     if d.dataset == "imagefolder":
         layout = "the folder holding train/<class>/<images> and val/<class>/<images> (e.g. data/imagenet)"
         _check("data.root", bool(d.root), layout, d.root)

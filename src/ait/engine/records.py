@@ -52,6 +52,8 @@ def finish_epoch(
     if (epoch + 1) % t.eval_every == 0 or epoch + 1 == t.epochs:
         eval_start = time.perf_counter()
         record["test"] = stream.evaluate(networks, trainer.prepare_eval, precision, t.eval_batch_size)
+        if stream.has_validation:  # the held-out training images: what a recipe is tuned on
+            record["val"] = stream.evaluate(networks, trainer.prepare_eval, precision, t.eval_batch_size, split="val")
         record["eval_seconds"] = round(time.perf_counter() - eval_start, 3)
     record["wall_seconds"] = round(time.perf_counter() - wall_start, 3)
     return record
@@ -112,6 +114,8 @@ def build_summary(
                 "best_epoch": best["epoch"],
             }
         )
+        if "val" in evaluated[-1]:  # data.val_fraction: tune on these, never on the test numbers
+            entries[-1]["final_val_top1"] = evaluated[-1]["val"][key]["top1"]
     return {
         "name": cfg.name,
         "run_dir": str(run_path),

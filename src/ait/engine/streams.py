@@ -124,8 +124,16 @@ class InMemoryStream:
             idx = idx.to(self.device)
             yield TrainBatch(self.images[idx], self.labels[idx], shard)
 
-    def evaluate(self, networks, prepare, precision, batch_size: int) -> dict[str, dict[str, float]]:
-        return evaluate_sharded(self.ctx, networks, self.data.test, prepare, precision, batch_size)
+    @property
+    def has_validation(self) -> bool:
+        return self.data.val is not None
+
+    def evaluate(
+        self, networks, prepare, precision, batch_size: int, split: str = "test"
+    ) -> dict[str, dict[str, float]]:
+        """Accuracy on the test set, or (split="val") on the held-out validation set."""
+        arrays = self.data.val if split == "val" else self.data.test
+        return evaluate_sharded(self.ctx, networks, arrays, prepare, precision, batch_size)
 
     def close(self) -> None:
         pass
@@ -152,7 +160,7 @@ def scan_imagefolder_splits(cfg: Config, ctx) -> _Indexes:
     train = scan_image_folder(root / "train")
     val = scan_image_folder(root / "val", classes=train.classes)  # a class unknown to train/ is an error
     info: dict[str, Any] = {"train_source": str(root / "train"), "test_source": str(root / "val")}
-    train, val, selected = select_samples(train, val, d, cfg.seed, evenly_spaced)
+    train, _, val, selected = select_samples(train, val, d, cfg.seed, evenly_spaced)  # no held-out split here
     info.update(selected)
     if ctx.is_main:  # rank 0 alone records and checks it: one stat per file is enough
         info["fingerprint"] = {
@@ -271,6 +279,8 @@ class ImageFolderStream:
                 "or data.verify_images=true to find (and with skip_corrupt leave out) all of them "
                 "before training."
             ) from None
+
+    has_validation = False  # data.val_fraction is refused for image folders
 
     def evaluate(self, networks, prepare, precision, batch_size: int) -> dict[str, dict[str, float]]:
         """Each rank predicts every world_size-th validation image; logits and labels are gathered."""

@@ -5,10 +5,11 @@ config keys as columns, written as CSV (``ait report --csv DIR``) or JSON (``--j
     table = pd.read_csv("reports/data/results.csv")  # after: ait report runs/ --csv reports/data
     table.query("metric == 'final_top1'").groupby("strategy.name")["value"].mean()
 
-Metrics: ``final_top1``, ``final_top5``, ``best_top1`` (summary.json); ``train_seconds`` and
-``images_per_s`` (network ``all``); ``transfer/<test set>/top1`` and ``/top5`` (eval/transfer.json);
-``variation/<pair>/kl`` and ``/feature_l2``; ``corruption/<name>/<severity>`` top-1,
-``corruption/mean_top1`` and ``corruption/mce`` (eval/corruptions.json).
+Metrics: ``final_top1``, ``final_top5``, ``best_top1`` and, with ``data.val_fraction``,
+``final_val_top1`` (summary.json); ``train_seconds`` and ``images_per_s`` (network ``all``);
+``transfer/<test set>/top1`` and ``/top5`` (eval/transfer.json); ``variation/<pair>/kl`` and
+``/feature_l2``; ``corruption/<name>/<severity>`` top-1, ``corruption/mean_top1`` and
+``corruption/mce`` (eval/corruptions.json).
 """
 
 from __future__ import annotations

@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import torch
+
 from ait.config import DataConfig
 from ait.data import (
     DataError,
@@ -69,24 +71,43 @@ def evenly_spaced(n: int, k: int) -> list[int]:
 
 def select_samples(
     train: Samples, test: Samples, cfg: DataConfig, seed: int, limit: Callable[[int, int], Sequence[int]]
-) -> tuple[Samples, Samples, dict[str, Any]]:
+) -> tuple[Samples, Samples | None, Samples, dict[str, Any]]:
     """The run's subsets, in this order: ``data.train_limit`` training samples (``limit(n, k)``
-    picks which k of n), a stratified ``data.train_fraction`` of them, ``data.label_noise`` of their
-    labels replaced by random classes, ``data.test_limit`` test samples. Fraction and noise depend
-    on ``seed`` so that each seed of an experiment sees its own draw, as independent repetitions
-    should. Returns (train, test, what was done for the run record)."""
+    picks which k of n), a stratified ``data.train_fraction`` of them, a class-balanced
+    ``data.val_fraction`` of those held out as the validation set (true labels), ``data.label_noise``
+    of the remaining training labels replaced by random classes, ``data.test_limit`` test samples.
+    Fraction, split and noise depend on ``seed`` so that each seed of an experiment sees its own
+    draw, as independent repetitions should. Returns (train, validation or None, test, what was
+    done for the run record)."""
     info: dict[str, Any] = {}
     if cfg.train_limit is not None and cfg.train_limit < len(train):
         train = train.subset(limit(len(train), cfg.train_limit))
     if cfg.train_fraction < 1.0:
         train = train.subset(stratified_subset(train.labels, cfg.train_fraction, seed))
+    train, val = carve_validation(train, cfg.val_fraction, seed)
     if cfg.label_noise > 0:
         labels, changed = corrupt_labels(train.labels, cfg.label_noise, train.num_classes, seed)
         train = dataclasses.replace(train, labels=labels)
         info["label_noise_changed_fraction"] = changed
     if cfg.test_limit is not None and cfg.test_limit < len(test):
         test = test.subset(limit(len(test), cfg.test_limit))
-    return train, test, info
+    return train, val, test, info
+
+
+def carve_validation(train: Samples, fraction: float, seed: int) -> tuple[Samples, Samples | None]:
+    """(the training samples left, a seeded class-balanced ``fraction`` of them held out), or
+    (train, None) for a fraction of 0."""
+    if fraction <= 0:
+        return train, None
+    held = stratified_subset(train.labels, fraction, seed + VALIDATION_SEED_OFFSET)
+    keep = torch.ones(len(train), dtype=torch.bool)
+    keep[held] = False
+    if not keep.any():
+        raise DataError(f"data.val_fraction={fraction} leaves no training sample of {len(train)}")
+    return train.subset(keep.nonzero().flatten()), train.subset(held)
+
+
+VALIDATION_SEED_OFFSET = 7919  # the validation draw is not the training fraction's draw of the same seed
 
 
 @dataclass
@@ -96,6 +117,7 @@ class RunData:
     mean: tuple[float, ...]  # per-channel normalisation of [0, 1] pixels
     std: tuple[float, ...]
     info: dict[str, Any] = field(default_factory=dict)  # what was done to the data, for the run record
+    val: ImageArrays | None = None  # data.val_fraction of the training samples, held out (None: none)
 
 
 def build_data(cfg: DataConfig, seed: int) -> RunData:
@@ -104,7 +126,7 @@ def build_data(cfg: DataConfig, seed: int) -> RunData:
     train, test = _load_splits(cfg)
     check_splits_match(train, test)
     info: dict[str, Any] = {"train_source": train.source, "test_source": test.source}
-    train, test, selected = select_samples(train, test, cfg, seed, first_samples)
+    train, val, test, selected = select_samples(train, test, cfg, seed, first_samples)
     info.update(selected)
     name = cfg.dataset if cfg.dataset in ("cifar10", "cifar100", "fashion_mnist") else "custom"
     mean, std = normalization_for(name, train)
@@ -117,7 +139,10 @@ def build_data(cfg: DataConfig, seed: int) -> RunData:
         std=list(std),
         fingerprint={"train": arrays_fingerprint(train), "test": arrays_fingerprint(test)},
     )
-    return RunData(train, test, tuple(mean), tuple(std), info)
+    if val is not None:
+        info.update(val_size=len(val))
+        info["fingerprint"]["val"] = arrays_fingerprint(val)
+    return RunData(train, test, tuple(mean), tuple(std), info, val)
 
 
 def _load_splits(cfg: DataConfig) -> tuple[ImageArrays, ImageArrays]:
