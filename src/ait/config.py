@@ -171,7 +171,7 @@ class OptimConfig:
     betas: list[float] = ranged(lo=0, hi=1, hi_open=True, factory=lambda: [0.9, 0.999])  # adamw
     nesterov: bool = False
     weight_decay: float | None = ranged(None, 0)  # None: sgd 5e-4 for wide ResNets, else 1e-4; adamw 0.05
-    schedule: str = "step"  # "step" (the paper's) or "cosine"
+    schedule: str = "step"  # "step" (the paper's), "cosine", or "onecycle" (OneCycleLR's curve; no warm-up key)
     milestones: list[int] = ranged(lo=0, factory=lambda: [80, 120])  # epochs, for "step"
     gamma: float = ranged(0.1, 0, 1, lo_open=True)
     warmup_epochs: float = ranged(0.0, 0)  # linear warm-up from lr / 10, in epochs
@@ -320,7 +320,7 @@ def _check_training(c: ConsistencyConfig, o: OptimConfig, t: TrainConfig, s: Str
     _choice("consistency.metric", c.metric, losses.METRICS)
     _choice("optim.name", o.name, OPTIMIZERS)
     _check("optim.betas", len(o.betas) == 2, "two numbers [beta1, beta2]", o.betas)
-    _choice("optim.schedule", o.schedule, ("step", "cosine"))
+    _choice("optim.schedule", o.schedule, ("step", "cosine", "onecycle"))
     _check("optim.milestones", list(o.milestones) == sorted(o.milestones), "increasing epochs", o.milestones)
     per_network = s.definition.views_per_network(len(s.networks), len(s.views))
     _check(

@@ -129,3 +129,16 @@ def test_a_skipped_adamw_step_changes_nothing_and_the_next_one_is_a_first_step()
         _step_both(((a, fused), (b, plain)), x, y)
     for p, q in zip(a.parameters(), b.parameters()):  # the skipped step left no count behind
         torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-7)
+
+
+def test_onecycle_follows_pytorchs_onecycle_lr():
+    """The same curve as torch.optim.lr_scheduler.OneCycleLR with its defaults (and momentum kept)."""
+    total, base = 50, 0.1
+    net = torch.nn.Linear(2, 2)
+    reference = torch.optim.SGD(net.parameters(), lr=base)
+    one_cycle = torch.optim.lr_scheduler.OneCycleLR(reference, max_lr=base, total_steps=total, cycle_momentum=False)
+    cfg = OptimConfig(schedule="onecycle", lr=base)
+    for step in range(total):
+        assert base * lr_factor(cfg, step, 10, 5) == pytest.approx(reference.param_groups[0]["lr"], rel=1e-6), step
+        reference.step()
+        one_cycle.step()

@@ -25,6 +25,8 @@ def default_weight_decay(model_name: str, optimizer: str = "sgd") -> float:
 def lr_factor(cfg: OptimConfig, step: int, steps_per_epoch: int, epochs: int) -> float:
     """Multiplier of the base learning rate at a global step (0-based)."""
     epoch = step / steps_per_epoch  # fractional epoch
+    if cfg.schedule == "onecycle":
+        return onecycle_factor(step, steps_per_epoch * epochs)
     if cfg.warmup_epochs > 0 and epoch < cfg.warmup_epochs:
         # Linear from 0.1 to 1 over the warm-up, then the schedule proper.
         return 0.1 + 0.9 * epoch / cfg.warmup_epochs
@@ -35,6 +37,23 @@ def lr_factor(cfg: OptimConfig, step: int, steps_per_epoch: int, epochs: int) ->
     # "step": divide by 1/gamma at each milestone epoch, counted in whole epochs as in the paper.
     passed = sum(1 for m in cfg.milestones if step // steps_per_epoch >= m)
     return cfg.gamma**passed
+
+
+# PyTorch's OneCycleLR defaults: from lr / 25 up to lr over the first 30% of the steps, then down
+# to lr / (25 * 1e4), both halves cosine.
+ONECYCLE_PCT, ONECYCLE_DIV, ONECYCLE_FINAL_DIV = 0.3, 25.0, 1e4
+
+
+def onecycle_factor(step: int, total: int) -> float:
+    """The one-cycle multiplier of the base learning rate at global ``step`` of ``total``, with
+    OneCycleLR's phase boundaries (the peak at step 0.3 * total - 1, the end at total - 1)."""
+    start, end = 1.0 / ONECYCLE_DIV, 1.0 / (ONECYCLE_DIV * ONECYCLE_FINAL_DIV)
+    peak = ONECYCLE_PCT * total - 1
+    if step <= peak:
+        lo, hi, t = start, 1.0, step / peak if peak > 0 else 1.0
+    else:
+        lo, hi, t = 1.0, end, min((step - peak) / max(total - 1 - peak, 1e-9), 1.0)
+    return hi + (lo - hi) * 0.5 * (1.0 + math.cos(math.pi * t))
 
 
 def build_optimizer(model: nn.Module, model_name: str, cfg: OptimConfig) -> torch.optim.Optimizer:
