@@ -208,3 +208,27 @@ def test_invalid_arguments_name_allowed_values_and_shapes():
         AiLoss()(torch.zeros(4, 10))
     with pytest.raises(ValueError, match="same shape"):
         AiLoss()(torch.zeros(4), torch.zeros(4))
+
+
+def test_jsd_is_augmixs_mixture_form_in_value_and_gradient():
+    """A float64 reference written from AugMix's formula: (1/V) sum_i KL(p_i || M), M clamped."""
+    from ait.losses import AiLoss
+
+    torch.manual_seed(0)
+    logits = [torch.randn(6, 10, dtype=torch.float64, requires_grad=True) for _ in range(3)]
+    logits[2].data[0] = torch.tensor([40.0] + [-40.0] * 9, dtype=torch.float64)  # a near one-hot: the clamp acts
+
+    def reference(outs):
+        probs = [torch.exp(o - torch.logsumexp(o, dim=1, keepdim=True)) for o in outs]
+        mixture = torch.clamp(sum(probs) / len(probs), 1e-7, 1.0)
+        kls = [(torch.where(p > 0, p * (torch.log(p) - torch.log(mixture)), 0.0)).sum(1).mean() for p in probs]
+        return sum(kls) / len(kls)
+
+    ours = AiLoss("jsd")(*logits)
+    expected = reference(logits)
+    assert ours.item() == pytest.approx(expected.item(), rel=1e-9)
+    grads = torch.autograd.grad(ours, logits)
+    expected_grads = torch.autograd.grad(reference(logits), logits)
+    for g, e in zip(grads, expected_grads):
+        torch.testing.assert_close(g, e, rtol=1e-9, atol=1e-12)
+    assert all(g.abs().sum() > 0 for g in grads)  # every output gets a gradient: no stop-gradient

@@ -427,3 +427,37 @@ def test_float_images_outside_the_unit_range_are_refused():
     with pytest.raises(ValueError, match="pass uint8 images, or float images in"):
         make_views(normalised, ["rp", "rp"], gen())
     assert augment(torch.rand(2, 3, 8, 8), "rc", gen()).shape == (2, 3, 8, 8)
+
+
+def test_blur_matches_torchvisions_gaussian_blur_at_each_samples_drawn_sigma():
+    from torchvision.transforms.v2 import functional as TF
+
+    x = torch.rand(4, 3, 16, 16, generator=gen(2))
+    recipe = Recipe(flip_p=0.0, blur=1.5)
+    ours = augment(x, recipe, gen(9))
+    sigmas = torch.rand(4, generator=gen(9)) * (1.5 - 0.1) + 0.1  # the step's one draw, as _uniform makes it
+    for i, sigma in enumerate(sigmas.tolist()):
+        reference = TF.gaussian_blur(x[i : i + 1], kernel_size=[11, 11], sigma=[sigma, sigma])  # radius ceil(4.5) = 5
+        torch.testing.assert_close(ours[i : i + 1], reference, rtol=1e-5, atol=1e-5)
+    flat = torch.full((2, 3, 8, 8), 0.25)
+    torch.testing.assert_close(augment(flat, recipe, gen(1)), flat, rtol=0, atol=1e-6)  # a flat image stays flat
+
+
+def test_noise_is_per_sample_gaussian_clamped_and_seeded():
+    x = torch.full((64, 3, 32, 32), 0.5)
+    recipe = Recipe(flip_p=0.0, noise=0.08)
+    y = augment(x, recipe, gen(3))
+    assert torch.equal(y, augment(x, recipe, gen(3))) and not torch.equal(y, augment(x, recipe, gen(4)))
+    stds = (y - x).flatten(1).std(dim=1)
+    drawn = torch.rand(64, generator=gen(3)) * 0.08
+    torch.testing.assert_close(stds, drawn, rtol=0.05, atol=2e-3)  # 3072 pixels a sample: a close estimate
+    assert 0 <= y.min() and y.max() <= 1
+    u8 = augment((x * 255).to(torch.uint8), "rpnb", gen(3))
+    assert u8.dtype == torch.uint8 and u8.shape == x.shape
+
+
+def test_noise_and_blur_strengths_are_checked():
+    with pytest.raises(ValueError, match="Recipe.blur must be 0 or a standard deviation"):
+        Recipe(blur=20.0)
+    with pytest.raises(ValueError, match="Recipe.noise must be a finite number >= 0"):
+        Recipe(noise=-0.1)

@@ -19,6 +19,12 @@ Metrics D (paper sec. 4.2.1 compares the first three):
   pairs, so for V = 2 the value is twice the distance, mirroring the symmetric KL.
 - ``"kl+euclidean"``: the sum of the two.
 - ``"js"``: Jensen-Shannon divergence of the softmax distributions (bounded by log 2).
+- ``"jsd"``: AugMix's Jensen-Shannon consistency (Hendrycks et al., 2020) over all V outputs at
+  once, not over pairs: (1 / V) * sum_i KL(p_i || M) with M = clamp(mean_j p_j, 1e-7, 1), averaged
+  over samples, gradients through every term (``detach_target`` does not apply): the value of
+  AugMix's code (``F.kl_div(log M, p_i, reduction="batchmean")``), computed from log p_i so that
+  its gradient stays finite where a probability underflows to 0 (AugMix's is NaN there). Its value
+  is V times smaller than a pair-summed metric of the same disagreement: AugMix weights it by 12.
 - ``"mse"``: mean over the flattened dimension of (o_i - o_j)^2, and ``"kl+mse"`` with KL added.
   Unlike the plain distance, whose gradient has unit length however close the two outputs are,
   its pull fades as the outputs agree (why the plain distance collapsed training and this one did
@@ -37,7 +43,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-METRICS = ("kl", "euclidean", "kl+euclidean", "js", "mse", "kl+mse")
+METRICS = ("kl", "euclidean", "kl+euclidean", "js", "jsd", "mse", "kl+mse")
+JSD_CLAMP = 1e-7  # AugMix's floor of the mixture before its log
 
 
 def _flatten(x: torch.Tensor) -> torch.Tensor:
@@ -77,6 +84,17 @@ def euclidean_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def mean_squared_difference(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """mean_d (a_d - b_d)^2 per sample, (N, D) x (N, D) -> (N,)."""
     return (a - b).pow(2).mean(dim=1)
+
+
+def jsd_terms(outputs: Sequence[torch.Tensor], temperature: float = 1.0) -> torch.Tensor:
+    """(V,): KL(p_i || M) of each output, averaged over samples and divided by V, so that the sum
+    is AugMix's JSD; outputs (N, D) logits each, M = clamp(mean_j p_j, JSD_CLAMP, 1)."""
+    log_probs = [F.log_softmax(o / temperature, dim=1) for o in outputs]
+    log_mixture = torch.clamp(torch.stack(log_probs).exp().mean(dim=0), JSD_CLAMP, 1.0).log()
+    # log_target: p * (log p - log M) from log p, finite where p underflows to 0 (AugMix's
+    # F.kl_div(log M, p) has the same value there but a NaN gradient).
+    terms = [F.kl_div(log_mixture, lp, reduction="batchmean", log_target=True) for lp in log_probs]
+    return torch.stack(terms) * (temperature * temperature) / len(outputs)
 
 
 # The terms a metric is made of, per sample: (N, D) x (N, D) -> (N,).
@@ -131,6 +149,8 @@ class AiLoss(nn.Module):
         what a network in DML / multi-AIT is trained with. ``per_output(...).sum() == forward(...)``.
         """
         flat = self._check(outputs)
+        if self.metric == "jsd":  # one mixture of all outputs, not pairs: each output's KL to it
+            return jsd_terms(flat, self.temperature)
         v = len(flat)
         shares = []
         for j in range(v):

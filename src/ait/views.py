@@ -10,6 +10,9 @@ part of every training recipe::
     rc     flip + colour jitter, brightness / contrast / saturation 0.1, hue 0
     rpg, rpc, rgc, rpgc        the combinations
     rc+hue, rpc+hue, ...       as above with hue 0.1, as in the authors' code
+    rn, rb, rnb, rpn, rpb, rpnb  (beyond the paper) flip (rp: + pad-crop) + Gaussian noise of std up
+                               to 0.08 and/or Gaussian blur of sigma 0.1-1.5 px, per sample; other
+                               strengths: Recipe(noise=..., blur=...)
 
 Different recipes per view are written with a comma: ``parse_views("rp,rg")`` gives one recipe
 per view. Other settings: construct a :class:`Recipe` directly.
@@ -26,7 +29,7 @@ needs the full-size decoded image (:data:`LOADER_RECIPES`)::
 loop and no host-device synchronisation (no ``.item()``, no boolean-mask indexing). The steps,
 in the order of the authors' torchvision pipeline::
 
-    pad + random crop  ->  horizontal flip  ->  colour jitter  ->  random grayscale
+    pad + random crop  ->  horizontal flip  ->  colour jitter  ->  random grayscale  ->  blur  ->  noise
 
 Every random parameter is drawn per sample from ``generator``, always in that same order, so a
 generator in a given state gives the same output. Colour jitter applies brightness, contrast,
@@ -70,6 +73,8 @@ class Recipe:
     contrast: float = 0.0
     saturation: float = 0.0
     hue: float = 0.0
+    blur: float = 0.0
+    noise: float = 0.0
     name: str = ""
 
     def __post_init__(self) -> None:
@@ -93,18 +98,28 @@ class Recipe:
             elif f.name == "hue":
                 if not (0.0 <= value <= 0.5):
                     raise ValueError(f"Recipe.hue must be in [0, 0.5], got {value!r}")
+            elif f.name == "blur" and value and not (0.1 <= value <= MAX_BLUR):
+                raise ValueError(f"Recipe.blur must be 0 or a standard deviation in [0.1, {MAX_BLUR}], got {value!r}")
             elif not (0.0 <= value < math.inf):
                 raise ValueError(f"Recipe.{f.name} must be a finite number >= 0, got {value!r}")
 
     @property
     def has_color(self) -> bool:
-        """True when any step needs float arithmetic (jitter or grayscale)."""
-        return bool(self.gray_p or self.brightness or self.contrast or self.saturation or self.hue)
+        """True when any step needs float arithmetic (jitter, grayscale, blur or noise)."""
+        return bool(
+            self.gray_p or self.brightness or self.contrast or self.saturation or self.hue or self.blur or self.noise
+        )
 
     @property
     def is_identity(self) -> bool:
         """True when :func:`augment` returns its input unchanged."""
         return self.flip_p == 0 and self.pad == 0 and not self.has_color
+
+
+MAX_BLUR = 8.0  # pixels: the kernel spans 3 standard deviations each side
+# Noise and blur views (beyond the paper): the kinds of corruption AIT with crop views did not
+# resist (docs/results.md); strengths of the order of CIFAR-10-C's middle severities.
+NOISE_STD, BLUR_STD = 0.08, 1.5
 
 
 def _build_recipes() -> dict[str, Recipe]:
@@ -122,6 +137,14 @@ def _build_recipes() -> dict[str, Recipe]:
         recipes[name] = Recipe(name=name, **kwargs)
         if "c" in letters:
             recipes[name + "+hue"] = Recipe(name=name + "+hue", hue=0.1, **kwargs)
+    for base in ("rh", "rp"):  # rn, rb, rnb (flip + ...), rpn, rpb, rpnb (pad-crop + flip + ...)
+        for letters, extra in (
+            ("n", {"noise": NOISE_STD}),
+            ("b", {"blur": BLUR_STD}),
+            ("nb", {"noise": NOISE_STD, "blur": BLUR_STD}),
+        ):
+            name = ("r" if base == "rh" else "rp") + letters
+            recipes[name] = Recipe(name=name, pad=4 if base == "rp" else 0, **extra)
     return recipes
 
 
@@ -278,6 +301,30 @@ def _color(x: torch.Tensor, r: Recipe, generator, device) -> torch.Tensor:
     return x
 
 
+def _blur(x: torch.Tensor, max_sigma: float, generator, device) -> torch.Tensor:
+    """Gaussian blur of float (N, C, H, W), each sample with its own sigma in [0.1, max_sigma]:
+    one separable grouped convolution per axis for the whole batch (reflected borders)."""
+    n, c, h, w = x.shape
+    sigma = _uniform(n, 0.1, max_sigma, generator, device)  # (N,)
+    radius = min(int(math.ceil(3 * max_sigma)), (min(h, w) - 1))
+    if radius < 1:
+        return x
+    offsets = torch.arange(-radius, radius + 1, device=device, dtype=torch.float32)
+    kernel = torch.exp(-0.5 * (offsets[None, :] / sigma[:, None]) ** 2)  # (N, K)
+    kernel = (kernel / kernel.sum(dim=1, keepdim=True)).repeat_interleave(c, dim=0)  # (N * C, K)
+    flat = F.pad(x.reshape(1, n * c, h, w), (radius, radius, radius, radius), mode="reflect")
+    flat = F.conv2d(flat, kernel.view(n * c, 1, 1, -1).to(x.dtype), groups=n * c)
+    flat = F.conv2d(flat, kernel.view(n * c, 1, -1, 1).to(x.dtype), groups=n * c)
+    return flat.view(n, c, h, w)
+
+
+def _noise(x: torch.Tensor, max_std: float, generator, device) -> torch.Tensor:
+    """Additive Gaussian noise, std uniform in [0, max_std] per sample, clamped to [0, 1]."""
+    std = _uniform(x.shape[0], 0.0, max_std, generator, device)
+    draw = torch.randn(x.shape, generator=generator, device=_draw_device(generator, device)).to(device)
+    return (x + std[:, None, None, None] * draw).clamp_(0.0, 1.0)
+
+
 # --------------------------------------------------------------------------------------------
 # Public entry points
 
@@ -317,6 +364,10 @@ def _augment(images: torch.Tensor, r: Recipe, generator: torch.Generator | None)
         x = _flip(x, r.flip_p, generator, device)
     if r.has_color:
         y = _color(to_float(x) if dtype == torch.uint8 else x.float(), r, generator, device)
+        if r.blur:  # then blur, then noise: a camera's order
+            y = _blur(y, r.blur, generator, device)
+        if r.noise:
+            y = _noise(y, r.noise, generator, device)
         if dtype == torch.uint8:
             x = (y * 255.0).round_().clamp_(0, 255).to(torch.uint8)
         else:
