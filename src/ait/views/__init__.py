@@ -10,6 +10,7 @@ part of every training recipe::
     rc     flip + colour jitter, brightness / contrast / saturation 0.1, hue 0
     rpg, rpc, rgc, rpgc        the combinations
     rc+hue, rpc+hue, ...       as above with hue 0.1, as in the authors' code
+    rp+augmix  (beyond the paper) pad-crop + flip, then AugMix of severity 3 (ait.views.augmix)
     rn, rb, rnb, rpn, rpb, rpnb  (beyond the paper) flip (rp: + pad-crop) + Gaussian noise of std up
                                to 0.08 and/or Gaussian blur of sigma 0.1-1.5 px, per sample; other
                                strengths: Recipe(noise=..., blur=...)
@@ -75,6 +76,7 @@ class Recipe:
     hue: float = 0.0
     blur: float = 0.0
     noise: float = 0.0
+    augmix: float = 0.0
     name: str = ""
 
     def __post_init__(self) -> None:
@@ -98,6 +100,8 @@ class Recipe:
             elif f.name == "hue":
                 if not (0.0 <= value <= 0.5):
                     raise ValueError(f"Recipe.hue must be in [0, 0.5], got {value!r}")
+            elif f.name == "augmix" and value and not (0.1 < value <= 10):
+                raise ValueError(f"Recipe.augmix must be 0 or a severity in (0.1, 10], got {value!r}")
             elif f.name == "blur" and value and not (0.1 <= value <= MAX_BLUR):
                 raise ValueError(f"Recipe.blur must be 0 or a standard deviation in [0.1, {MAX_BLUR}], got {value!r}")
             elif not (0.0 <= value < math.inf):
@@ -107,7 +111,14 @@ class Recipe:
     def has_color(self) -> bool:
         """True when any step needs float arithmetic (jitter, grayscale, blur or noise)."""
         return bool(
-            self.gray_p or self.brightness or self.contrast or self.saturation or self.hue or self.blur or self.noise
+            self.gray_p
+            or self.brightness
+            or self.contrast
+            or self.saturation
+            or self.hue
+            or self.blur
+            or self.noise
+            or self.augmix
         )
 
     @property
@@ -120,6 +131,7 @@ MAX_BLUR = 8.0  # pixels: the kernel spans 3 standard deviations each side
 # Noise and blur views (beyond the paper): the kinds of corruption AIT with crop views did not
 # resist (docs/results.md); strengths of the order of CIFAR-10-C's middle severities.
 NOISE_STD, BLUR_STD = 0.08, 1.5
+AUGMIX_SEVERITY = 3.0  # AugMix's default
 
 
 def _build_recipes() -> dict[str, Recipe]:
@@ -145,6 +157,8 @@ def _build_recipes() -> dict[str, Recipe]:
         ):
             name = ("r" if base == "rh" else "rp") + letters
             recipes[name] = Recipe(name=name, pad=4 if base == "rp" else 0, **extra)
+    # AugMix's CIFAR view: pad-crop and flip, then AugMix of severity 3 (each view its own crop for now).
+    recipes["rp+augmix"] = Recipe(name="rp+augmix", pad=4, augmix=AUGMIX_SEVERITY)
     return recipes
 
 
@@ -363,7 +377,12 @@ def _augment(images: torch.Tensor, r: Recipe, generator: torch.Generator | None)
     if r.flip_p:
         x = _flip(x, r.flip_p, generator, device)
     if r.has_color:
-        y = _color(to_float(x) if dtype == torch.uint8 else x.float(), r, generator, device)
+        y = to_float(x) if dtype == torch.uint8 else x.float()
+        if r.augmix:  # on the cropped, flipped image, as AugMix's data pipeline does
+            from ait.views.augmix import augmix
+
+            y = augmix(y, r.augmix, generator)
+        y = _color(y, r, generator, device)
         if r.blur:  # then blur, then noise: a camera's order
             y = _blur(y, r.blur, generator, device)
         if r.noise:
