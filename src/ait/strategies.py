@@ -9,6 +9,7 @@ engine, many strategies")::
     ait         1         V >= 2  (0,0) (0,1) ...        the views of one network
     dml         N >= 2    1       (0,0) (1,0) ...        the networks, on one shared view
     multi_ait   N >= 2    N       (0,0) (1,1) ...        the networks, each on its own view
+    augmix      1         V >= 2  (0,0) (0,1) ...        the views; cross-entropy on view 0 only
 
 Everything the rest of the code needs to know about a strategy is derived from its entry here:
 
@@ -109,6 +110,14 @@ STRATEGIES: dict[str, Strategy] = {
             "at least 2 networks and one view per network",
             accepts=lambda n, v: n >= 2 and v == n,
             pair=lambda n, v: [(i, i) for i in range(n)],
+        ),
+        Strategy(  # beyond the paper: AugMix's training (Hendrycks et al., 2020)
+            "augmix",
+            "AugMix",
+            "1 network and at least 2 views (the first, clean, gets the cross-entropy)",
+            accepts=lambda n, v: n == 1 and v >= 2,
+            pair=lambda n, v: [(0, j) for j in range(v)],
+            ce=lambda n, v: [(0, 0)],
         ),
     )
 }

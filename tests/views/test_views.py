@@ -462,3 +462,33 @@ def test_noise_and_blur_strengths_are_checked():
         Recipe(blur=20.0)
     with pytest.raises(ValueError, match="Recipe.noise must be a finite number >= 0"):
         Recipe(noise=-0.1)
+
+
+def test_augmix_views_share_the_clean_views_crop_and_flip():
+    from ait.views import make_views
+
+    x = torch.rand(6, 3, 16, 16, generator=gen(1))
+    views = make_views(x, ["rp", "rp+augmix", "rp+augmix"], gen(7))
+    g = gen(7)  # the same draws by hand: one crop and flip, then both AugMix views on top of it
+    base = augment(x, Recipe(pad=4), g)
+    tops = augment(torch.cat([base, base]), Recipe(flip_p=0.0, augmix=3.0), g).view(2, *x.shape)
+    assert torch.equal(views[0], base) and torch.equal(views[1:], tops)
+    assert not torch.equal(views[1], views[2])  # each AugMix view its own chains
+
+
+def test_an_augmix_run_trains_with_cross_entropy_on_the_clean_view_and_jsd(tmp_path):
+    import ait
+    from ait.strategies import get
+    from ait_testutils import one_torch_thread, tiny_config
+
+    assert get("augmix").ce_branches(1, 3) == [(0, 0)] and get("augmix").branches(1, 3) == [(0, 0), (0, 1), (0, 2)]
+    cfg = tiny_config(
+        tmp_path,
+        "ait",
+        strategy={"name": "augmix", "views": ["rp", "rp+augmix", "rp+augmix"]},
+        consistency={"metric": "jsd", "weight": 12.0},
+        train={"epochs": 1, "batch_size": 30},
+    )
+    with one_torch_thread():
+        summary = ait.train(cfg)
+    assert summary["strategy"] == "augmix" and 0 <= summary["networks"][0]["final_top1"] <= 100

@@ -41,6 +41,7 @@ hue are no-ops.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
 from collections.abc import Sequence
@@ -415,7 +416,9 @@ def make_views(
 
     Views with the same recipe are made by one :func:`augment` call on the repeated batch (the
     draws stay per sample, so the copies are independent views), in the order the recipes first
-    appear; so the same generator state gives the trainer's views of a step.
+    appear; so the same generator state gives the trainer's views of a step. With AugMix views
+    (``rp+augmix``), views of one crop and flip share its draw instead: AugMix's clean view and
+    its AugMix views are made from one cropped image.
 
         >>> import torch
         >>> from ait.views import make_views
@@ -431,6 +434,13 @@ def make_views(
     if images.dtype.is_floating_point:
         check_unit_range(images)
     x = to_float(images)
+    if any(r.augmix for r in recipes):
+        return _views_on_shared_bases(x, recipes, generator)
+    return _views_by_recipe(x, recipes, generator)
+
+
+def _views_by_recipe(x: torch.Tensor, recipes: list[Recipe], generator) -> torch.Tensor:
+    """Each view its own draw; one augment call per distinct recipe, on the repeated batch."""
     groups: dict[Recipe, list[int]] = {}
     for v, recipe in enumerate(recipes):
         groups.setdefault(recipe, []).append(v)
@@ -441,6 +451,35 @@ def make_views(
     out = x.new_empty((len(recipes), *x.shape))
     for recipe, vs in groups.items():
         out[vs] = made[recipe].view(len(vs), n, *x.shape[1:])
+    return out
+
+
+def base_of(recipe: Recipe) -> Recipe:
+    """The crop and flip of a recipe: what its AugMix is applied on top of."""
+    return Recipe(flip_p=recipe.flip_p, pad=recipe.pad)  # unnamed: equal crops and flips are one base
+
+
+def _views_on_shared_bases(x: torch.Tensor, recipes: list[Recipe], generator) -> torch.Tensor:
+    """AugMix's views: all views with one crop and flip share one draw of it (per sample), as in
+    AugMix's code, where the clean image and its AugMix views come from one cropped image; the
+    AugMix views are then made on top of it. Draws: the bases in order of first appearance, then
+    the AugMix views' recipes likewise."""
+    n = x.shape[0]
+    out = x.new_empty((len(recipes), *x.shape))
+    bases: dict[Recipe, list[int]] = {}
+    for v, recipe in enumerate(recipes):
+        bases.setdefault(base_of(recipe), []).append(v)
+    drawn = {b: _augment(x, b, generator) for b in bases}  # one crop and flip per sample and base
+    tops: dict[Recipe, list[int]] = {}
+    for b, vs in bases.items():
+        for v in vs:
+            if recipes[v].augmix:
+                tops.setdefault(dataclasses.replace(recipes[v], pad=0, flip_p=0.0), []).append(v)
+            else:
+                out[v] = _augment(drawn[b], dataclasses.replace(recipes[v], pad=0, flip_p=0.0), generator)
+    for top, vs in tops.items():
+        source = torch.cat([drawn[base_of(recipes[v])] for v in vs])  # (len(vs) * N, C, H, W)
+        out[vs] = _augment(source, top, generator).view(len(vs), n, *x.shape[1:])
     return out
 
 
