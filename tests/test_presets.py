@@ -65,7 +65,8 @@ def test_presets_are_up_to_date_with_their_generator():
 @pytest.mark.parametrize("path", PRESETS, ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_preset_runs_one_step(path, tmp_path, image_folder, keep_num_threads):
     cfg = load_config(path)
-    views = len(cfg.strategy.views) if cfg.strategy.name == "ait" else 1
+    s = cfg.strategy
+    views = s.definition.views_per_network(len(s.networks), len(s.views))  # AIT, AugMix: every view of a sample
     if cfg.data.dataset == "imagefolder":
         # Same strategy, networks, views, fraction and losses; a tiny folder at 32 px instead of ImageNet.
         # One thread: these ImageNet ResNets are several times slower on a busy 2-core machine with two.
