@@ -163,10 +163,11 @@ def compute_step_fn(model_name: str, device) -> Callable[[], int]:
 
 
 def ait_step_fn(
-    model_name: str, images, labels, device, views: int, precision: str, guard: bool = True
+    model_name: str, images, labels, device, views: int, precision: str, guard: bool = True, recipes=None
 ) -> Callable[[], int]:
-    """views = 1: the baseline; views >= 2: AIT with that many "rp" views, IMAGES_PER_STEP / views samples.
-    The optimiser is the one runs use (fused SGD); guard=False leaves out the non-finite guard."""
+    """views = 1: the baseline; views >= 2: AIT with that many "rp" views (or ``recipes``, one name
+    per view), IMAGES_PER_STEP / views samples. The optimiser is the one runs use (fused SGD);
+    guard=False leaves out the non-finite guard."""
     dev = torch.device(device)
     prec = resolve_precision(dev, precision, None if precision == "auto" else False)
     model = models.create(model_name, 100).to(dev)
@@ -176,7 +177,7 @@ def ait_step_fn(
     branches = [(0, v) for v in range(views)]
     trainer = BranchTrainer(
         [model],
-        [parse_recipe("rp")] * views,
+        [parse_recipe(r) for r in (recipes or ["rp"] * views)],
         branches,
         ConsistencyConfig(weight=1.0 if views > 1 else 0.0),
         prec,
@@ -338,6 +339,27 @@ def guard_work_ms(trainer: BranchTrainer, repeats: int = 200) -> float:
     return 1000 * (time.perf_counter() - start) / repeats
 
 
+RECIPE_SETS = {
+    "rp, rp, rp": ["rp", "rp", "rp"],
+    "rp, rp+augmix, rp+augmix (AugMix)": ["rp", "rp+augmix", "rp+augmix"],
+    "rp, rpnb, rpnb (noise and blur)": ["rp", "rpnb", "rpnb"],
+}
+
+
+def recipes_table(args, images, labels) -> None:
+    """The step cost of view recipes: 3 views of each sample, the same model and batch, interleaved."""
+    model = args.models[0]
+    fns = {
+        name: ait_step_fn(model, images, labels, args.device, 3, "auto", recipes=r) for name, r in RECIPE_SETS.items()
+    }
+    rates = measure(fns, args.steps, args.repeats, warmup=2, device=args.device)
+    first = next(iter(rates.values()))
+    print(f"## {model}: view recipes, 3 views, {IMAGES_PER_STEP // 3 * 3} images per step\n")
+    print("| views | images/s | step time vs rp x3 |\n|---|---:|---:|")
+    for name, rate in rates.items():
+        print(f"| {name} | {rate:.0f} | {first / rate:.2f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=["resnet32", "resnet110", "wrn16_4"])
@@ -350,6 +372,11 @@ def main() -> None:
     parser.add_argument("--rss-only", action="store_true", help="only the peak-memory table")
     parser.add_argument(
         "--guard-only", action="store_true", help="only the cost of the non-finite guard (AIT and baseline steps)"
+    )
+    parser.add_argument(
+        "--recipes-only",
+        action="store_true",
+        help="only the cost of view recipes at 3 views: rp x3, AugMix's (rp, rp+augmix x2), noise and blur",
     )
     parser.add_argument("--rss-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -368,6 +395,9 @@ def main() -> None:
     images, labels = load_images(20000)
     if args.guard_only:
         guard_table(args, images, labels)
+        return
+    if args.recipes_only:
+        recipes_table(args, images, labels)
         return
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}, "
