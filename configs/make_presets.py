@@ -312,6 +312,18 @@ def beyond_the_paper_cpu() -> dict[str, dict]:
             three,
             weight=0.0,
         ),
+        "cifar10_resnet20_augmix_jsd_splitbn": {
+            **preset(
+                "cpu_cifar10_resnet20_augmix_jsd_splitbn",
+                data,
+                strategy("augmix", ["resnet20"], AUGMIX_VIEWS),
+                CPU_OPTIM,
+                three,
+                weight=12.0,
+                metric="jsd",
+            ),
+            "models": {"resnet20": {"split_bn": True}},
+        },
         "cifar10_resnet20_rp-rpnb_ait": preset(
             "cpu_cifar10_resnet20_rp-rpnb_ait",
             data,

@@ -149,6 +149,7 @@ class ModelOptions:
     weights: str | None = None  # initial weights: a .safetensors / .pt state dict (a published checkpoint, ...)
     replace_head: bool = False  # with weights: a classifier head of another class count keeps its fresh init
     pretrained: bool = False  # timm: its pretrained weights, from the local Hugging Face cache only
+    split_bn: bool = False  # a BatchNorm per view in training, the first view's in evaluation (AugMix's)
 
 
 @dataclass
@@ -219,7 +220,8 @@ class Config:
         """Check values that types alone do not; raises ConfigError naming the key."""
         _check_data(self.data)
         _check_strategy(self.strategy, self.data.dataset == "imagefolder")
-        _check_models(self.models, self.strategy.networks)
+        s = self.strategy
+        _check_models(self.models, s.networks, s.definition.views_per_network(len(s.networks), len(s.views)))
         _check_training(self.consistency, self.optim, self.train, self.strategy)
         return self
 
@@ -274,7 +276,7 @@ def _check_strategy(s: StrategyConfig, streamed: bool) -> None:
     _check("strategy", entry.accepts(n, v), f"{entry.shape} for {s.name!r}", {"networks": s.networks, "views": s.views})
 
 
-def _check_models(options: dict[str, ModelOptions], networks: list[str]) -> None:
+def _check_models(options: dict[str, ModelOptions], networks: list[str], views_per_network: int = 1) -> None:
     """Options name networks of the run, and fit the kind of model they name."""
     from ait.models import specs, weights  # late: models import torch
 
@@ -287,6 +289,12 @@ def _check_models(options: dict[str, ModelOptions], networks: list[str]) -> None
         if o.weights is not None and not o.weights.endswith(weights.SUFFIXES):
             raise ConfigError(f"{key}.weights: expected a {', '.join(weights.SUFFIXES)} file, got {o.weights!r}")
         _check(f"{key}.replace_head", o.weights is not None or not o.replace_head, f"{key}.weights with it", True)
+        _check(
+            f"{key}.split_bn",
+            not o.split_bn or views_per_network >= 2,
+            "false for a strategy that shows a network one view of a sample (it splits a batch by view)",
+            True,
+        )
 
 
 def _check_view(key: str, name: str, streamed: bool) -> None:

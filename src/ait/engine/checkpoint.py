@@ -155,6 +155,6 @@ def networks_from_checkpoint(
     for name, weights in zip(cfg.strategy.networks, state["networks"]):
         kwargs = cfg.models[name].kwargs if name in cfg.models else {}
         net = models.create(name, num_classes=num_classes, in_channels=in_channels, kwargs=kwargs, allow_import=False)
-        net.load_state_dict(weights)
+        net.load_state_dict(models.split_bn.main_only(weights))  # a split-BatchNorm model evaluates as the plain one
         nets.append(net.to(device).eval())
     return cfg, nets

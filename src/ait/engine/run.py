@@ -216,7 +216,11 @@ def build_networks(cfg: Config, stream, precision: Precision, fresh: bool = True
             kwargs=options.kwargs,
             pretrained=options.pretrained and fresh,
             allow_import=fresh,
-        ).to(precision.device)
+        )
+        if options.split_bn:  # one BatchNorm per view: the trainer feeds a network its views view-major
+            s = cfg.strategy
+            models.split_bn.convert(net, s.definition.views_per_network(len(s.networks), len(s.views)))
+        net = net.to(precision.device)
         if precision.channels_last:
             net = net.to(memory_format=torch.channels_last)
         models.check_outputs(net, name, stream.num_classes, stream.input_shape, cfg.consistency.layer)

@@ -27,6 +27,7 @@ from torch import nn
 
 from ait.evaluate.inference import MODEL_FORMAT, LoadedModel, ModelLoadError, load_model
 from ait.models.adapters import weights_target
+from ait.models.split_bn import main_only
 
 FORMATS = {".safetensors": "safetensors", ".onnx": "onnx", ".pt2": "exported"}
 
@@ -91,7 +92,8 @@ def write_safetensors(out: Path, loaded: dict[str, LoadedModel]) -> None:
 
     tensors, metadata = {}, {"format": MODEL_FORMAT}
     for prefix, model in loaded.items():
-        state = {k: v.detach().contiguous().cpu() for k, v in weights_target(model.network)[0].state_dict().items()}
+        own = main_only(weights_target(model.network)[0].state_dict())  # a split BatchNorm's main layers
+        state = {k: v.detach().contiguous().cpu() for k, v in own.items()}
         bad = nonfinite_tensors({"networks": [state]})
         if bad:
             raise ModelLoadError(

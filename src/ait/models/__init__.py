@@ -19,6 +19,7 @@ import path ``package.module:function`` to a factory of your own, and any name r
 ``forward_all`` through :mod:`ait.models.adapters`.
 """
 
+from ait.models import split_bn
 from ait.models.base import Classifier, ModelOutputs
 from ait.models.build import check_name, check_outputs, create, source
 
@@ -51,5 +52,6 @@ __all__ = [
     "resnet18",
     "resnet50",
     "source",
+    "split_bn",
     "wide_resnet",
 ]
