@@ -487,3 +487,35 @@ def test_corruptions_are_opt_in_and_their_options_are_checked(tmp_path):
     ):
         with pytest.raises(SystemExit):
             parse(["run", *bad])
+
+
+def test_frost_crops_of_the_photographs_have_the_official_statistics():
+    """The imagecorruptions package (the frost extra) ships the photographs; crops of five of them
+    at the CIFAR scale give the official generator's figures: mean about 163, spread about 39."""
+    from ait.evaluate import corruptions as c
+
+    photos = c.frost_photographs()
+    assert photos is not None and len(photos) == 5 and c.frost_source() == "photographs"
+    crops = c._frost_crops(2000, 32, 32, np.random.default_rng(0), photos)
+    assert abs(crops.mean() - c.OFFICIAL_FROST_MEAN) < 5 / 255
+    assert abs(crops.mean(axis=(1, 2, 3)).std() - c.OFFICIAL_FROST_SPREAD) < 5 / 255
+
+
+def test_the_procedural_frost_is_calibrated_to_the_official_statistics():
+    from ait.evaluate import corruptions as c
+
+    texture = c._frost_texture(2000, 32, 32, np.random.default_rng(0))
+    assert abs(texture.mean() - c.OFFICIAL_FROST_MEAN) < 4 / 255
+    assert abs(texture.mean(axis=(1, 2, 3)).std() - c.OFFICIAL_FROST_SPREAD) < 4 / 255
+    assert 0 <= texture.min() and texture.max() <= 1
+
+
+def test_the_cache_key_of_frost_names_its_source(monkeypatch):
+    """Frost from the photographs and from the texture are different test sets: never one cache entry."""
+    from ait.evaluate import corruptions as c
+
+    images = torch.zeros(2, 3, 32, 32, dtype=torch.uint8)
+    keys = {name: c.corruption_key(images, name, 3, 0) for name in ("frost", "fog")}
+    monkeypatch.setattr(c, "frost_source", lambda: "procedural")  # as on a machine without the extra
+    assert c.corruption_key(images, "frost", 3, 0) != keys["frost"]
+    assert c.corruption_key(images, "fog", 3, 0) == keys["fog"]

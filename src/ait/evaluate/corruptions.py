@@ -23,10 +23,14 @@ The random draws differ (a seeded ``numpy.random.Generator`` instead of numpy's 
 the interpolation, JPEG and rounding details of the libraries the official script used are
 re-implemented, not called. Two corruptions are approximations by necessity:
 
-- frost: the official script blends crops of six frost photographs (not distributed with the
-  data set). Here the frost layer is a seeded procedural ice texture (a plasma-fractal haze plus
-  thin bright crystal streaks, tinted pale blue, values in [0, 1] like the photographs'), blended
-  with the CIFAR constants exactly as the official code does: ``clip(a * image + b * frost)``.
+- frost: the official script blends random crops of frost photographs (it draws from five of its
+  six, scaled by 0.2 for CIFAR) into the image: ``clip(a * image + b * frost)`` with the CIFAR
+  constants. Where the ``imagecorruptions`` package is installed (the ``frost`` extra; it ships the
+  six photographs), those photographs are used the same way (five of them, scaled by 0.2 with a
+  bilinear resize as OpenCV's, a random crop per image). Otherwise the frost layer is a seeded
+  procedural ice texture (a plasma-fractal haze plus thin bright crystal streaks, tinted pale
+  blue), calibrated to the official crops' statistics: mean about 163 of 255, the means of single
+  crops spread by about 39 (a standard deviation of per-image means). The cache key says which.
 - motion_blur (and the streaks of snow): the official script calls ImageMagick's motion blur
   through Wand. Here it is a re-implementation of that kernel: a one-sided line of
   ``2 * ceil(radius) + 1`` taps with Gaussian weights ``exp(-i^2 / (2 sigma^2))``, offsets rounded
@@ -69,6 +73,8 @@ Official files (``load_cifar_c``): one ``<corruption>.npy`` per corruption, uint
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import io
 import math
 from collections.abc import Callable
@@ -83,7 +89,7 @@ from ait.evaluate import kernels
 from ait.evaluate.testsets import cached_images, images_key
 
 # Bump when generation changes (constants, draw order, chunking): cached sets then regenerate.
-CODE_VERSION = "ait-corruptions-1"
+CODE_VERSION = "ait-corruptions-2"  # 2: frost from the photographs, or recalibrated
 
 CORRUPTIONS: tuple[str, ...] = (
     "gaussian_noise",
@@ -140,6 +146,15 @@ SNOW = (
     (0.3, 0.3, 1.25, 0.65, 14, 12, 0.8),
 )
 FROST = ((1, 0.2), (1, 0.3), (0.9, 0.4), (0.85, 0.4), (0.75, 0.45))  # image weight, frost weight
+# The official CIFAR crops: mean 163 / 255, per-image means spread by 39 / 255 (what the crops of
+# the photographs give, tested). The texture's own draw is set a little wider, 0.655 and 0.17, so
+# that after clipping to [0, 1] it lands on those figures.
+OFFICIAL_FROST_MEAN, OFFICIAL_FROST_SPREAD = 163 / 255, 39 / 255
+FROST_MEAN, FROST_SPREAD = 0.655, 0.17
+FROST_FILES = ("frost1.png", "frost2.png", "frost3.png", "frost4.jpg", "frost5.jpg")  # the official draw: 5 of 6
+FROST_SCALE = 0.2  # the official CIFAR script's resize of the photographs
+
+
 FOG = ((0.2, 3), (0.5, 3), (0.75, 2.5), (1, 2), (1.5, 1.75))  # fog amount, plasma wibble decay
 BRIGHTNESS = (0.05, 0.1, 0.15, 0.2, 0.3)  # added to HSV value
 CONTRAST = (0.75, 0.5, 0.4, 0.3, 0.15)  # factor towards the per-channel mean
@@ -183,9 +198,12 @@ def _frost_texture(n: int, h: int, w: int, rng: np.random.Generator) -> Array:
         dist2 = (dx - along * np.cos(angle)) ** 2 + (dy - along * np.sin(angle)) ** 2
         crystals = np.maximum(crystals, strength * np.exp(-dist2 / (2 * width * width)))
     grain = rng.uniform(-0.04, 0.04, (n, h, w)).astype(np.float32)
-    t = np.clip(0.22 + 0.45 * haze + 0.55 * crystals + grain, 0, 1)
     tint = np.asarray((0.84, 0.92, 1.0), dtype=np.float32)
-    return t[..., None] * tint
+    # Calibration to the official crops: each image's texture shifted to its own mean (FROST_MEAN,
+    # FROST_SPREAD), as crops of different photographs and places differ.
+    t = 0.22 + 0.45 * haze + 0.55 * crystals + grain
+    t = t - t.mean(axis=(1, 2), keepdims=True) + rng.normal(FROST_MEAN, FROST_SPREAD, (n, 1, 1)).astype(np.float32)
+    return np.clip(t / tint.mean(), 0, 1)[..., None] * tint
 
 
 def _check_c(c: int) -> None:
@@ -290,11 +308,52 @@ def snow(u8: Array, severity: int, rng: np.random.Generator) -> Array:
     return np.clip(x + layer + layer[:, ::-1, ::-1], 0, 1).astype(np.float32)
 
 
+@functools.lru_cache(maxsize=1)
+def frost_photographs() -> tuple[Array, ...] | None:
+    """The photographs the official generator draws from, as float32 (H, W, 3) in [0, 1] scaled by
+    FROST_SCALE, from the installed ``imagecorruptions`` package (not imported: its files are read);
+    None when it is not installed."""
+    spec = importlib.util.find_spec("imagecorruptions")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(list(spec.submodule_search_locations)[0]) / "frost"
+    photos = []
+    for name in FROST_FILES:
+        with Image.open(folder / name) as img:
+            rgb = torch.from_numpy(np.asarray(img.convert("RGB"), dtype=np.float32)).permute(2, 0, 1)[None]
+        h, w = rgb.shape[2:]
+        size = (round(h * FROST_SCALE), round(w * FROST_SCALE))  # OpenCV's INTER_LINEAR: no antialiasing
+        small = torch.nn.functional.interpolate(rgb, size=size, mode="bilinear", align_corners=False)
+        photos.append(small[0].permute(1, 2, 0).numpy() / 255.0)
+    return tuple(photos)
+
+
+def frost_source() -> str:
+    return "photographs" if frost_photographs() is not None else "procedural"
+
+
+def _frost_crops(n: int, h: int, w: int, rng: np.random.Generator, photos: tuple[Array, ...]) -> Array:
+    """(n, h, w, 3): per image a random photograph and a random crop of it (the official draws)."""
+    out = np.empty((n, h, w, 3), dtype=np.float32)
+    for i in range(n):  # a crop is a slice: per image, but no arithmetic in Python
+        photo = photos[int(rng.integers(len(photos)))]
+        if photo.shape[0] < h or photo.shape[1] < w:  # larger images than CIFAR: tile the photograph
+            reps = (-(-h // photo.shape[0]), -(-w // photo.shape[1]), 1)
+            photo = np.tile(photo, reps)
+        top, left = int(rng.integers(0, photo.shape[0] - h + 1)), int(rng.integers(0, photo.shape[1] - w + 1))
+        out[i] = photo[top : top + h, left : left + w]
+    return out
+
+
 def frost(u8: Array, severity: int, rng: np.random.Generator) -> Array:
-    """Approximation: procedural frost texture (:func:`_frost_texture`) with the official blend."""
+    """The official blend with crops of the frost photographs (or the calibrated procedural texture)."""
     weight, frost_weight = FROST[severity - 1]
     x = kernels.to_float(u8)
-    texture = _frost_texture(x.shape[0], x.shape[1], x.shape[2], rng)
+    photos = frost_photographs()
+    if photos is not None:
+        texture = _frost_crops(x.shape[0], x.shape[1], x.shape[2], rng, photos)
+    else:
+        texture = _frost_texture(x.shape[0], x.shape[1], x.shape[2], rng)
     if x.shape[-1] == 1:
         texture = kernels.luma(texture)
     return np.clip(weight * x + frost_weight * texture, 0, 1).astype(np.float32)
@@ -438,7 +497,8 @@ def apply_corruption(images: torch.Tensor, name: str, severity: int, seed: int =
 
 def corruption_key(images: torch.Tensor, name: str, severity: int, seed: int) -> str:
     """Cache key: sha256 of the images, the corruption, its severity, the seed and CODE_VERSION."""
-    return images_key(images, f"{CODE_VERSION}|corruption={name}|severity={int(severity)}|seed={int(seed)}")
+    source = f"|frost={frost_source()}" if name == "frost" else ""  # photographs and texture differ
+    return images_key(images, f"{CODE_VERSION}|corruption={name}|severity={int(severity)}|seed={int(seed)}{source}")
 
 
 def corrupted_test_set(
