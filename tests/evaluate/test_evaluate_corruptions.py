@@ -168,8 +168,11 @@ def test_motion_blur_grows_except_between_severities_3_and_4(images, all_sets):
 def test_frost_takes_a_growing_share_of_the_image(images, all_sets):
     # The image weight falls (1 .. 0.75) as the frost weight rises (0.2 .. 0.45): the mean change peaks
     # at severity 3, while the frost-to-image ratio, hence the decorrelation from the clean image, grows.
+    # Severities 3 and 4 share the frost weight (0.4; the image's falls 0.9 -> 0.85): each severity
+    # draws its own crops of the photographs, whose brightness varies by far more than that step, so
+    # on four images those two may come out in either order. Every other step grows.
     values = [decorrelation(all_sets["frost", s], images) for s in SEVERITIES]
-    assert values[0] < values[1] < values[2] < values[3] < values[4], values
+    assert values[0] < values[1] < values[2] < values[4] and values[1] < values[3] < values[4], values
 
 
 def test_glass_blur_monotone_parts(images, all_sets):
