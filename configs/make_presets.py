@@ -294,16 +294,13 @@ def beyond_the_paper_cpu() -> dict[str, dict]:
     """AugMix and noise/blur views beside AIT on CIFAR-10, ResNet-20 (issue "Beyond the paper").
     Three views take 126 images a step (42 samples); the 3x baseline matches AugMix's steps."""
     data, three = cpu_data("cifar10"), {**CPU_TRAIN, "batch_size": 126}
+
+    def augmix(name: str, **extra) -> dict:
+        cfg = preset(name, data, strategy("augmix", ["resnet20"], AUGMIX_VIEWS), CPU_OPTIM, three, 12.0, metric="jsd")
+        return {**cfg, **extra}
+
     return {
-        "cifar10_resnet20_augmix_jsd": preset(
-            "cpu_cifar10_resnet20_augmix_jsd",
-            data,
-            strategy("augmix", ["resnet20"], AUGMIX_VIEWS),
-            CPU_OPTIM,
-            three,
-            weight=12.0,
-            metric="jsd",
-        ),
+        "cifar10_resnet20_augmix_jsd": augmix("cpu_cifar10_resnet20_augmix_jsd"),
         "cifar10_resnet20_augmix_nojsd": preset(
             "cpu_cifar10_resnet20_augmix_nojsd",
             data,
@@ -312,18 +309,9 @@ def beyond_the_paper_cpu() -> dict[str, dict]:
             three,
             weight=0.0,
         ),
-        "cifar10_resnet20_augmix_jsd_splitbn": {
-            **preset(
-                "cpu_cifar10_resnet20_augmix_jsd_splitbn",
-                data,
-                strategy("augmix", ["resnet20"], AUGMIX_VIEWS),
-                CPU_OPTIM,
-                three,
-                weight=12.0,
-                metric="jsd",
-            ),
-            "models": {"resnet20": {"split_bn": True}},
-        },
+        "cifar10_resnet20_augmix_jsd_splitbn": augmix(
+            "cpu_cifar10_resnet20_augmix_jsd_splitbn", models={"resnet20": {"split_bn": True}}
+        ),
         "cifar10_resnet20_rp-rpnb_ait": preset(
             "cpu_cifar10_resnet20_rp-rpnb_ait",
             data,
