@@ -307,12 +307,6 @@ def _check_view(key: str, name: str, streamed: bool) -> None:
             f"views are made by its loader: use {', '.join(map(repr, views.LOADER_RECIPES))} "
             "(RandomResizedCrop + flip), e.g. strategy.views=[rrc, rrc] for AIT"
         )
-    if not streamed and name in views.LOADER_RECIPES:
-        raise ConfigError(
-            f"{key}: {name!r} (RandomResizedCrop + flip) is made by the "
-            "image-folder loader, so it needs data.dataset=imagefolder; in-memory datasets use "
-            "the batch recipes (rh, rp, rg, rc, rpg, ...)"
-        )
     if not streamed:
         try:
             views.parse_recipe(name)

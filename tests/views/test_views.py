@@ -49,6 +49,9 @@ def test_recipes_match_the_paper():
     assert RECIPES["none"].is_identity
     for name, r in RECIPES.items():
         assert r.name == name
+        if name == "rrc":  # the paper's ImageNet view, on arrays: no letters to read
+            assert r.resized_crop and r.flip_p == 0.5 and r.pad == 0 and not r.has_color
+            continue
         letters = name.split("+augmix")[0]  # AugMix's view (beyond the paper) is named after its crop
         if name != "none":
             assert r.flip_p == 0.5, name  # flip is part of every training recipe
@@ -492,3 +495,40 @@ def test_an_augmix_run_trains_with_cross_entropy_on_the_clean_view_and_jsd(tmp_p
     with one_torch_thread():
         summary = ait.train(cfg)
     assert summary["strategy"] == "augmix" and 0 <= summary["networks"][0]["final_top1"] <= 100
+
+
+def test_in_memory_resized_crops_are_torchvisions():
+    from torchvision.transforms.v2 import functional as TF
+
+    from ait.views import resized_crop, resized_crop_boxes
+
+    x = torch.rand(6, 3, 24, 40, generator=gen(3))
+    boxes = resized_crop_boxes(6, 24, 40, gen(8), torch.device("cpu"))
+    ours = resized_crop(x, boxes)
+    for k, (top, left, h, w) in enumerate(boxes.tolist()):
+        assert 0 <= top and top + h <= 24 and 0 <= left and left + w <= 40 and h > 0 and w > 0
+        theirs = TF.resized_crop(x[k : k + 1], top, left, h, w, [24, 40], antialias=False)
+        torch.testing.assert_close(ours[k : k + 1], theirs, rtol=1e-5, atol=1e-5)
+    from torchvision.transforms import RandomResizedCrop
+
+    many = resized_crop_boxes(4000, 32, 32, gen(1), torch.device("cpu")).double()
+    area = many[:, 2] * many[:, 3] / 1024
+    torch.manual_seed(0)  # torchvision's own draws, for the distribution: 10 attempts, then the fallback
+    square = torch.zeros(3, 32, 32)
+    theirs = [RandomResizedCrop.get_params(square, [0.08, 1.0], [3 / 4, 4 / 3]) for _ in range(4000)]
+    their_area = torch.tensor([h * w / 1024 for _, _, h, w in theirs], dtype=torch.float64)
+    assert area.min() >= 0.07 and area.max() <= 1 and abs(area.mean() - their_area.mean()) < 0.02
+    strip = resized_crop_boxes(5, 4, 200, gen(2), torch.device("cpu"))  # no attempt fits: the centred fallback
+    assert strip.tolist() == [[0, 97, 4, 5]] * 5
+    u8 = augment(torch.randint(0, 256, (3, 3, 32, 32), dtype=torch.uint8, generator=gen(4)), "rrc", gen(5))
+    assert u8.dtype == torch.uint8 and u8.shape == (3, 3, 32, 32)
+
+
+def test_an_in_memory_ait_run_with_resized_crop_views_trains(tmp_path):
+    import ait
+    from ait_testutils import one_torch_thread, tiny_config
+
+    cfg = tiny_config(tmp_path, "ait", strategy={"views": ["rrc", "rrc"]}, train={"epochs": 1})
+    with one_torch_thread():
+        summary = ait.train(cfg)
+    assert summary["views"] == ["rrc", "rrc"] and 0 <= summary["networks"][0]["final_top1"] <= 100

@@ -18,12 +18,11 @@ part of every training recipe::
 Different recipes per view are written with a comma: ``parse_views("rp,rg")`` gives one recipe
 per view. Other settings: construct a :class:`Recipe` directly.
 
-One recipe is not made here but by the image-folder loader (:mod:`ait.data.imagefolder`), since it
-needs the full-size decoded image (:data:`LOADER_RECIPES`)::
-
-    rrc    the paper's ImageNet training view (sec. 4.1): RandomResizedCrop(data.image_size,
-           scale 0.08-1, ratio 3/4-4/3), then a horizontal flip (p = 0.5), drawn independently
-           for every view of a sample; only with ``data.dataset: imagefolder``
+The paper's ImageNet training view, ``rrc`` (sec. 4.1: RandomResizedCrop, scale 0.08-1, ratio
+3/4-4/3, then a horizontal flip, drawn independently for every view of a sample), exists twice:
+for image folders the loader makes it from the full-size decoded image (:mod:`ait.data.imagefolder`,
+:data:`LOADER_RECIPES`, at ``data.image_size``); for in-memory arrays it is a batch recipe here,
+resized back to the arrays' size (64x64 arrays, or 224x224 uint8 data resident on a GPU).
 
 :func:`augment` works on a batch ``(N, C, H, W)`` at once, on whatever device the batch lives on
 (keep the data set on the GPU and augment there: docs/design.md, "Speed"), with no per-image Python
@@ -78,11 +77,16 @@ class Recipe:
     blur: float = 0.0
     noise: float = 0.0
     augmix: float = 0.0
+    resized_crop: bool = False
     name: str = ""
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
+            if f.name == "resized_crop":
+                if not isinstance(value, bool):
+                    raise ValueError(f"Recipe.resized_crop must be true or false, got {value!r}")
+                continue
             if f.name == "name":
                 if not isinstance(value, str):
                     raise TypeError(f"Recipe.name must be a str, got {value!r}")
@@ -125,7 +129,7 @@ class Recipe:
     @property
     def is_identity(self) -> bool:
         """True when :func:`augment` returns its input unchanged."""
-        return self.flip_p == 0 and self.pad == 0 and not self.has_color
+        return self.flip_p == 0 and self.pad == 0 and not self.resized_crop and not self.has_color
 
 
 MAX_BLUR = 8.0  # pixels: the kernel spans 3 standard deviations each side
@@ -158,8 +162,10 @@ def _build_recipes() -> dict[str, Recipe]:
         ):
             name = ("r" if base == "rh" else "rp") + letters
             recipes[name] = Recipe(name=name, pad=4 if base == "rp" else 0, **extra)
-    # AugMix's CIFAR view: pad-crop and flip, then AugMix of severity 3 (each view its own crop for now).
+    # AugMix's CIFAR view: pad-crop and flip, then AugMix of severity 3.
     recipes["rp+augmix"] = Recipe(name="rp+augmix", pad=4, augmix=AUGMIX_SEVERITY)
+    # The paper's ImageNet view on in-memory arrays (image folders make it in their loader).
+    recipes["rrc"] = Recipe(name="rrc", resized_crop=True)
     return recipes
 
 
@@ -236,6 +242,53 @@ def _pad_crop(x: torch.Tensor, pad: int, generator, device) -> torch.Tensor:
     # than one 4-index advanced-indexing gather.
     x = padded.gather(2, rows[:, None, :, None].expand(n, c, h, w + 2 * pad))  # (N, C, H, W+2p)
     return x.gather(3, cols[:, None, None, :].expand(n, c, h, w))  # (N, C, H, W)
+
+
+RRC_SCALE, RRC_RATIO, RRC_ATTEMPTS = (0.08, 1.0), (3 / 4, 4 / 3), 10  # torchvision's defaults
+
+
+def resized_crop_boxes(n: int, h: int, w: int, generator, device) -> torch.Tensor:
+    """(N, 4) int64 boxes (top, left, height, width), torchvision's RandomResizedCrop draw per sample:
+    up to 10 attempts of a random area and log-uniform aspect ratio, the first that fits is kept,
+    else the central crop of the closest allowed ratio. All attempts are drawn at once."""
+    draw = lambda: _uniform(RRC_ATTEMPTS * n, 0.0, 1.0, generator, device).view(RRC_ATTEMPTS, n)  # noqa: E731
+    area = h * w * (RRC_SCALE[0] + (RRC_SCALE[1] - RRC_SCALE[0]) * draw())
+    log_lo, log_hi = math.log(RRC_RATIO[0]), math.log(RRC_RATIO[1])
+    aspect = torch.exp(log_lo + (log_hi - log_lo) * draw())
+    cw, ch = torch.round(torch.sqrt(area * aspect)), torch.round(torch.sqrt(area / aspect))
+    fits = (cw > 0) & (cw <= w) & (ch > 0) & (ch <= h)  # (A, N)
+    top = torch.floor(draw() * (h - ch + 1))
+    left = torch.floor(draw() * (w - cw + 1))
+    first = torch.argmax(fits.int(), dim=0)  # the first attempt that fits (0 when none does)
+    pick = lambda t: t.gather(0, first[None])[0]  # noqa: E731
+    boxes = torch.stack([pick(top), pick(left), pick(ch), pick(cw)], dim=1)
+    ratio = w / h  # the fallback: the whole image, at the nearest allowed ratio, centred
+    fh, fw = (
+        (h, w)
+        if RRC_RATIO[0] <= ratio <= RRC_RATIO[1]
+        else ((round(w / RRC_RATIO[0]), w) if ratio < RRC_RATIO[0] else (h, round(h * RRC_RATIO[1])))
+    )
+    fallback = torch.tensor([(h - fh) // 2, (w - fw) // 2, fh, fw], dtype=boxes.dtype, device=device)
+    return torch.where(fits.any(dim=0)[:, None], boxes, fallback).long()
+
+
+def resized_crop(x: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+    """Float (N, C, H, W): each sample's box (top, left, height, width) resized to (H, W), bilinear
+    without antialiasing and with the box's edge pixels repeated, exactly as torchvision's
+    resized_crop of a tensor (crop, then interpolate with align_corners=False)."""
+    n, _, h, w = x.shape
+    b = boxes.to(torch.float32)
+    top, left, bh, bw = (b[:, k : k + 1] for k in range(4))  # (N, 1) each
+
+    def source(size: int, start: torch.Tensor, span: torch.Tensor) -> torch.Tensor:
+        centres = torch.arange(size, device=x.device, dtype=torch.float32) + 0.5
+        inside = ((centres * span / size) - 0.5).clamp(min=0.0)  # in the box, as interpolate maps them
+        return start + torch.minimum(inside, span - 1)  # (N, size) input pixel coordinates
+
+    gx = (source(w, left, bw) + 0.5) / w * 2 - 1
+    gy = (source(h, top, bh) + 0.5) / h * 2 - 1
+    grid = torch.stack([gx[:, None, :].expand(n, h, w), gy[:, :, None].expand(n, h, w)], dim=-1)
+    return F.grid_sample(x, grid.to(x.dtype), mode="bilinear", padding_mode="border", align_corners=False)
 
 
 def _flip(x: torch.Tensor, p: float, generator, device) -> torch.Tensor:
@@ -373,6 +426,10 @@ def _augment(images: torch.Tensor, r: Recipe, generator: torch.Generator | None)
     """:func:`augment` without its checks (the input is known to be uint8, or float in [0, 1])."""
     dtype, device = images.dtype, images.device
     x = images
+    if r.resized_crop:
+        boxes = resized_crop_boxes(x.shape[0], x.shape[2], x.shape[3], generator, device)
+        cropped = resized_crop(to_float(x) if dtype == torch.uint8 else x.float(), boxes)
+        x = (cropped * 255.0).round_().clamp_(0, 255).to(torch.uint8) if dtype == torch.uint8 else cropped.to(dtype)
     if r.pad:
         x = _pad_crop(x, r.pad, generator, device)
     if r.flip_p:
