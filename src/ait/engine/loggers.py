@@ -29,19 +29,14 @@ from typing import Any
 
 from ait import callbacks
 from ait.callbacks import Callback, Callbacks, RunInfo
+from ait.config import flatten
 from ait.runtime.files import atomic_write, write_json
 
 
-def flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """A nested config as {"optim.lr": 0.1, ...}: lists and mappings below a key become JSON text."""
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        dotted = f"{prefix}{key}"
-        if isinstance(value, dict) and value and all(isinstance(k, str) for k in value) and prefix.count(".") < 1:
-            out.update(flat(value, f"{dotted}."))
-        else:
-            out[dotted] = value if isinstance(value, (int, float, str, bool)) else json.dumps(value)
-    return out
+def flat(config: dict[str, Any]) -> dict[str, Any]:
+    """The config as hyperparameters, {"optim.lr": 0.1, ...}: numbers, strings and booleans as they
+    are, lists (and nulls) as JSON text, which the trackers take."""
+    return {k: v if isinstance(v, (int, float, str, bool)) else json.dumps(v) for k, v in flatten(config).items()}
 
 
 def epoch_scalars(record: dict[str, Any]) -> dict[str, float]:

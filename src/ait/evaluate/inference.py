@@ -33,6 +33,7 @@ from ait.engine.checkpoint import networks_from_checkpoint
 from ait.engine.rundir import RunDirError
 from ait.evaluate.loading import check_run_dir, read_config_and_checkpoint, read_model_input
 from ait.models.adapters import weights_target
+from ait.views import normalize
 
 MODEL_FORMAT = "ait-model-1"  # the metadata format of exported safetensors files (ait.evaluate.export)
 
@@ -93,10 +94,7 @@ class Preprocessing:
 
     def normalise(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 (N, C, H, W), or float in [0, 1] -> normalised float32 network input."""
-        x = images.float().div(255.0) if images.dtype == torch.uint8 else images.float()
-        mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
-        return (x - mean) / std
+        return normalize(images if images.dtype == torch.uint8 else images.float(), self.mean, self.std)
 
 
 @dataclass

@@ -20,26 +20,16 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ait.config import flatten
 from ait.report.records import RunRecord
 from ait.runtime.files import write_text_atomic
 
 COLUMNS = ("run_dir", "name", "seed", "network", "metric", "value")
 
 
-def config_columns(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """The config as {"optim.lr": 0.1, "strategy.networks": "resnet20", ...}; lists joined by "+"."""
-    out: dict[str, Any] = {}
-    for key, value in config.items():
-        dotted = f"{prefix}{key}"
-        if isinstance(value, dict) and prefix == "":
-            out.update(config_columns(value, f"{dotted}."))
-        elif isinstance(value, list):
-            out[dotted] = "+".join(map(str, value))
-        elif isinstance(value, dict):
-            out[dotted] = json.dumps(value, sort_keys=True)
-        else:
-            out[dotted] = value
-    return out
+def config_columns(config: dict[str, Any]) -> dict[str, Any]:
+    """The config as {"optim.lr": 0.1, "strategy.networks": "resnet20", ...}: a column per key, lists joined by "+"."""
+    return {k: "+".join(map(str, v)) if isinstance(v, list) else v for k, v in flatten(config).items()}
 
 
 def run_metrics(run: RunRecord) -> list[tuple[str, str, float]]:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ait import strategies
-from ait.config import RESUME_MAY_CHANGE
+from ait.config import RESUME_MAY_CHANGE, flatten
 from ait.report.records import RunRecord
 
 # Config keys that say where or how a run was run or shown, not what it computed: runs differing
@@ -71,16 +71,6 @@ def _without(config: dict[str, Any], dotted_keys: Iterable[str]) -> dict[str, An
         if isinstance(node, dict):
             node.pop(last, None)
     return data
-
-
-def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out = {}
-    for key, value in config.items():
-        if isinstance(value, dict):
-            out.update(flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 def group_key(config: dict[str, Any]) -> str:

@@ -89,15 +89,19 @@ def affine(x: torch.Tensor, matrices: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False).round()
 
 
-def rotate(x: torch.Tensor, degrees: torch.Tensor) -> torch.Tensor:
-    """PIL's Image.rotate(degrees, BILINEAR): counter-clockwise about the centre."""
-    h, w = x.shape[2:]
+def rotation_matrices(degrees: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """(N, 2, 3) output -> input matrices of PIL's Image.rotate: counter-clockwise about the centre."""
     t = torch.deg2rad(degrees)
     cos, sin = torch.cos(t), torch.sin(t)
     cx, cy = w / 2.0, h / 2.0
-    row0 = torch.stack([cos, -sin, cx - cos * cx + sin * cy], dim=1)
-    row1 = torch.stack([sin, cos, cy - sin * cx - cos * cy], dim=1)
-    return affine(x, torch.stack([row0, row1], dim=1))
+    return _matrices(
+        len(degrees), degrees.device, cos, -sin, cx - cos * cx + sin * cy, sin, cos, cy - sin * cx - cos * cy
+    )
+
+
+def rotate(x: torch.Tensor, degrees: torch.Tensor) -> torch.Tensor:
+    """PIL's Image.rotate(degrees, BILINEAR) per sample."""
+    return affine(x, rotation_matrices(degrees, *x.shape[2:]))
 
 
 def _matrices(n: int, device, a=1.0, b=0.0, c=0.0, d=0.0, e=1.0, f=0.0) -> torch.Tensor:
@@ -137,9 +141,7 @@ def _geometry(x: torch.Tensor, level: torch.Tensor, generator) -> dict[str, torc
     random signs (drawn in GEOMETRIC's order, one per sample each)."""
     n, device = len(x), x.device
     h, w = x.shape[2:]
-    degrees = torch.deg2rad(_signed(_int_parameter(level, 30), generator))
-    cos, sin, cx, cy = torch.cos(degrees), torch.sin(degrees), w / 2.0, h / 2.0
-    rotation = _matrices(n, device, cos, -sin, cx - cos * cx + sin * cy, sin, cos, cy - sin * cx - cos * cy)
+    rotation = rotation_matrices(_signed(_int_parameter(level, 30), generator), h, w)
     shear_x = _signed(_float_parameter(level, 0.3), generator)
     shear_y = _signed(_float_parameter(level, 0.3), generator)
     move_x = _signed(_int_parameter(level, w / 3), generator)
