@@ -185,3 +185,11 @@ def test_unwritable_run_directory_and_full_disk_fail_early(tmp_path, monkeypatch
     monkeypatch.setattr(shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**9, 10**9 - 1000, 1000))
     with pytest.raises(RunDirError, match="MiB free"):
         ait.train(tiny_config(tmp_path, "baseline"), run_dir=tmp_path / "full")
+
+
+def test_run_without_checkpoints_needs_no_room_for_them(tmp_path, monkeypatch):
+    import shutil
+
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**9, 10**9 - 1000, 1000))
+    summary = ait.train(tiny_config(tmp_path, "baseline"), overrides=["train.checkpoint=false"], run_dir=tmp_path / "r")
+    assert summary["epochs"] >= 1 and not (tmp_path / "r" / "checkpoint.pt").exists()

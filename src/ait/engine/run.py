@@ -258,7 +258,8 @@ def open_run(cfg: Config, ctx, run_path: Path, opening: Opening, networks, preci
                 saved = resumed.get("fingerprints", {}).get("data") or {}
                 now = header["fingerprints"]["data"] or {}
                 check_data_unchanged(saved, now, str(run_path), opening.allow_data_change, hint)
-            check_free_space(run_path, checkpoint_size_estimate(networks))
+            if cfg.train.checkpoint:  # a run that writes no checkpoint needs no room for one
+                check_free_space(run_path, checkpoint_size_estimate(networks))
             outcome = ("resume" if resumed else "new", "")
         except (RunDirError, RunLocked, OSError) as err:
             outcome, error = ("error", str(err)), err
