@@ -436,7 +436,8 @@ def test_eval_corruptions_writes_the_json_format_and_mce_against_itself(run_dir,
     eval_dir = run_dir / "eval"
     assert sorted(p.name for p in eval_dir.iterdir()) == ["accuracy.json", "corruptions.json"]  # no transfer etc.
     data = json.loads((eval_dir / "corruptions.json").read_text())
-    assert list(data) == ["seed", "source", "severities", "corruptions", "networks", "mean_top1", "mce", "baseline"]
+    keys = ["seed", "source", "severities", "corruptions", "networks", "mean_top1", "mce", "baseline", "constants"]
+    assert list(data) == [*keys, "mce_reference"] and data["constants"] == "cifar" and data["mce_reference"] is None
     assert data["seed"] == 3 and data["source"] == "local" and data["severities"] == [1, 5]
     assert data["corruptions"] == NAMES and list(data["networks"]) == ["net0"]
     assert list(data["networks"]["net0"]) == NAMES and list(data["networks"]["net0"]["fog"]) == ["1", "5"]
@@ -522,3 +523,70 @@ def test_the_cache_key_of_frost_names_its_source(monkeypatch):
     monkeypatch.setattr(c, "frost_source", lambda: "procedural")  # as on a machine without the extra
     assert c.corruption_key(images, "frost", 3, 0) != keys["frost"]
     assert c.corruption_key(images, "fog", 3, 0) == keys["fog"]
+
+
+@pytest.mark.parametrize("delta", [1, 2, 3, 4])
+def test_glass_blur_moves_equal_the_official_loop(delta):
+    """The official per-pixel loop (a copy from each position's source, in its visiting order) and
+    the one gather of _glass_sources agree exactly, also for ImageNet-C's offsets of 2 to 4."""
+    from ait.evaluate.corruptions import _glass_sources
+
+    rng = np.random.default_rng(delta)
+    n, h, w = 2, 19, 16
+    before = rng.integers(0, 256, (n, h, w, 3)).astype(np.uint8)
+    rows, cols = np.arange(h - delta, delta, -1), np.arange(w - delta, delta, -1)
+    offsets = rng.integers(-delta, delta, size=(len(rows), len(cols), 2, n))
+    dx, dy = offsets[:, :, 0].transpose(2, 0, 1), offsets[:, :, 1].transpose(2, 0, 1)
+    official = before.copy()
+    for i in range(n):
+        for a, y in enumerate(rows):
+            for b, x in enumerate(cols):
+                ys, xs = y + dy[i, a, b], x + dx[i, a, b]
+                official[i, y, x], official[i, ys, xs] = official[i, ys, xs], official[i, y, x]
+    sources = _glass_sources(h, w, rows, cols, dx, dy)
+    gathered = np.take_along_axis(before.reshape(n, h * w, 3), sources[..., None], axis=1).reshape(n, h, w, 3)
+    assert np.array_equal(gathered, official)
+
+
+def test_imagenet_constants_are_their_own_sets_and_harsher():
+    from ait.evaluate.corruptions import corruption_key
+
+    images = textured_images(2, 64)
+    cifar = apply_corruption(images, "gaussian_noise", 3, seed=0)
+    imagenet = apply_corruption(images, "gaussian_noise", 3, seed=0, constants="imagenet")
+    change = [(x.float() - images.float()).abs().mean().item() for x in (cifar, imagenet)]
+    assert change[1] > 1.5 * change[0]  # std 0.18 against 0.08
+    keys = {corruption_key(images, "fog", 2, 0, c) for c in ("cifar", "imagenet")}
+    assert len(keys) == 2
+    with pytest.raises(ValueError, match="unknown corruption constants 'mnist'"):
+        apply_corruption(images, "fog", 2, constants="mnist")
+
+
+def test_cifar_cache_keys_are_those_of_before_the_constants():
+    """Sets cached before ImageNet-C's constants existed stay valid: the CIFAR key is unchanged."""
+    from ait.evaluate.corruptions import CODE_VERSION, corruption_key
+    from ait.evaluate.testsets import images_key
+
+    images = textured_images(1)
+    expected = images_key(images, f"{CODE_VERSION}|corruption=fog|severity=2|seed=0")
+    assert corruption_key(images, "fog", 2, 0) == expected
+
+
+def test_reference_errors_alexnet_and_files(tmp_path):
+    from ait.data.errors import DataError
+    from ait.evaluate.corruption_eval import reference_errors, reference_mce
+
+    name, alexnet = reference_errors("alexnet")
+    assert name == "alexnet" and len(alexnet) == 15 and alexnet["brightness"] == pytest.approx(56.4592)
+    accuracies = {"fog": {str(s): 40.0 for s in SEVERITIES}}  # 60 % error at every severity
+    assert reference_mce(accuracies, alexnet) == pytest.approx(100 * 60 / 81.9324)
+    with pytest.raises(ValueError, match="all five severities"):
+        reference_mce({"fog": {"1": 40.0}}, alexnet)
+    mine = tmp_path / "resnet50.json"
+    mine.write_text(json.dumps({"fog": 30.0}))
+    assert reference_errors(str(mine)) == ("resnet50", {"fog": 30.0})
+    mine.write_text(json.dumps({"fgo": 30.0}))
+    with pytest.raises(DataError, match=r"resnet50.json.*bad entries: \['fgo'\]"):
+        reference_errors(str(mine))
+    with pytest.raises(DataError, match="missing.json.*'alexnet' or a JSON file"):
+        reference_errors(str(tmp_path / "missing.json"))

@@ -38,7 +38,7 @@ import math
 import os
 import signal
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -371,7 +371,9 @@ class ImageFolderViews(Dataset):
 
     train=True: each view is an independent :func:`train_view`, drawn from a numpy Generator
     seeded by (seed, epoch, i, view). train=False: ``num_views`` must be 1; the view is
-    :func:`eval_transform`, independent of seed and epoch.
+    :func:`eval_transform`, independent of seed and epoch, then ``transform(view, i)`` when given
+    (uint8 (3, size, size) -> the same: a fixed test set's augmentation or a corruption, made in
+    the workers; it must be picklable).
 
     Corrupt files: DataError naming the file, or with ``skip_corrupt`` the next index (i + 1,
     wrapping) that decodes is returned instead -- its label, but the random stream of key i --
@@ -392,6 +394,7 @@ class ImageFolderViews(Dataset):
         ratio: tuple[float, float] = (3 / 4, 4 / 3),
         flip: bool = True,
         eval_resize: int | None = None,
+        transform: Callable[[torch.Tensor, int], torch.Tensor] | None = None,
     ) -> None:
         if len(index) == 0:
             raise DataError(f"{index.root}: the index has no images")
@@ -399,6 +402,8 @@ class ImageFolderViews(Dataset):
             raise ValueError(f"num_views must be >= 1, got {num_views!r}")
         if not train and int(num_views) != 1:
             raise ValueError(f"evaluation is deterministic: num_views must be 1, got {num_views}")
+        if train and transform is not None:
+            raise ValueError("transform applies to evaluation views only (train=False)")
         if int(size) < 1:
             raise ValueError(f"size must be >= 1, got {size!r}")
         if not 0 < scale[0] <= scale[1]:
@@ -418,6 +423,7 @@ class ImageFolderViews(Dataset):
         self.ratio = (float(ratio[0]), float(ratio[1]))
         self.flip = bool(flip)
         self.eval_resize = eval_resize
+        self.transform = transform
         self.epoch = 0
         self.skipped: list[str] = []
         self._bad: set[int] = set()  # indices known to be corrupt (this process)
@@ -458,7 +464,8 @@ class ImageFolderViews(Dataset):
                 for v in range(self.num_views)
             ]
         else:
-            views = [_to_chw_uint8(eval_transform(img, self.size, self.eval_resize))]
+            view = _to_chw_uint8(eval_transform(img, self.size, self.eval_resize))
+            views = [view if self.transform is None else self.transform(view, i)]
         return torch.stack(views), int(self.labels[src])
 
     def _decode(self, i: int) -> tuple[int, Image.Image]:

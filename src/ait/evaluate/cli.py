@@ -5,6 +5,7 @@
     ait eval RUN_DIR --tsne --seed 1 --cache-dir /tmp/ait-cache
     ait eval runs/cifar10_ait/seed0 --corruptions --baseline runs/cifar10_baseline/seed0   # CIFAR-10-C, mCE
     ait eval RUN_DIR --corruptions-dir data/CIFAR-10-C --corruption-names fog,snow --severities 3,5
+    ait eval runs/imagenet_ait/seed0 --corruptions-dir data/ImageNet-C --reference-errors alexnet  # image folders
     ait eval --model timm:resnet18 --weights w.safetensors --out evals/r18 --set data.dataset=cifar10 \
         --set data.root=data/cifar-10-batches-py --all --corruptions   # a model ait did not train
 
@@ -18,7 +19,7 @@ import argparse
 
 from ait.config import ConfigError, add_override_option
 from ait.evaluate.corruption_eval import check_selection
-from ait.evaluate.corruptions import CORRUPTIONS, SEVERITIES
+from ait.evaluate.corruptions import CONSTANTS, CORRUPTIONS, SEVERITIES
 from ait.evaluate.loading import check_run_dir
 from ait.evaluate.markdown import accuracy_markdown, corruptions_markdown, transfer_markdown, variation_markdown
 from ait.evaluate.outside import load_outside_model
@@ -117,14 +118,15 @@ def _add_corruption_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--corruptions",
         action="store_true",
-        help="top-1 under the 15 CIFAR-10-C common corruptions x 5 severities, generated locally from "
-        "the run's test set (seeded, cached) unless --corruptions-dir; writes corruptions.json",
+        help="top-1 under the 15 common corruptions x 5 severities, generated locally from the run's "
+        "test set (seeded; cached for in-memory data) unless --corruptions-dir; writes corruptions.json",
     )
     p.add_argument(
         "--corruptions-dir",
         metavar="DIR",
         default=None,
-        help="read the official CIFAR-10-C / CIFAR-100-C .npy files from DIR instead (implies --corruptions)",
+        help="read the official files from DIR instead: CIFAR-10-C / CIFAR-100-C .npy files, or for "
+        "image-folder runs ImageNet-C's CORRUPTION/SEVERITY/CLASS/ images (implies --corruptions)",
     )
     p.add_argument(
         "--corruption-names",
@@ -146,13 +148,35 @@ def _add_corruption_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="also report the mean corruption error (mCE, %%) against this run's network 0 (implies --corruptions)",
     )
+    p.add_argument(
+        "--corruption-constants",
+        choices=sorted(CONSTANTS),
+        default=None,
+        help="severity constants of generated corruptions (default: imagenet for image-folder runs, "
+        "cifar otherwise; implies --corruptions)",
+    )
+    p.add_argument(
+        "--reference-errors",
+        metavar="alexnet|FILE",
+        default=None,
+        help="also report mCE against published mean errors per corruption: 'alexnet' (ImageNet-C's "
+        "normalisation) or a JSON file {corruption: error %%}; needs all five severities (implies --corruptions)",
+    )
 
 
 def _corruptions_selected(args) -> bool:
     """--corruptions, or any of the options that only make sense with it."""
     return any(
         getattr(args, key, None)
-        for key in ("corruptions", "corruptions_dir", "corruption_names", "severities", "baseline")
+        for key in (
+            "corruptions",
+            "corruptions_dir",
+            "corruption_names",
+            "severities",
+            "baseline",
+            "corruption_constants",
+            "reference_errors",
+        )
     )
 
 
@@ -176,6 +200,8 @@ def options_from_args(args: argparse.Namespace) -> EvalOptions:
             severities=args.severities or list(SEVERITIES),
             source=args.corruptions_dir,
             baseline=args.baseline,
+            constants=args.corruption_constants,
+            reference=args.reference_errors,
         )
     return EvalOptions(
         transfer=transfer,

@@ -21,19 +21,23 @@ in percent; mCE is the mean of CE_c over the corruptions, in percent (100 = as r
 baseline, lower is better). The unnormalised mean error is the plain mean of E over corruptions
 and severities (= 100 - mean corruption accuracy). The paper normalises by AlexNet on ImageNet-C;
 on CIFAR there is no standard reference network, so the baseline is a run of your choice
-(typically the plain "baseline" strategy of the same model).
+(typically the plain "baseline" strategy of the same model). ImageNet-style runs can also be
+normalised by AlexNet's published ImageNet-C errors (:func:`reference_errors`, "alexnet"): meaningful
+on the official ImageNet-C files or on sets generated with ImageNet-C's constants.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from ait.data.errors import DataError
-from ait.evaluate.corruptions import CORRUPTIONS, SEVERITIES, corrupted_test_set, load_cifar_c
+from ait.evaluate.corruptions import ALEXNET_ERRORS, CORRUPTIONS, SEVERITIES, corrupted_test_set, load_cifar_c
+from ait.evaluate.folders import CorruptionTransform, FolderTestSet, official_corruption_set
 from ait.evaluate.loading import LoadedRun
-from ait.runtime.predict import accuracy_table, predict_logits
+from ait.runtime.predict import accuracy_table, predict_batches, predict_logits
 
 # network key ("net0", ..., "ensemble") -> corruption -> severity ("1".."5") -> top-1 (%)
 Accuracies = dict[str, dict[str, float]]
@@ -83,29 +87,54 @@ def corruption_accuracy(
     source: str | Path | None = None,
     cache_dir: str | Path | None = None,
     batch_size: int | None = None,
+    constants: str | None = None,
 ) -> dict[str, Accuracies]:
     """Top-1 (%) of every network, and of their ensemble, on each corruption and severity.
 
     source: None generates the corrupted sets from the run's own test set (seeded, cached like the
-    fixed test sets; see :mod:`ait.evaluate.corruptions`); a folder reads the official CIFAR-10-C /
-    CIFAR-100-C ``.npy`` files with their own labels (the run's test set is then not used).
-    Returns {"net0": {corruption: {"1": top1, ...}, ...}, ..., "ensemble": {...} (more than one
-    network)}, severities as strings (JSON keys), in the order given.
+    fixed test sets; see :mod:`ait.evaluate.corruptions`; image-folder runs: made image by image
+    while streaming, :mod:`ait.evaluate.folders`); a folder reads the official files with their own
+    labels: CIFAR-10-C / CIFAR-100-C ``.npy`` files, or for image-folder runs ImageNet-C's
+    ``CORRUPTION/SEVERITY/CLASS/*`` images (the run's test set is then not used). constants: the
+    severity constants of generated sets, "cifar" or "imagenet" (None: "imagenet" for image-folder
+    runs, else "cifar"). Returns {"net0": {corruption: {"1": top1, ...}, ...}, ..., "ensemble":
+    {...} (more than one network)}, severities as strings (JSON keys), in the order given.
     """
     corruptions, severities = check_selection(corruptions, severities)
     test = run.data.test
+    constants = constants or default_constants(test)
     batch = batch_size or run.eval_batch_size
     result: dict[str, Accuracies] = {}
     for name in corruptions:
         for severity in severities:
-            if source is None:
-                images, labels = corrupted_test_set(test.images, name, severity, seed, cache_dir), test.labels
+            if isinstance(test, FolderTestSet):
+                logits, labels = _streamed_logits(run, test, name, severity, seed, source, constants, batch)
             else:
-                images, labels = _official_set(run, source, name, severity)
-            logits = predict_logits(run.networks, images, run.prepare, run.precision, batch)
+                if source is None:
+                    images = corrupted_test_set(test.images, name, severity, seed, cache_dir, constants)
+                    labels = test.labels
+                else:
+                    images, labels = _official_set(run, source, name, severity)
+                logits = predict_logits(run.networks, images, run.prepare, run.precision, batch)
             for key, acc in accuracy_table(logits, labels).items():
                 result.setdefault(key, {}).setdefault(name, {})[str(severity)] = acc["top1"]
     return result
+
+
+def default_constants(test) -> str:
+    """ImageNet-C's severity constants for image-folder test sets, CIFAR-10-C's for arrays."""
+    return "imagenet" if isinstance(test, FolderTestSet) else "cifar"
+
+
+def _streamed_logits(run: LoadedRun, test: FolderTestSet, name, severity, seed, source, constants, batch):
+    """(logits per network, labels) of an image-folder run on one corruption and severity."""
+    if source is None:
+        batches = test.batches(batch, CorruptionTransform(name, severity, seed, constants))
+    else:
+        test = official_corruption_set(source, name, severity, test)
+        batches = test.batches(batch)
+    predictions = predict_batches(run.networks, batches, run.prepare, run.precision, features=False)
+    return [p.logits for p in predictions], test.labels
 
 
 def mean_corruption_accuracy(accuracies: Accuracies) -> float:
@@ -151,6 +180,45 @@ def mean_corruption_error(run_errors: Accuracies, baseline_errors: Accuracies) -
     return {"mce": sum(ce.values()) / len(ce), "mean_error": sum(all_errors) / len(all_errors), "ce": ce}
 
 
+def reference_errors(spec: str) -> tuple[str, dict[str, float]]:
+    """(name, {corruption: top-1 error (%) averaged over the five severities}) of a reference
+    network for mCE: "alexnet" (ImageNet-C's published AlexNet errors, the official
+    normalisation) or a JSON file of that form. DataError naming the file when it is not."""
+    if spec == "alexnet":
+        return "alexnet", {name: 100.0 * e for name, e in zip(CORRUPTIONS, ALEXNET_ERRORS)}
+    path = Path(spec).expanduser()
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise DataError(f"{str(path)!r}: --reference-errors expects 'alexnet' or a JSON file ({err})") from None
+    if isinstance(data, dict):
+        bad = [
+            k for k, v in data.items() if k not in CORRUPTIONS or isinstance(v, bool) or not isinstance(v, (int, float))
+        ]
+    else:
+        bad = ["(not an object)"]
+    if bad or not data:
+        raise DataError(
+            f"{str(path)!r}: expected a JSON object {{corruption: error in % averaged over severities 1-5}} "
+            f"with names of {', '.join(CORRUPTIONS)}; bad entries: {bad[:5] or 'none given'}"
+        )
+    return path.stem, {k: float(v) for k, v in data.items()}
+
+
+def reference_mce(accuracies: Accuracies, reference: dict[str, float]) -> float:
+    """mCE (%) of one network against a reference network's mean errors: for each corruption
+    CE_c = 100 * mean_s E(c, s) / E_ref(c), averaged over the corruptions. The published errors
+    are means over all five severities, so all five must have been evaluated (ValueError)."""
+    ce = []
+    for name, per in accuracies.items():
+        if sorted(per) != [str(s) for s in SEVERITIES]:
+            raise ValueError(f"an mCE against published errors needs all five severities of {name!r}, got {list(per)}")
+        if reference.get(name, 0) <= 0:
+            raise ValueError(f"the reference errors have no positive error for corruption {name!r}")
+        ce.append(100.0 * sum(100.0 - v for v in per.values()) / len(per) / reference[name])
+    return sum(ce) / len(ce)
+
+
 def corruption_summary(
     accuracy: dict[str, Accuracies],
     seed: int,
@@ -159,15 +227,22 @@ def corruption_summary(
     severities: Sequence[int],
     baseline: dict[str, Accuracies] | None = None,
     baseline_dir: str | Path | None = None,
+    constants: str = "cifar",
+    reference: tuple[str, dict[str, float]] | None = None,
 ) -> dict[str, Any]:
     """The content of RUN_DIR/eval/corruptions.json (format in :mod:`ait.evaluate.pipeline`).
 
-    mCE of every network (and the ensemble) is taken against the baseline's network 0.
+    mCE of every network (and the ensemble) is taken against the baseline's network 0, and
+    against ``reference`` (name, errors) when given.
     """
     mce = None
     if baseline is not None:
         base_errors = corruption_errors(baseline["net0"])
         mce = {key: mean_corruption_error(corruption_errors(acc), base_errors)["mce"] for key, acc in accuracy.items()}
+    mce_reference = None
+    if reference is not None:
+        name, errors = reference
+        mce_reference = {"name": name, "mce": {key: reference_mce(acc, errors) for key, acc in accuracy.items()}}
     return {
         "seed": int(seed),
         "source": "local" if source is None else str(Path(source).expanduser()),
@@ -177,4 +252,6 @@ def corruption_summary(
         "mean_top1": {key: mean_corruption_accuracy(acc) for key, acc in accuracy.items()},
         "mce": mce,
         "baseline": None if baseline_dir is None else str(baseline_dir),
+        "constants": "official" if source is not None else constants,
+        "mce_reference": mce_reference,
     }

@@ -78,6 +78,7 @@ import importlib.util
 import io
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -171,6 +172,87 @@ ELASTIC_TRANSFORM = tuple(
 )
 PIXELATE = (0.95, 0.9, 0.85, 0.75, 0.65)  # downscale factor (Pillow BOX both ways)
 JPEG_COMPRESSION = (80, 65, 58, 50, 40)  # Pillow JPEG quality
+ZOOM_BLUR = tuple((end, 0.01) for end in ZOOM_BLUR_END)  # (end, step) of numpy.arange(1, end, step)
+
+
+@dataclass(frozen=True)
+class SeverityConstants:
+    """The constants of one benchmark's generator: per corruption one entry per severity 1..5
+    (the names and layouts of the CIFAR tables above), and the scale of the frost photographs."""
+
+    name: str
+    gaussian_noise: tuple = GAUSSIAN_NOISE
+    shot_noise: tuple = SHOT_NOISE
+    impulse_noise: tuple = IMPULSE_NOISE
+    defocus_blur: tuple = DEFOCUS_BLUR
+    glass_blur: tuple = GLASS_BLUR
+    motion_blur: tuple = MOTION_BLUR
+    zoom_blur: tuple = ZOOM_BLUR
+    snow: tuple = SNOW
+    frost: tuple = FROST
+    fog: tuple = FOG
+    brightness: tuple = BRIGHTNESS
+    contrast: tuple = CONTRAST
+    elastic_transform: tuple = ELASTIC_TRANSFORM
+    pixelate: tuple = PIXELATE
+    jpeg_compression: tuple = JPEG_COMPRESSION
+    frost_scale: float = FROST_SCALE
+
+
+CIFAR = SeverityConstants("cifar")
+# ImageNet-C's, from make_imagenet_c.py of the same repository (for 224x224 images); its elastic
+# constants are multiples of 244 ("should have been 224, but ultimately nothing is incorrect").
+IMAGENET = SeverityConstants(
+    "imagenet",
+    gaussian_noise=(0.08, 0.12, 0.18, 0.26, 0.38),
+    shot_noise=(60, 25, 12, 5, 3),
+    impulse_noise=(0.03, 0.06, 0.09, 0.17, 0.27),
+    defocus_blur=((3, 0.1), (4, 0.5), (6, 0.5), (8, 0.5), (10, 0.5)),
+    glass_blur=((0.7, 1, 2), (0.9, 2, 1), (1, 2, 3), (1.1, 3, 2), (1.5, 4, 2)),
+    motion_blur=((10, 3), (15, 5), (15, 8), (15, 12), (20, 15)),
+    zoom_blur=((1.11, 0.01), (1.16, 0.01), (1.21, 0.02), (1.26, 0.02), (1.31, 0.03)),
+    snow=(
+        (0.1, 0.3, 3, 0.5, 10, 4, 0.8),
+        (0.2, 0.3, 2, 0.5, 12, 4, 0.7),
+        (0.55, 0.3, 4, 0.9, 12, 8, 0.7),
+        (0.55, 0.3, 4.5, 0.85, 12, 8, 0.65),
+        (0.55, 0.3, 2.5, 0.85, 12, 12, 0.55),
+    ),
+    frost=((1, 0.4), (0.8, 0.6), (0.7, 0.7), (0.65, 0.7), (0.6, 0.75)),
+    fog=((1.5, 2), (2.0, 2), (2.5, 1.7), (2.5, 1.5), (3.0, 1.4)),
+    brightness=(0.1, 0.2, 0.3, 0.4, 0.5),
+    contrast=(0.4, 0.3, 0.2, 0.1, 0.05),
+    elastic_transform=(
+        (244 * 2, 244 * 0.7, 244 * 0.1),
+        (244 * 2, 244 * 0.08, 244 * 0.2),
+        (244 * 0.05, 244 * 0.01, 244 * 0.02),
+        (244 * 0.07, 244 * 0.01, 244 * 0.02),
+        (244 * 0.12, 244 * 0.01, 244 * 0.02),
+    ),
+    pixelate=(0.6, 0.5, 0.4, 0.3, 0.25),
+    jpeg_compression=(25, 18, 15, 10, 7),
+    frost_scale=1.0,  # ImageNet-C crops the photographs as they are
+)
+CONSTANTS: dict[str, SeverityConstants] = {"cifar": CIFAR, "imagenet": IMAGENET}
+# AlexNet's corruption errors (fractions, averaged over the severities) on the official ImageNet-C
+# files, in CORRUPTIONS' order: the reference that ImageNet-C's mCE divides by.
+ALEXNET_ERRORS: tuple[float, ...] = (
+    0.886428,
+    0.894468,
+    0.922640,
+    0.819880,
+    0.826268,
+    0.785948,
+    0.798360,
+    0.866816,
+    0.826572,
+    0.819324,
+    0.564592,
+    0.853204,
+    0.646056,
+    0.717840,
+    0.606500,
+)
 
 Array = np.ndarray  # float32 (N, H, W, C) in [0, 1] unless said otherwise
 
@@ -213,21 +295,21 @@ def _check_c(c: int) -> None:
 
 # ---------------------------------------------------------------- the 15 corruptions
 # Each takes uint8 (N, H, W, C), a severity 1..5 and a Generator; returns float in [0, 1] or uint8.
-def gaussian_noise(u8: Array, severity: int, rng: np.random.Generator) -> Array:
+def gaussian_noise(u8: Array, severity: int, rng: np.random.Generator, k: SeverityConstants = CIFAR) -> Array:
     x = kernels.to_float(u8)
-    noise = rng.standard_normal(x.shape, dtype=np.float32) * np.float32(GAUSSIAN_NOISE[severity - 1])
+    noise = rng.standard_normal(x.shape, dtype=np.float32) * np.float32(k.gaussian_noise[severity - 1])
     return np.clip(x + noise, 0, 1)
 
 
-def shot_noise(u8: Array, severity: int, rng: np.random.Generator) -> Array:
-    c = SHOT_NOISE[severity - 1]
+def shot_noise(u8: Array, severity: int, rng: np.random.Generator, k: SeverityConstants = CIFAR) -> Array:
+    c = k.shot_noise[severity - 1]
     return np.clip(rng.poisson(kernels.to_float(u8).astype(np.float64) * c) / c, 0, 1).astype(np.float32)
 
 
-def impulse_noise(u8: Array, severity: int, rng: np.random.Generator) -> Array:
+def impulse_noise(u8: Array, severity: int, rng: np.random.Generator, k: SeverityConstants = CIFAR) -> Array:
     """Salt and pepper on single values (every channel on its own), as scikit-image's 's&p'."""
     x = kernels.to_float(u8)
-    flipped = rng.random(x.shape, dtype=np.float32) < IMPULSE_NOISE[severity - 1]
+    flipped = rng.random(x.shape, dtype=np.float32) < k.impulse_noise[severity - 1]
     salted = rng.random(x.shape, dtype=np.float32) < 0.5
     x[flipped & salted] = 1.0
     x[flipped & ~salted] = 0.0
@@ -235,68 +317,98 @@ def impulse_noise(u8: Array, severity: int, rng: np.random.Generator) -> Array:
 
 
 def _disk_kernel(radius: float, alias_blur: float) -> Array:
-    """The official ``disk``: an aliased disk, normalised, then a 3x3 Gaussian (sigma alias_blur)."""
+    """The official ``disk``: an aliased disk, normalised, then a 3x3 Gaussian (sigma alias_blur;
+    5x5 for radii beyond 8, as the official code)."""
     r = max(8, int(math.ceil(radius)))
+    half = 1 if radius <= 8 else 2
     grid = np.arange(-r, r + 1)
     yy, xx = np.meshgrid(grid, grid, indexing="ij")
     disk = (xx**2 + yy**2 <= radius**2).astype(np.float64)
     disk /= disk.sum()
-    g = np.exp(-(np.arange(-1, 2) ** 2) / (2.0 * alias_blur**2))
+    g = np.exp(-(np.arange(-half, half + 1) ** 2) / (2.0 * alias_blur**2))
     g /= g.sum()
-    padded = np.pad(disk, 1)
-    n = disk.shape[0]
-    kernel = sum(g[i] * g[j] * padded[i : i + n, j : j + n] for i in range(3) for j in range(3))
+    padded = np.pad(disk, half)
+    n, taps = disk.shape[0], 2 * half + 1
+    kernel = sum(g[i] * g[j] * padded[i : i + n, j : j + n] for i in range(taps) for j in range(taps))
     rows, cols = np.nonzero(kernel)
     k = max(np.abs(rows - r).max(), np.abs(cols - r).max())
     return kernel[r - k : r + k + 1, r - k : r + k + 1].astype(np.float32)
 
 
-def defocus_blur(u8: Array, severity: int, rng: np.random.Generator) -> Array:
-    radius, alias_blur = DEFOCUS_BLUR[severity - 1]
+def defocus_blur(u8: Array, severity: int, rng: np.random.Generator, k: SeverityConstants = CIFAR) -> Array:
+    radius, alias_blur = k.defocus_blur[severity - 1]
     return np.clip(kernels.filter2d(kernels.to_float(u8), _disk_kernel(radius, alias_blur)), 0, 1)
 
 
-def glass_blur(u8: Array, severity: int, rng: np.random.Generator) -> Array:
-    """Blur, move every pixel by up to one pixel (1 or 2 passes), blur again.
+def glass_blur(u8: Array, severity: int, rng: np.random.Generator, k: SeverityConstants = CIFAR) -> Array:
+    """Blur, move every pixel by up to ``delta`` pixels (1 to 3 passes), blur again.
 
     The official loop ``x[h, w], x[h', w'] = x[h', w'], x[h, w]`` (h, w from the bottom-right
-    towards the top-left, h' = h + dy, w' = w + dx with dx, dy = randint(-1, 1), i.e. -1 or 0)
-    reads like a swap but copies: numpy's ``x[h, w]`` is a view, so ``x[h', w']`` is left as it
-    was. Each visited pixel therefore takes the value of its up/left neighbour (h', w'), which
-    the loop visits later, so before any change of this pass: one gather per pass here.
+    towards the top-left, h' = h + dy, w' = w + dx with dx, dy = randint(-delta, delta)) reads
+    like a swap but copies: numpy's ``x[h, w]`` is a view, so ``x[h', w']`` is left as it was.
+    Each visited pixel takes the value its source holds at that moment: the source's own new
+    value when the loop visited it before (below, or to the right in the same row: possible
+    for ImageNet-C's delta >= 2), else its value before the pass. :func:`_glass_sources` follows
+    those chains, so each pass is one exact gather.
     """
-    sigma, delta, iterations = GLASS_BLUR[severity - 1]
-    assert delta == 1, "the gather equals the official loop only for offsets in {-1, 0}"
-    n, h, w, _ = u8.shape
+    sigma, delta, iterations = k.glass_blur[severity - 1]
+    n, h, w, c = u8.shape
     x = np.floor(kernels.gaussian_filter(kernels.to_float(u8), sigma) * 255 + _EPS).clip(0, 255).astype(np.uint8)
     rows = np.arange(h - delta, delta, -1)  # the official visiting order (the draws follow it)
     cols = np.arange(w - delta, delta, -1)
-    images = np.arange(n).reshape(-1, 1, 1)
     for _ in range(iterations):
         offsets = rng.integers(-delta, delta, size=(len(rows), len(cols), 2, n))  # (dx, dy) per position
         dx, dy = offsets[:, :, 0].transpose(2, 0, 1), offsets[:, :, 1].transpose(2, 0, 1)  # (n, rows, cols)
-        x[:, rows[:, None], cols[None, :]] = x[images, rows[None, :, None] + dy, cols[None, None, :] + dx]
+        source = _glass_sources(h, w, rows, cols, dx, dy)  # (n, h * w) flat pixel each one copies
+        flat = x.reshape(n, h * w, c)
+        x = np.take_along_axis(flat, source[..., None], axis=1).reshape(n, h, w, c)
     return np.clip(kernels.gaussian_filter(kernels.to_float(x), sigma), 0, 1)
 
 
-def motion_blur(u8: Array, severity: int, rng: np.random.Generator) -> Array:
+def _glass_sources(h: int, w: int, rows: Array, cols: Array, dx: Array, dy: Array) -> Array:
+    """(n, h * w) int: the pixel before the pass whose value each pixel holds after it.
+
+    dx, dy: (n, len(rows), len(cols)) offsets of the visited positions. A pixel whose source was
+    visited earlier (dy > 0, or dy == 0 and dx > 0, inside the visited block) takes the source's
+    own result: the chains shorten the visiting order at every step, so they end.
+    """
+    n = dx.shape[0]
+    position = (rows[:, None] * w + cols[None, :]).reshape(-1)  # flat index of each visited pixel
+    src_r, src_c = rows[None, :, None] + dy, cols[None, None, :] + dx
+    src = (src_r * w + src_c).reshape(n, -1)
+    visited_src = (src_r >= rows[-1]) & (src_r <= rows[0]) & (src_c >= cols[-1]) & (src_c <= cols[0])
+    earlier = (visited_src & ((dy > 0) | ((dy == 0) & (dx > 0)))).reshape(n, -1)
+    step = np.broadcast_to(np.arange(h * w), (n, h * w)).copy()  # unvisited pixels keep their own value
+    step[:, position] = src
+    follows = np.zeros((n, h * w), dtype=bool)
+    follows[:, position] = earlier
+    target = step
+    while True:  # answer(p) = answer(step(p)) if follows(p) else step(p); as many rounds as the longest chain
+        chained = np.where(follows, np.take_along_axis(target, step, axis=1), step)
+        if np.array_equal(chained, target):
+            return target
+        target = chained
+
+
+def motion_blur(u8: Array, severity: int, rng: np.random.Generator, k: SeverityConstants = CIFAR) -> Array:
     """ImageMagick's motion blur, approximated (:func:`ait.evaluate.kernels.motion_blur`); angle U(-45, 45) degrees."""
-    radius, sigma = MOTION_BLUR[severity - 1]
+    radius, sigma = k.motion_blur[severity - 1]
     angles = rng.uniform(-45, 45, u8.shape[0])
     return np.clip(kernels.motion_blur(kernels.to_float(u8), radius, sigma, angles), 0, 1)
 
 
-def zoom_blur(u8: Array, severity: int, rng: np.random.Generator) -> Array:
+def zoom_blur(u8: Array, severity: int, rng: np.random.Generator, k: SeverityConstants = CIFAR) -> Array:
     x = kernels.to_float(u8)
-    zooms = np.arange(1, ZOOM_BLUR_END[severity - 1], 0.01)
+    end, step = k.zoom_blur[severity - 1]
+    zooms = np.arange(1, end, step)
     out = np.zeros_like(x)
     for zoom in zooms:
         out += kernels.clipped_zoom(x, float(zoom))
     return np.clip((x + out) / (len(zooms) + 1), 0, 1)
 
 
-def snow(u8: Array, severity: int, rng: np.random.Generator) -> Array:
-    loc, scale, zoom, threshold, blur_radius, blur_sigma, blend = SNOW[severity - 1]
+def snow(u8: Array, severity: int, rng: np.random.Generator, k: SeverityConstants = CIFAR) -> Array:
+    loc, scale, zoom, threshold, blur_radius, blur_sigma, blend = k.snow[severity - 1]
     x = kernels.to_float(u8)
     n, h, w, _ = x.shape
     layer = rng.normal(loc, scale, (n, h, w, 1)).astype(np.float32)
@@ -308,11 +420,11 @@ def snow(u8: Array, severity: int, rng: np.random.Generator) -> Array:
     return np.clip(x + layer + layer[:, ::-1, ::-1], 0, 1).astype(np.float32)
 
 
-@functools.lru_cache(maxsize=1)
-def frost_photographs() -> tuple[Array, ...] | None:
+@functools.lru_cache(maxsize=2)
+def frost_photographs(scale: float = FROST_SCALE) -> tuple[Array, ...] | None:
     """The photographs the official generator draws from, as float32 (H, W, 3) in [0, 1] scaled by
-    FROST_SCALE, from the installed ``imagecorruptions`` package (not imported: its files are read);
-    None when it is not installed."""
+    ``scale`` (the CIFAR script's 0.2 by default; ImageNet-C's 1), from the installed
+    ``imagecorruptions`` package (not imported: its files are read); None when it is not installed."""
     spec = importlib.util.find_spec("imagecorruptions")
     if spec is None or not spec.submodule_search_locations:
         return None
@@ -322,8 +434,10 @@ def frost_photographs() -> tuple[Array, ...] | None:
         with Image.open(folder / name) as img:
             rgb = torch.from_numpy(np.asarray(img.convert("RGB"), dtype=np.float32)).permute(2, 0, 1)[None]
         h, w = rgb.shape[2:]
-        size = (round(h * FROST_SCALE), round(w * FROST_SCALE))  # OpenCV's INTER_LINEAR: no antialiasing
-        small = torch.nn.functional.interpolate(rgb, size=size, mode="bilinear", align_corners=False)
+        if scale != 1:
+            size = (round(h * scale), round(w * scale))  # OpenCV's INTER_LINEAR: no antialiasing
+            rgb = torch.nn.functional.interpolate(rgb, size=size, mode="bilinear", align_corners=False)
+        small = rgb
         photos.append(small[0].permute(1, 2, 0).numpy() / 255.0)
     return tuple(photos)
 
@@ -345,11 +459,11 @@ def _frost_crops(n: int, h: int, w: int, rng: np.random.Generator, photos: tuple
     return out
 
 
-def frost(u8: Array, severity: int, rng: np.random.Generator) -> Array:
+def frost(u8: Array, severity: int, rng: np.random.Generator, k: SeverityConstants = CIFAR) -> Array:
     """The official blend with crops of the frost photographs (or the calibrated procedural texture)."""
-    weight, frost_weight = FROST[severity - 1]
+    weight, frost_weight = k.frost[severity - 1]
     x = kernels.to_float(u8)
-    photos = frost_photographs()
+    photos = frost_photographs(k.frost_scale)
     if photos is not None:
         texture = _frost_crops(x.shape[0], x.shape[1], x.shape[2], rng, photos)
     else:
@@ -359,8 +473,8 @@ def frost(u8: Array, severity: int, rng: np.random.Generator) -> Array:
     return np.clip(weight * x + frost_weight * texture, 0, 1).astype(np.float32)
 
 
-def fog(u8: Array, severity: int, rng: np.random.Generator) -> Array:
-    amount, decay = FOG[severity - 1]
+def fog(u8: Array, severity: int, rng: np.random.Generator, k: SeverityConstants = CIFAR) -> Array:
+    amount, decay = k.fog[severity - 1]
     x = kernels.to_float(u8)
     n, h, w, _ = x.shape
     plasma = kernels.plasma_fractal(n, kernels.power_of_two(max(h, w)), decay, rng)[:, :h, :w, None]
@@ -368,25 +482,25 @@ def fog(u8: Array, severity: int, rng: np.random.Generator) -> Array:
     return np.clip((x + amount * plasma) * top / (top + amount), 0, 1).astype(np.float32)
 
 
-def brightness(u8: Array, severity: int, rng: np.random.Generator) -> Array:
+def brightness(u8: Array, severity: int, rng: np.random.Generator, k: SeverityConstants = CIFAR) -> Array:
     """HSV value + c (clipped), hue and saturation kept: every channel scales by V' / V."""
     x = kernels.to_float(u8)
     value = x.max(axis=3, keepdims=True)
-    new_value = np.clip(value + BRIGHTNESS[severity - 1], 0, 1)
+    new_value = np.clip(value + k.brightness[severity - 1], 0, 1)
     scale = np.divide(new_value, value, out=np.zeros_like(value), where=value > 0)
     return np.clip(np.where(value > 0, x * scale, new_value), 0, 1).astype(np.float32)
 
 
-def contrast(u8: Array, severity: int, rng: np.random.Generator) -> Array:
+def contrast(u8: Array, severity: int, rng: np.random.Generator, k: SeverityConstants = CIFAR) -> Array:
     x = kernels.to_float(u8)
     means = x.mean(axis=(1, 2), keepdims=True)  # per image and channel
-    return np.clip((x - means) * CONTRAST[severity - 1] + means, 0, 1).astype(np.float32)
+    return np.clip((x - means) * k.contrast[severity - 1] + means, 0, 1).astype(np.float32)
 
 
-def elastic_transform(u8: Array, severity: int, rng: np.random.Generator) -> Array:
+def elastic_transform(u8: Array, severity: int, rng: np.random.Generator, k: SeverityConstants = CIFAR) -> Array:
     """Random affine warp of three control points (reflect-101 border), then a smooth random
     displacement field (alpha * Gaussian(sigma) of U(-1, 1) noise, symmetric border), bilinear."""
-    alpha, sigma, affine = ELASTIC_TRANSFORM[severity - 1]
+    alpha, sigma, affine = k.elastic_transform[severity - 1]
     x = kernels.to_float(u8)
     n, h, w, _ = x.shape
     centre = np.asarray((w // 2, h // 2), dtype=np.float64)  # (x, y)
@@ -418,15 +532,15 @@ def _pil_each(u8: Array, fn: Callable[[Image.Image], Image.Image]) -> Array:
     return out
 
 
-def pixelate(u8: Array, severity: int, rng: np.random.Generator) -> Array:
-    c = PIXELATE[severity - 1]
+def pixelate(u8: Array, severity: int, rng: np.random.Generator, k: SeverityConstants = CIFAR) -> Array:
+    c = k.pixelate[severity - 1]
     h, w = u8.shape[1:3]
     small = (max(1, int(w * c)), max(1, int(h * c)))
     return _pil_each(u8, lambda img: img.resize(small, Image.BOX).resize((w, h), Image.BOX))
 
 
-def jpeg_compression(u8: Array, severity: int, rng: np.random.Generator) -> Array:
-    quality = JPEG_COMPRESSION[severity - 1]
+def jpeg_compression(u8: Array, severity: int, rng: np.random.Generator, k: SeverityConstants = CIFAR) -> Array:
+    quality = k.jpeg_compression[severity - 1]
 
     def compress(img: Image.Image) -> Image.Image:
         buffer = io.BytesIO()
@@ -438,7 +552,7 @@ def jpeg_compression(u8: Array, severity: int, rng: np.random.Generator) -> Arra
     return _pil_each(u8, compress)
 
 
-_FUNCTIONS: dict[str, Callable[[Array, int, np.random.Generator], Array]] = {
+_FUNCTIONS: dict[str, Callable[..., Array]] = {  # (uint8 (N, H, W, C), severity, rng, constants) -> (N, H, W, C)
     "gaussian_noise": gaussian_noise,
     "shot_noise": shot_noise,
     "impulse_noise": impulse_noise,
@@ -459,8 +573,10 @@ assert tuple(_FUNCTIONS) == CORRUPTIONS
 
 
 # ---------------------------------------------------------------- public API
-def check_corruption(name: str, severity: int) -> None:
-    """Raise ValueError for an unknown corruption name or a severity outside 1..5."""
+def check_corruption(name: str, severity: int, constants: str = "cifar") -> None:
+    """Raise ValueError for an unknown corruption name, a severity outside 1..5 or unknown constants."""
+    if constants not in CONSTANTS:
+        raise ValueError(f"unknown corruption constants {constants!r}; choose one of {', '.join(CONSTANTS)}")
     if name not in _FUNCTIONS:
         raise ValueError(f"unknown corruption {name!r}; valid names: {', '.join(CORRUPTIONS)}")
     if isinstance(severity, bool) or not isinstance(severity, (int, np.integer)) or severity not in SEVERITIES:
@@ -473,50 +589,82 @@ def _to_uint8(result: Array) -> Array:
     return np.clip(np.floor(result * np.float32(255) + np.float32(_EPS)), 0, 255).astype(np.uint8)
 
 
-def apply_corruption(images: torch.Tensor, name: str, severity: int, seed: int = 0) -> torch.Tensor:
+def apply_corruption(
+    images: torch.Tensor, name: str, severity: int, seed: int = 0, constants: str = "cifar"
+) -> torch.Tensor:
     """uint8 (N, C, H, W) -> the same images with corruption ``name`` at ``severity`` (1..5), uint8 on the CPU.
 
     C must be 1 or 3 and H, W at least 8 (ValueError otherwise). Deterministic for a given seed;
     corruptions in :data:`RANDOM_CORRUPTIONS` differ between seeds, and different (name,
-    severity) pairs draw independent random numbers from the same seed.
+    severity) pairs draw independent random numbers from the same seed. constants: "cifar"
+    (CIFAR-10-C's) or "imagenet" (ImageNet-C's, for 224x224 images).
     """
-    check_corruption(name, severity)
+    source = _checked_source(images, name, severity, constants)
+    out = np.empty_like(source)
+    entropy = int(seed) % (1 << 64)
+    for chunk, start in enumerate(range(0, source.shape[0], _CHUNK)):
+        rng = np.random.default_rng([entropy, CORRUPTIONS.index(name), chunk])  # no severity: see below
+        part = _FUNCTIONS[name](source[start : start + _CHUNK], int(severity), rng, CONSTANTS[constants])
+        out[start : start + _CHUNK] = _to_uint8(part)
+    return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
+
+
+def corrupt_image(
+    image: torch.Tensor, name: str, severity: int, seed: int, index: int, constants: str = "imagenet"
+) -> torch.Tensor:
+    """uint8 (C, H, W) -> one image corrupted, for sets streamed from disk image by image.
+
+    Its random numbers come from (seed, corruption, ``index``): the same for every severity
+    (common random numbers, as :func:`apply_corruption`), independent between images, and
+    independent of how the set is split into batches or loader workers.
+    """
+    source = _checked_source(image[None], name, severity, constants)
+    rng = np.random.default_rng([int(seed) % (1 << 64), CORRUPTIONS.index(name), _PER_IMAGE, int(index)])
+    out = _to_uint8(_FUNCTIONS[name](source, int(severity), rng, CONSTANTS[constants]))
+    return torch.from_numpy(out[0]).permute(2, 0, 1).contiguous()
+
+
+_PER_IMAGE = 1 << 32  # in the seed of per-image streams: apart from apply_corruption's per-chunk ones
+
+
+def _checked_source(images: torch.Tensor, name: str, severity: int, constants: str) -> Array:
+    """uint8 (N, C, H, W) -> uint8 (N, H, W, C) numpy, after checking the arguments (ValueError)."""
+    check_corruption(name, severity, constants)
     if images.dim() != 4 or images.dtype != torch.uint8:
         raise ValueError(f"images must be uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
     _check_c(images.shape[1])
     if min(images.shape[2:]) < 8:
         raise ValueError(f"common corruptions need images of at least 8x8 pixels, got {tuple(images.shape[2:])}")
-    source = images.detach().cpu().permute(0, 2, 3, 1).contiguous().numpy()  # (N, H, W, C)
-    out = np.empty_like(source)
-    entropy = int(seed) % (1 << 64)
-    for chunk, start in enumerate(range(0, source.shape[0], _CHUNK)):
-        rng = np.random.default_rng([entropy, CORRUPTIONS.index(name), chunk])  # no severity: see below
-        out[start : start + _CHUNK] = _to_uint8(_FUNCTIONS[name](source[start : start + _CHUNK], int(severity), rng))
-    return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
+    return images.detach().cpu().permute(0, 2, 3, 1).contiguous().numpy()
 
 
-def corruption_key(images: torch.Tensor, name: str, severity: int, seed: int) -> str:
-    """Cache key: sha256 of the images, the corruption, its severity, the seed and CODE_VERSION."""
+def corruption_key(images: torch.Tensor, name: str, severity: int, seed: int, constants: str = "cifar") -> str:
+    """Cache key: sha256 of the images, the corruption, its severity, the seed, the constants and CODE_VERSION."""
     source = f"|frost={frost_source()}" if name == "frost" else ""  # photographs and texture differ
+    source += f"|constants={constants}" if constants != "cifar" else ""  # the CIFAR keys of before stay valid
     return images_key(images, f"{CODE_VERSION}|corruption={name}|severity={int(severity)}|seed={int(seed)}{source}")
 
 
 def corrupted_test_set(
-    images: torch.Tensor, name: str, severity: int, seed: int = 0, cache_dir: str | Path | None = None
+    images: torch.Tensor,
+    name: str,
+    severity: int,
+    seed: int = 0,
+    cache_dir: str | Path | None = None,
+    constants: str = "cifar",
 ) -> torch.Tensor:
-    """``apply_corruption(images, name, severity, seed)``, cached like the fixed test sets.
+    """``apply_corruption(images, name, severity, seed, constants)``, cached like the fixed test sets.
 
     Cached as ``<cache>/<name>-s<severity>-<key prefix>.pt`` in the fixed test sets' cache
     directory (``cache_dir``, else ``$AIT_CACHE_DIR/testsets``, else ``~/.cache/ait/testsets``),
     with the key checked on every load (see :func:`ait.evaluate.testsets.cached_images`).
     """
-    check_corruption(name, severity)
+    check_corruption(name, severity, constants)
     if images.dim() != 4 or images.dtype != torch.uint8:
         raise ValueError(f"test images must be uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
-    key = corruption_key(images, name, severity, seed)
-    return cached_images(
-        images, f"{name}-s{int(severity)}", key, lambda: apply_corruption(images, name, severity, seed), cache_dir
-    )
+    key = corruption_key(images, name, severity, seed, constants)
+    generate = lambda: apply_corruption(images, name, severity, seed, constants)  # noqa: E731
+    return cached_images(images, f"{name}-s{int(severity)}", key, generate, cache_dir)
 
 
 def load_cifar_c(folder: str | Path, corruption: str, severity: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -25,6 +25,7 @@ from torch import nn
 from ait.config import RESUME_MAY_CHANGE, Config, ConfigError, UnknownModelError, config_differences, load_config
 from ait.engine.checkpoint import CheckpointError, load_checkpoint, networks_from_checkpoint
 from ait.engine.rundir import RunDirError, check_data_unchanged, import_hint
+from ait.evaluate.folders import FolderRunData, folder_run_data
 from ait.models import ModelError
 from ait.runtime.precision import Precision, resolve_device, resolve_precision
 from ait.runtime.rundata import RunData, build_data
@@ -42,8 +43,9 @@ class LoadedRun:
     """A trained run, ready for evaluation.
 
     networks: eval mode, on ``precision.device``, channels_last when the precision says so.
-    data: the run's train / test sets exactly as training built them (same subsets, same limits);
-        None when loaded with ``data=False``.
+    data: the run's train / test sets exactly as training built them (same subsets, same limits):
+        arrays, or for image-folder runs the folders' indexes with a streamed test set
+        (:class:`ait.evaluate.folders.FolderRunData`); None when loaded with ``data=False``.
     summary: summary.json as a dict, or None when the run has not finished.
     normalisation: (mean, std) of the network input; default the data's.
     """
@@ -51,7 +53,7 @@ class LoadedRun:
     run_dir: Path
     config: Config
     networks: list[nn.Module]
-    data: RunData | None
+    data: RunData | FolderRunData | None
     precision: Precision
     summary: dict[str, Any] | None = None
     normalisation: tuple[Sequence[float], Sequence[float]] | None = None
@@ -124,7 +126,7 @@ def load_run(
         shape, normalisation = record["input_shape"], (record["mean"], record["std"])
         networks = _networks(path, state, len(record["classes"]), shape[0], torch_device, precision)
         return LoadedRun(path, config, networks, None, precision, _read_summary(path, state), normalisation)
-    run_data = build_data(config.data, config.seed)  # the same test set (and limits) as in training
+    run_data = evaluation_data(config)  # the same test set (and limits) as in training
     try:
         hint = "pass --allow-data-change to evaluate on the data as it is now"
         saved = state.get("fingerprints", {}).get("data") or {}
@@ -132,9 +134,17 @@ def load_run(
         check_data_unchanged(saved, run_data.info["fingerprint"], where, allow_data_change, hint)
     except RunDirError as err:
         raise RunLoadError(str(err)) from None
-    train = run_data.train
-    networks = _networks(path, state, train.num_classes, train.image_shape[0], torch_device, precision)
+    test = run_data.test
+    networks = _networks(path, state, test.num_classes, test.image_shape[0], torch_device, precision)
     return LoadedRun(path, config, networks, run_data, precision, _read_summary(path, state))
+
+
+def evaluation_data(config: Config) -> RunData | FolderRunData:
+    """The run's data as training built it: arrays in memory, or an image folder's indexes (whose
+    test set :mod:`ait.evaluate.folders` streams from disk)."""
+    if config.data.dataset == "imagefolder":
+        return folder_run_data(config)
+    return build_data(config.data, config.seed)
 
 
 def read_model_input(run_dir: Path) -> dict[str, Any] | None:

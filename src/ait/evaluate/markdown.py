@@ -78,4 +78,7 @@ def corruptions_markdown(run: LoadedRun, summary: dict[str, Any]) -> str:
     lines.append(_row("mean", [f"{summary['mean_top1'][k]:.2f}" for k in nets]))
     if summary["mce"] is not None:
         lines.append(_row(f"mCE (%) vs {summary['baseline']}", [f"{summary['mce'][k]:.2f}" for k in nets]))
+    reference = summary.get("mce_reference")  # absent in files written before it existed
+    if reference is not None:
+        lines.append(_row(f"mCE (%) vs {reference['name']}", [f"{reference['mce'][k]:.2f}" for k in nets]))
     return "\n".join(lines)

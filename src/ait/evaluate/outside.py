@@ -21,10 +21,9 @@ import torch
 
 from ait import models
 from ait.config import apply_override, config_from_dict
-from ait.evaluate.loading import LoadedRun, RunLoadError
+from ait.evaluate.loading import LoadedRun, RunLoadError, evaluation_data
 from ait.runtime.files import write_json
 from ait.runtime.precision import resolve_device, resolve_precision
-from ait.runtime.rundata import build_data
 
 
 def outside_config(model: str, weights: str | Path, overrides: list[str] | tuple = ()) -> dict[str, Any]:
@@ -46,7 +45,7 @@ def load_outside_model(
     Raises ConfigError (bad keys), ModelError (a model or weights that do not fit), DataError.
     """
     config = config_from_dict(outside_config(model, weights, overrides))
-    data = build_data(config.data, config.seed)
+    data = evaluation_data(config)
     try:
         torch_device = resolve_device(device)
     except (ValueError, RuntimeError) as err:

@@ -22,13 +22,20 @@ Each run's results go to RUN_DIR/eval/ as JSON, one file per evaluation::
                      "severities": [int, ...], "corruptions": [names],
                      "networks": {"net0": {"<corruption>": {"<severity>": top1}, ...}, ..., "ensemble": ...},
                      "mean_top1": {"net0": f, ...}, "mce": {"net0": f, ...} or null,
-                     "baseline": "<baseline run dir>" or null}
+                     "baseline": "<baseline run dir>" or null,
+                     "constants": "cifar" | "imagenet" | "official",
+                     "mce_reference": {"name": "alexnet" | "<file stem>", "mce": {"net0": f, ...}} or null}
+
+Image-folder runs (``data.dataset: imagefolder``) are evaluated the same way, their test set
+streamed from ``val/`` and every derived set made image by image (:mod:`ait.evaluate.folders`);
+t-SNE is for in-memory data only.
 
 Percentages in [0, 100]. For 1-channel data the "gray" set and its pairs are left out.
 """
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -36,8 +43,15 @@ from pathlib import Path
 from typing import Any
 
 from ait.data.errors import DataError
-from ait.evaluate.corruption_eval import check_selection, corruption_accuracy, corruption_summary
-from ait.evaluate.corruptions import CORRUPTIONS, SEVERITIES
+from ait.evaluate.corruption_eval import (
+    check_selection,
+    corruption_accuracy,
+    corruption_summary,
+    default_constants,
+    reference_errors,
+)
+from ait.evaluate.corruptions import CONSTANTS, CORRUPTIONS, SEVERITIES
+from ait.evaluate.folders import FolderTestSet
 from ait.evaluate.loading import LoadedRun, RunLoadError, check_run_dir, load_run
 from ait.evaluate.testsets import TEST_SETS, images_key
 from ait.evaluate.transfer import predict_on_test_sets, transfer_from_outputs
@@ -50,15 +64,21 @@ from ait.runtime.files import write_json
 class CorruptionOptions:
     """Accuracy under common corruptions. source: None generates them from the run's test set;
     a folder reads the official CIFAR-10-C / CIFAR-100-C ``.npy`` files. baseline: a run directory
-    whose network 0 the mCE is taken against (None: no mCE)."""
+    whose network 0 the mCE is taken against (None: no mCE). constants: of generated sets, "cifar"
+    or "imagenet" (None: ImageNet-C's for image-folder runs, CIFAR-10-C's for arrays). reference:
+    "alexnet" or a JSON file of mean errors per corruption, for an mCE against published errors."""
 
     names: list[str] = field(default_factory=lambda: list(CORRUPTIONS))
     severities: list[int] = field(default_factory=lambda: list(SEVERITIES))
     source: str | None = None
     baseline: str | None = None
+    constants: str | None = None
+    reference: str | None = None
 
     def __post_init__(self) -> None:
         self.names, self.severities = check_selection(self.names, self.severities)
+        if self.constants not in (None, *CONSTANTS):
+            raise ValueError(f"unknown corruption constants {self.constants!r}; choose one of {', '.join(CONSTANTS)}")
 
 
 @dataclass
@@ -100,8 +120,11 @@ def check_corruption_paths(options: EvalOptions) -> None:
     if corruptions.source is not None and not Path(corruptions.source).expanduser().is_dir():
         raise DataError(
             f"{corruptions.source!r}: not a directory; --corruptions-dir expects the CIFAR-10-C / "
-            "CIFAR-100-C folder with <corruption>.npy and labels.npy"
+            "CIFAR-100-C folder with <corruption>.npy and labels.npy, or for image-folder runs the "
+            "ImageNet-C folder CORRUPTION/SEVERITY/CLASS/<images>"
         )
+    if corruptions.reference is not None:
+        reference_errors(corruptions.reference)  # a bad file fails before any work
 
 
 def evaluate_loaded(runs: Iterable[LoadedRun], options: EvalOptions) -> Iterator[tuple[LoadedRun, dict[str, Any]]]:
@@ -146,6 +169,8 @@ def evaluate_run(
     tsne_variants: int = 16,
 ) -> dict[str, Any]:
     """Compute and write RUN_DIR/eval/*.json (and tsne.png); returns {file stem: JSON data}."""
+    if tsne and isinstance(run.data.test, FolderTestSet):
+        raise DataError(f"{run.data.test.index.root}: t-SNE (--tsne, --all) is for in-memory test sets only")
     out_dir = eval_dir(run.run_dir)
     wanted = list(TEST_SETS) if transfer or variation else ["original"]
     outputs = predict_on_test_sets(run, wanted, seed, cache_dir, batch_size)  # one forward pass per set
@@ -187,6 +212,8 @@ def _test_set_identity(run: LoadedRun, official: bool) -> tuple:
     test = run.data.test
     if official:
         return test.num_classes, tuple(test.image_shape)
+    if isinstance(test, FolderTestSet):  # the files (paths, labels, sizes, times) stand for the pixels
+        return test.num_classes, tuple(test.image_shape), len(test), test.fingerprint
     return test.num_classes, tuple(test.images.shape), images_key(test.labels, images_key(test.images, "test"))
 
 
@@ -200,12 +227,14 @@ def evaluate_corruptions(
     """
     names, severities, source = corruptions.names, corruptions.severities, corruptions.source
     official = source is not None
+    constants = corruptions.constants or default_constants(run.data.test)
+    reference = reference_errors(corruptions.reference) if corruptions.reference else None
 
     def evaluated(loaded: LoadedRun) -> tuple[dict[str, Any], tuple]:
         key = loaded.run_dir.resolve()
         if key not in memo:
             accuracy = corruption_accuracy(
-                loaded, names, severities, options.seed, source, options.cache_dir, options.batch_size
+                loaded, names, severities, options.seed, source, options.cache_dir, options.batch_size, constants
             )
             memo[key] = (accuracy, _test_set_identity(loaded, official))
         return memo[key]
@@ -226,10 +255,11 @@ def evaluate_corruptions(
                 f"(classes, image shape{'' if official else ', images'}) than {str(run.run_dir)!r}; "
                 "mCE needs the same one"
             )
+    summarise = functools.partial(corruption_summary, accuracy, options.seed, source, names, severities)
     try:
-        summary = corruption_summary(accuracy, options.seed, source, names, severities, baseline, base_dir)
+        summary = summarise(baseline, base_dir, constants, reference)
     except ValueError as err:  # e.g. a baseline without errors on a corruption: keep the accuracies anyway
         print(f"warning: no mCE for {run.run_dir}: {err}", file=sys.stderr)
-        summary = corruption_summary(accuracy, options.seed, source, names, severities, None, base_dir)
+        summary = summarise(None, base_dir, constants, None)
     write_json(eval_dir(run.run_dir) / "corruptions.json", summary)
     return summary

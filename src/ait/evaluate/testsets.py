@@ -1,7 +1,8 @@
 """Fixed augmented test sets (paper sec. 4.4): generated once from a seed, then kept intact.
 
     "original"  the test set itself
-    "crop"      zero-pad 4, one random 32x32 crop per image (no flip)
+    "crop"      zero-pad 4, one random 32x32 crop per image (no flip); for other sizes S the
+                padding is round(S / 8) (28 for 224-pixel image-folder crops)
     "gray"      every image converted to grayscale (luma, replicated to 3 channels)
     "color"     one random brightness / contrast / saturation jitter (0.1) per image
 
@@ -18,6 +19,7 @@ the only no-op part of it).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import warnings
@@ -39,6 +41,16 @@ TEST_SETS: dict[str, Recipe | None] = {
     "gray": Recipe(flip_p=0.0, gray_p=1.0, name="gray"),
     "color": Recipe(flip_p=0.0, brightness=0.1, contrast=0.1, saturation=0.1, name="color"),
 }
+
+
+def fixed_set_recipe(name: str, size: int) -> Recipe | None:
+    """TEST_SETS[name] for images of side ``size``: the crop's padding scales with the image (an
+    eighth of its side: 4 for CIFAR's 32 and Fashion-MNIST's 28 pixels, 28 for 224)."""
+    recipe = TEST_SETS[name]
+    if recipe is not None and recipe.pad:
+        recipe = dataclasses.replace(recipe, pad=max(1, round(size / 8)))
+    return recipe
+
 
 # Sets that equal "original" exactly for 1-channel images.
 _NO_OP_FOR_ONE_CHANNEL = ("gray",)
@@ -130,7 +142,7 @@ def fixed_test_set(images: torch.Tensor, name: str, seed: int = 0, cache_dir: st
         raise ValueError(f"unknown test set {name!r}; valid names: {', '.join(TEST_SETS)}")
     if images.dim() != 4 or images.dtype != torch.uint8:
         raise ValueError(f"test images must be uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
-    recipe = TEST_SETS[name]
+    recipe = fixed_set_recipe(name, min(images.shape[-2:]))
     if recipe is None:
         return images
     key = cache_key(images, recipe, seed)

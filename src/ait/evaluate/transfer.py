@@ -15,9 +15,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from ait.evaluate.folders import FixedSetTransform, FolderTestSet
 from ait.evaluate.loading import LoadedRun
 from ait.evaluate.testsets import TEST_SETS, applicable_test_sets, fixed_test_set
-from ait.runtime.predict import Predictions, accuracy_table, predict_outputs
+from ait.runtime.predict import Predictions, accuracy_table, predict_batches, predict_outputs
 
 SetOutputs = dict[str, list[Predictions]]  # test set name -> one Predictions per network
 
@@ -33,15 +34,20 @@ def predict_on_test_sets(
 
     Sets that are no-ops for the data's channel count ("gray" for 1 channel) are left out, so the
     keys of the result are the sets actually evaluated. One forward pass per set serves both the
-    transfer matrix and the variation metrics.
+    transfer matrix and the variation metrics. Image-folder test sets are streamed, each set made
+    image by image in the loader's workers (:mod:`ait.evaluate.folders`; nothing cached).
     """
     test = run.data.test
     names = applicable_test_sets(test.image_shape[0], sets)
     batch = batch_size or run.eval_batch_size
     outputs: SetOutputs = {}
     for name in names:
-        images = fixed_test_set(test.images, name, seed, cache_dir)
-        outputs[name] = predict_outputs(run.networks, images, run.prepare, run.precision, batch)
+        if isinstance(test, FolderTestSet):
+            batches = test.batches(batch, FixedSetTransform(name, test.size, seed))
+            outputs[name] = predict_batches(run.networks, batches, run.prepare, run.precision)
+        else:
+            images = fixed_test_set(test.images, name, seed, cache_dir)
+            outputs[name] = predict_outputs(run.networks, images, run.prepare, run.precision, batch)
     return outputs
 
 
