@@ -193,3 +193,46 @@ def test_run_without_checkpoints_needs_no_room_for_them(tmp_path, monkeypatch):
     monkeypatch.setattr(shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**9, 10**9 - 1000, 1000))
     summary = ait.train(tiny_config(tmp_path, "baseline"), overrides=["train.checkpoint=false"], run_dir=tmp_path / "r")
     assert summary["epochs"] >= 1 and not (tmp_path / "r" / "checkpoint.pt").exists()
+
+
+OWN_VIEWS = '''
+import torch
+from ait import views
+
+
+def speckle(x, generator):
+    """Multiplicative noise of a std drawn per sample: random, from the trainer's generator."""
+    std = 0.2 * torch.rand(x.shape[0], 1, 1, 1, generator=generator, device=generator.device).to(x.device)
+    noise = torch.randn(x.shape, generator=generator, device=generator.device).to(x.device)
+    return (x * (1 + std * noise)).clamp(0, 1)
+
+
+views.register_recipe("rp+speckle", speckle, pad=4, flip_p=0.5)
+'''
+
+
+def test_a_recipe_of_your_own_trains_and_resumes_bit_identical(tmp_path):
+    """A module given with --import registers a random recipe; a run using it is SIGKILLed and
+    resumed by a new process, and equals an uninterrupted run. Without --import it is refused."""
+    from ait.models import import_plugins
+
+    module = tmp_path / "own_views.py"
+    module.write_text(OWN_VIEWS)
+    import_plugins([str(module)])  # the uninterrupted reference, in this process
+    cfg = resumable_config(tmp_path)
+    cfg["strategy"]["views"] = ["rp", "rp+speckle"]
+    ait.train(cfg, run_dir=tmp_path / "reference")
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    run = tmp_path / "run"
+    proc = launch(path, run, "--import", str(module))
+    wait_for_mid_run_checkpoint(run, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    refused = launch(path, run)  # the same command picks the checkpoint up: here without the module
+    _, err = refused.communicate()
+    assert refused.returncode == 2 and "unknown augmentation recipe 'rp+speckle'" in err and "--import" in err
+    resumed = launch(path, run, "--import", str(module))
+    _, err = resumed.communicate()
+    assert resumed.returncode == 0, err
+    assert_same_weights(run, tmp_path / "reference")

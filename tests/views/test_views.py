@@ -12,7 +12,7 @@ from torch.nn import functional as F
 from torch.overrides import TorchFunctionMode
 
 from ait import views
-from ait.views import RECIPES, Recipe, augment, normalize, parse_recipe, parse_views, to_float
+from ait.views import RECIPES, Recipe, augment, make_views, normalize, parse_recipe, parse_views, to_float
 
 
 def gen(seed: int = 0) -> torch.Generator:
@@ -532,3 +532,34 @@ def test_an_in_memory_ait_run_with_resized_crop_views_trains(tmp_path):
     with one_torch_thread():
         summary = ait.train(cfg)
     assert summary["views"] == ["rrc", "rrc"] and 0 <= summary["networks"][0]["final_top1"] <= 100
+
+
+def _darken(x, generator):
+    """Each sample times a factor in [0.5, 1] drawn from the generator (CPU draws, moved to x)."""
+    return x * (0.5 + 0.5 * torch.rand(x.shape[0], 1, 1, 1, generator=generator, device=generator.device).to(x.device))
+
+
+def test_a_recipe_of_your_own_runs_after_the_crop_and_flip_with_the_same_generator():
+    from ait.views import register_recipe
+
+    recipe = register_recipe("test+darken", _darken, pad=4, flip_p=0.5)
+    try:
+        assert RECIPES["test+darken"] is recipe and recipe.has_color and not recipe.is_identity
+        images = torch.randint(0, 256, (6, 3, 32, 32), dtype=torch.uint8)
+        got = make_views(images, ["test+darken"], torch.Generator().manual_seed(3))[0]
+        g = torch.Generator().manual_seed(3)
+        cropped = augment(images.float() / 255, Recipe(pad=4, flip_p=0.5), g)  # the same draws, in order
+        assert torch.allclose(got, _darken(cropped, g))
+        with pytest.raises(ValueError, match="'test\\+darken' is taken"):
+            register_recipe("test+darken", _darken)
+    finally:
+        del RECIPES["test+darken"]
+
+
+def test_a_recipe_function_must_keep_the_shape_and_be_callable():
+    images = torch.randint(0, 256, (2, 3, 8, 8), dtype=torch.uint8)
+    shrink = Recipe(name="shrink", function=lambda x, g: x[:, :, :4])
+    with pytest.raises(ValueError, match=r"recipe 'shrink': its function must return float \(2, 3, 8, 8\)"):
+        augment(images, shrink)
+    with pytest.raises(TypeError, match="Recipe.function must be callable"):
+        Recipe(function="darken")

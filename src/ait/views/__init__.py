@@ -16,7 +16,18 @@ part of every training recipe::
                                strengths: Recipe(noise=..., blur=...)
 
 Different recipes per view are written with a comma: ``parse_views("rp,rg")`` gives one recipe
-per view. Other settings: construct a :class:`Recipe` directly.
+per view. Other settings: construct a :class:`Recipe` directly. An augmentation of your own:
+:func:`register_recipe` names a function of a batch, which ``strategy.views`` may then use::
+
+    >>> import torch
+    >>> from ait import views
+    >>> def invert(x, generator):  # float32 (N, C, H, W) in [0, 1] -> the same shape, in [0, 1]
+    ...     flip = torch.rand(x.shape[0], generator=generator, device=generator.device) < 0.5
+    ...     return torch.where(flip.to(x.device)[:, None, None, None], 1.0 - x, x)
+    >>> recipe = views.register_recipe("rp+invert", invert, pad=4, flip_p=0.5)
+    >>> images = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
+    >>> tuple(views.make_views(images, ["rp", "rp+invert"], torch.Generator().manual_seed(0)).shape)
+    (2, 4, 3, 32, 32)
 
 The paper's ImageNet training view, ``rrc`` (sec. 4.1: RandomResizedCrop, scale 0.08-1, ratio
 3/4-4/3, then a horizontal flip, drawn independently for every view of a sample), exists twice:
@@ -43,7 +54,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 
 import torch
@@ -64,6 +75,8 @@ class Recipe:
     a random window of the original size (0 = no crop). gray_p: probability of grayscale.
     brightness / contrast / saturation: jitter factor uniform in [max(0, 1 - s), 1 + s].
     hue: hue shift uniform in [-hue, hue] (in turns of the colour wheel, at most 0.5).
+    function: a callable ``(x, generator) -> x`` of float32 (N, C, H, W) in [0, 1] (your own
+    augmentation, :func:`register_recipe`), applied after the crop and flip, before the colour steps.
     name: label used in logs and reports.
     """
 
@@ -78,6 +91,7 @@ class Recipe:
     noise: float = 0.0
     augmix: float = 0.0
     resized_crop: bool = False
+    function: Callable[[torch.Tensor, torch.Generator | None], torch.Tensor] | None = None
     name: str = ""
 
     def __post_init__(self) -> None:
@@ -90,6 +104,10 @@ class Recipe:
             if f.name == "name":
                 if not isinstance(value, str):
                     raise TypeError(f"Recipe.name must be a str, got {value!r}")
+                continue
+            if f.name == "function":
+                if value is not None and not callable(value):
+                    raise TypeError(f"Recipe.function must be callable (x, generator) -> x, got {value!r}")
                 continue
             if f.name == "pad":
                 # bool is an int subclass; Recipe(pad=True) is almost certainly a mistake.
@@ -116,7 +134,8 @@ class Recipe:
     def has_color(self) -> bool:
         """True when any step needs float arithmetic (jitter, grayscale, blur or noise)."""
         return bool(
-            self.gray_p
+            self.function
+            or self.gray_p
             or self.brightness
             or self.contrast
             or self.saturation
@@ -184,7 +203,10 @@ def parse_recipe(spec: str | Recipe) -> Recipe:
     names = sorted(RECIPES)
     close = difflib.get_close_matches(key, names, n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
-    raise ValueError(f"unknown augmentation recipe {spec!r}; valid names: {', '.join(names)}.{hint}")
+    raise ValueError(
+        f"unknown augmentation recipe {spec!r}; valid names: {', '.join(names)}.{hint} (A recipe of your "
+        "own: ait.views.register_recipe, in a module given with --import)"
+    )
 
 
 def parse_views(spec: str | Sequence[str | Recipe] | Recipe) -> list[Recipe]:
@@ -440,6 +462,8 @@ def _augment(images: torch.Tensor, r: Recipe, generator: torch.Generator | None)
             from ait.views.augmix import augmix
 
             y = augmix(y, r.augmix, generator)
+        if r.function is not None:
+            y = _apply_function(r, y, generator)
         y = _color(y, r, generator, device)
         if r.blur:  # then blur, then noise: a camera's order
             y = _blur(y, r.blur, generator, device)
@@ -450,6 +474,35 @@ def _augment(images: torch.Tensor, r: Recipe, generator: torch.Generator | None)
         else:
             x = y.to(dtype)
     return x
+
+
+def _apply_function(r: Recipe, y: torch.Tensor, generator) -> torch.Tensor:
+    """A recipe's own function on float32 (N, C, H, W); its result must keep the shape (checked on
+    the host: no device synchronisation)."""
+    out = r.function(y, generator)
+    if not isinstance(out, torch.Tensor) or out.shape != y.shape or not out.dtype.is_floating_point:
+        got = f"{out.dtype} {tuple(out.shape)}" if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(f"recipe {r.name or r.function!r}: its function must return float {tuple(y.shape)}, got {got}")
+    return out.float()
+
+
+def register_recipe(name: str, function, **steps) -> Recipe:
+    """Name a recipe made by ``function(x, generator) -> x`` (float32 (N, C, H, W) in [0, 1] on the
+    training device, one augmented image per sample), so that ``strategy.views`` can use ``name``.
+
+    ``steps``: built-in steps around it (Recipe fields: ``pad=4, flip_p=0.5`` crop and flip
+    before it; colour steps after it); by default the function alone (no flip). Draw every random
+    number from ``generator`` (a torch.Generator, possibly on another device than ``x``): the
+    trainer seeds it per step, so a resumed run makes the same views. Register before the config
+    is read: in Python before ``ait.train``, from the command line in a module given with
+    ``--import``. A name already taken is a ValueError.
+    """
+    key = name.strip().lower()
+    if not key or key in RECIPES:
+        raise ValueError(f"recipe name {name!r} is {'empty' if not key else 'taken'}; choose another")
+    recipe = Recipe(name=key, function=function, **{"flip_p": 0.0, **steps})
+    RECIPES[key] = recipe
+    return recipe
 
 
 def check_unit_range(images: torch.Tensor) -> None:
