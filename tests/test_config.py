@@ -13,7 +13,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ait.cli import main
-from ait.config import Config, ConfigError, Range, apply_override, config_from_dict, dump_yaml, load_config
+from ait.config import (
+    Config,
+    ConfigError,
+    Range,
+    apply_override,
+    config_from_dict,
+    dump_yaml,
+    load_config,
+    resolve_data_paths,
+)
 
 
 def test_defaults_are_the_papers_ait_setting():
@@ -96,6 +105,13 @@ def test_misspelt_key_in_file_names_file_and_suggests(tmp_path):
         ({"consistency": {"metric": "cosine"}}, "kl, euclidean"),
         ({"data": {"label_noise": 1.5}}, "data.label_noise"),
         ({"data": {"dataset": "npz"}}, "data.train_file"),
+        ({"data": {"dataset": "hf"}}, "data.root: expected a folder written by DatasetDict.save_to_disk"),
+        ({"data": {"dataset": "hf", "root": "d", "test_split": "train"}}, "data.test_split: expected a split other"),
+        ({"data": {"dataset": "hf", "root": "d", "train_split": ""}}, "data.train_split: expected a non-empty name"),
+        ({"data": {"dataset": "hf", "root": "d", "label_column": ""}}, "data.label_column: expected a non-empty"),
+        ({"data": {"dataset": "hf", "root": "d", "image_column": ""}}, "data.image_column: expected null or a column"),
+        ({"data": {"dataset": "hf", "root": "d", "image_column": "label"}}, "data.label_column: expected a column"),
+        ({"data": {"dataset": "hf", "root": "d", "image_column": 3}}, "data.image_column: expected"),
         ({"optim": {"milestones": [120, 80]}}, "increasing"),
         ({"train": {"precision": "fp16"}}, "train.precision"),
         ([1, 2], "expected a mapping"),
@@ -268,3 +284,15 @@ def test_bad_model_and_optimiser_keys_are_named(overrides, message):
 def test_a_validation_split_of_an_image_folder_is_refused_until_it_exists():
     with pytest.raises(ConfigError, match="data.val_fraction: expected 0 for data.dataset=imagefolder"):
         load_config({"data": {"dataset": "imagefolder", "root": "data/imagenet", "val_fraction": 0.1}})
+
+
+def test_a_hugging_face_dataset_names_its_folder_splits_and_columns(tmp_path, monkeypatch):
+    d = load_config({"data": {"dataset": "hf", "root": "data/cifar10_hf"}}).data
+    assert (d.image_column, d.label_column, d.train_split, d.test_split) == (None, "label", "train", "test")
+    cfg = load_config(
+        {"data": {"dataset": "hf", "root": "hub/beans"}}, ["data.test_split=validation", "data.image_column=image"]
+    )
+    assert (cfg.data.test_split, cfg.data.image_column) == ("validation", "image")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("AIT_DATA", raising=False)
+    assert resolve_data_paths(cfg).data.root == str(tmp_path / "hub" / "beans")  # resolved like every data path

@@ -39,6 +39,10 @@ def train_size(config: Config) -> int:
 
         with np.load(d.train_file, allow_pickle=False) as data:
             size = int(data["labels"].shape[0])  # the labels alone: the images stay on disk
+    elif d.dataset == "hf":
+        from ait.data.hf import hf_split_size
+
+        size = hf_split_size(d.root, d.train_split)  # from the files' metadata: nothing is decoded
     else:  # imagefolder: one entry per file of train/<class>/
         size = sum(1 for c in (Path(d.root) / "train").iterdir() if c.is_dir() for _ in c.iterdir())
     if d.train_limit:

@@ -33,7 +33,7 @@ import yaml
 from ait import callbacks, strategies
 
 LAYERS = ("feature_map", "feature", "logits")
-DATASETS = ("cifar10", "cifar100", "fashion_mnist", "npz", "synthetic", "imagefolder")
+DATASETS = ("cifar10", "cifar100", "fashion_mnist", "npz", "hf", "synthetic", "imagefolder")
 
 
 class ConfigError(ValueError):
@@ -102,9 +102,14 @@ SEED_MAX = 2**63 - 1  # torch and numpy generators take 64-bit seeds; step seeds
 @dataclass
 class DataConfig:
     dataset: str = "cifar10"  # one of DATASETS
-    root: str | None = None  # dataset folder (cifar*, fashion_mnist; imagefolder: holds train/ and val/)
+    root: str | None = None  # dataset folder (cifar*, fashion_mnist; imagefolder: holds train/ and val/; hf: see below)
     train_file: str | None = None  # npz: training arrays
     test_file: str | None = None  # npz: test arrays
+    # hf only (root: a DatasetDict saved with save_to_disk, or a folder of parquet files; ait.data.hf):
+    image_column: str | None = None  # the column of the images; None: the dataset's single Image column
+    label_column: str = "label"  # the column of the integer labels (a ClassLabel's names become the classes)
+    train_split: str = "train"  # the split trained on
+    test_split: str = "test"  # the split tested on (e.g. "validation")
     download: bool = False  # cifar: fetch the official archive when the folder is absent
     label_noise: float = ranged(0.0, 0, 1)  # fraction of training labels replaced by random classes (Table 3)
     train_fraction: float = ranged(1.0, 0, 1, lo_open=True)  # stratified fraction of the training set kept (Table 4)
@@ -248,6 +253,8 @@ def _check_data(d: DataConfig) -> None:
         "0 for data.dataset=imagefolder (its val/ folder is the test set; a split of train/ is not there yet)",
         d.val_fraction,
     )
+    if d.dataset == "hf":
+        _check_hf(d)
     if d.dataset == "imagefolder":
         layout = "the folder holding train/<class>/<images> and val/<class>/<images> (e.g. data/imagenet)"
         _check("data.root", bool(d.root), layout, d.root)
@@ -257,6 +264,27 @@ def _check_data(d: DataConfig) -> None:
             f"null or an integer >= data.image_size ({d.image_size})",
             d.eval_resize,
         )
+
+
+def _check_hf(d: DataConfig) -> None:
+    """The keys of a Hugging Face dataset: a folder, two different splits, named columns."""
+    layout = "a folder written by DatasetDict.save_to_disk, or a folder of parquet files"
+    _check("data.root", bool(d.root), layout, d.root)
+    for key in ("train_split", "test_split", "label_column"):
+        _check(f"data.{key}", bool(getattr(d, key)), "a non-empty name", getattr(d, key))
+    _check("data.image_column", d.image_column is None or bool(d.image_column), "null or a column name", d.image_column)
+    _check(
+        "data.test_split",
+        d.test_split != d.train_split,
+        f"a split other than data.train_split ({d.train_split!r}): a run is not tested on its training data",
+        d.test_split,
+    )
+    _check(
+        "data.label_column",
+        d.label_column != d.image_column,
+        "a column other than data.image_column",
+        d.label_column,
+    )
 
 
 def _check_strategy(s: StrategyConfig, streamed: bool) -> None:

@@ -1,6 +1,7 @@
-"""Datasets as in-memory uint8 tensors: CIFAR folders, Fashion-MNIST IDX files, `.npz` arrays;
-label noise, class-balanced fractions and a deterministic, shardable epoch sampler; ImageNet-style
-image folders decoded per sample into uint8 views (:mod:`ait.data.imagefolder`).
+"""Datasets as in-memory uint8 tensors: CIFAR folders, Fashion-MNIST IDX files, `.npz` arrays,
+Hugging Face datasets on disk (:mod:`ait.data.hf`, the ``hf`` extra); label noise, class-balanced
+fractions and a deterministic, shardable epoch sampler; ImageNet-style image folders decoded per
+sample into uint8 views (:mod:`ait.data.imagefolder`).
 
 Your own arrays as an ``.npz`` file (``images`` uint8 (N, H, W, C), integer ``labels``)::
 
@@ -19,6 +20,7 @@ from ait.data.cifar import load_cifar
 from ait.data.errors import DataError
 from ait.data.fashion_mnist import load_fashion_mnist, read_idx
 from ait.data.fractions import stratified_subset
+from ait.data.hf import load_hf, load_hf_splits
 from ait.data.imagefolder import (
     IMAGENET_NORMALIZATION,
     ImageFolderIndex,
@@ -57,6 +59,8 @@ __all__ = [
     "load_cifar",
     "load_dataset",
     "load_fashion_mnist",
+    "load_hf",
+    "load_hf_splits",
     "load_npz",
     "make_synthetic_split",
     "normalization_for",

@@ -10,10 +10,11 @@ from ait.data.arrays import ImageArrays, load_npz
 from ait.data.cifar import load_cifar
 from ait.data.errors import DataError
 from ait.data.fashion_mnist import load_fashion_mnist
+from ait.data.hf import load_hf
 
 __all__ = ["DATASETS", "NORMALIZATION", "channel_stats", "load_dataset", "normalization_for"]
 
-DATASETS = ("cifar10", "cifar100", "fashion_mnist", "npz")
+DATASETS = ("cifar10", "cifar100", "fashion_mnist", "npz", "hf")
 
 # Per-channel (mean, std) of pixel values scaled to [0, 1]; CIFAR values as in the authors' code.
 NORMALIZATION: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
@@ -29,7 +30,10 @@ def load_dataset(name: str, root: str | Path | None, train: bool, download: bool
     root: cifar10/cifar100: the folder holding (or to receive) the python-pickle folder, or that
     folder itself. fashion_mnist: the IDX folder (None: /usr/share/datasets/fashion-mnist/).
     npz: the .npz file itself (train is then ignored); or a folder, from which train=True picks
-    the single ``train*.npz`` and train=False ``test.npz``. download applies to CIFAR only.
+    the single ``train*.npz`` and train=False ``test.npz``. hf: a Hugging Face DatasetDict saved with
+    ``save_to_disk`` or a folder of parquet files; train picks split "train" or "test", the image
+    column is the single Image column, the labels are "label" (:func:`ait.data.hf.load_hf` names
+    others). download applies to CIFAR only.
     """
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
@@ -41,6 +45,10 @@ def load_dataset(name: str, root: str | Path | None, train: bool, download: bool
         return load_cifar(root, 10 if name == "cifar10" else 100, train=train, download=download)
     if name == "fashion_mnist":
         return load_fashion_mnist(root, train=train)
+    if name == "hf":
+        if root is None:
+            raise ValueError("hf needs root: a folder written by save_to_disk, or a folder of parquet files")
+        return load_hf(root, "train" if train else "test")
     if root is None:
         raise ValueError("npz needs root: the path of the .npz file")
     return load_npz(_npz_file(Path(root), train))

@@ -73,9 +73,16 @@ def _without(config: dict[str, Any], dotted_keys: Iterable[str]) -> dict[str, An
     return data
 
 
+def ignored_keys(config: dict[str, Any]) -> tuple[str, ...]:
+    """IGNORED_KEYS, but for data.root where the folder is what names the data (a Hugging Face dataset)."""
+    if _get(config, "data.dataset") == "hf":
+        return tuple(k for k in IGNORED_KEYS if k != "data.root")
+    return IGNORED_KEYS
+
+
 def group_key(config: dict[str, Any]) -> str:
-    """A stable id of a configuration: the resolved config minus IGNORED_KEYS, hashed."""
-    text = json.dumps(_without(config, IGNORED_KEYS), sort_keys=True)
+    """A stable id of a configuration: the resolved config minus its ignored keys, hashed."""
+    text = json.dumps(_without(config, ignored_keys(config)), sort_keys=True)
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
@@ -85,6 +92,8 @@ def dataset_label(config: dict[str, Any]) -> str:
     if name == "npz" and data.get("train_file"):
         train = Path(str(data["train_file"]))
         name = f"{train.parent.name}/{train.stem}" if train.parent.name else train.stem
+    elif name == "hf" and data.get("root"):
+        name = f"hf:{Path(str(data['root'])).name}"
     elif name == "synthetic":
         name = f"synthetic ({data.get('synthetic_size')})"
     if data.get("train_limit"):
@@ -173,7 +182,7 @@ class Group:
     def context(self, networks: list[str] | None = None) -> str:
         """What must match for two groups to be compared (everything but strategy, views,
         consistency and epochs); step milestones count as fractions of the run's epochs."""
-        data = _without(self.config, IGNORED_KEYS + COMPARISON_FREE_KEYS)
+        data = _without(self.config, ignored_keys(self.config) + COMPARISON_FREE_KEYS)
         if networks is not None:
             data["strategy"]["networks"] = networks
         optim = data.get("optim", {})
@@ -331,7 +340,7 @@ def group_runs(runs: list[RunRecord]) -> list[Group]:
     for same in by_label.values():
         if len(same) < 2:
             continue
-        flats = [flatten(_without(g.config, IGNORED_KEYS)) for g in same]
+        flats = [flatten(_without(g.config, ignored_keys(g.config))) for g in same]
         keys = sorted({k for f in flats for k in f if any(f.get(k) != o.get(k) for o in flats)})
         for g, f in zip(same, flats):
             g.label += " · " + ", ".join(f"{k}={f.get(k)}" for k in keys)

@@ -22,6 +22,7 @@ from ait.data import (
     ImageArrays,
     corrupt_labels,
     load_dataset,
+    load_hf_splits,
     load_npz,
     normalization_for,
     stratified_subset,
@@ -156,6 +157,9 @@ def _load_splits(cfg: DataConfig) -> tuple[ImageArrays, ImageArrays]:
         return make_synthetic_split(cfg.synthetic_size, max(cfg.synthetic_size // 4, 10), seed=1234)
     if cfg.dataset == "npz":
         return load_npz(cfg.train_file), load_npz(cfg.test_file)
+    if cfg.dataset == "hf":
+        train, test = load_hf_splits(cfg.root, [cfg.train_split, cfg.test_split], cfg.image_column, cfg.label_column)
+        return train, test
     train = load_dataset(cfg.dataset, cfg.root, train=True, download=cfg.download)
     return train, load_dataset(cfg.dataset, cfg.root, train=False, download=cfg.download)
 
