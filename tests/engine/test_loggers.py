@@ -4,6 +4,7 @@ EventAccumulator, the MLflow client on SQLite, pandas), across a crash and a res
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -127,9 +128,15 @@ def test_wandb_offline_runs_write_their_config_and_a_resumed_one_names_its_first
     second = json.loads((run / "wandb.json").read_text())
     assert first["mode"] == "offline" and second["resumed_from"] == first["id"] != second["id"]
     (log,) = (run / "wandb").glob(f"offline-run-*-{second['id']}/run-{second['id']}.wandb")
-    data = log.read_bytes()  # protobuf records: their strings are plain bytes in the file
-    for text in ("resumed_from", first["id"], "loss/consistency", "epoch/test/net0/top1", "optim"):
-        assert text.encode() in data, text
+    wanted = ("resumed_from", first["id"], "loss/consistency", "epoch/test/net0/top1", "optim")
+    deadline = time.monotonic() + 60  # W&B's service process writes the file after finish() returns
+    while True:
+        data = log.read_bytes()  # protobuf records: their strings are plain bytes in the file
+        missing = [text for text in wanted if text.encode() not in data]
+        if not missing or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert not missing, f"{missing} not in {log} ({len(data)} bytes)"
     assert len(list((run / "wandb").glob("offline-run-*"))) == 2
 
 

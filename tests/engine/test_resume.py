@@ -207,21 +207,26 @@ def speckle(x, generator):
     return (x * (1 + std * noise)).clamp(0, 1)
 
 
-views.register_recipe("rp+speckle", speckle, pad=4, flip_p=0.5)
+views.register_recipe("test+speckle", speckle, pad=4, flip_p=0.5)  # the README registers rp+speckle
 '''
 
 
-def test_a_recipe_of_your_own_trains_and_resumes_bit_identical(tmp_path):
-    """A module given with --import registers a random recipe; a run using it is SIGKILLed and
-    resumed by a new process, and equals an uninterrupted run. Without --import it is refused."""
+def test_a_recipe_of_your_own_and_in_memory_rrc_resume_bit_identical(tmp_path):
+    """A module given with --import registers a random recipe; a run with it and an in-memory
+    random-resized crop is SIGKILLed, resumed by a new process, and equals an uninterrupted run.
+    Without --import it is refused."""
+    from ait import views
     from ait.models import import_plugins
 
     module = tmp_path / "own_views.py"
     module.write_text(OWN_VIEWS)
     import_plugins([str(module)])  # the uninterrupted reference, in this process
     cfg = resumable_config(tmp_path)
-    cfg["strategy"]["views"] = ["rp", "rp+speckle"]
-    ait.train(cfg, run_dir=tmp_path / "reference")
+    cfg["strategy"]["views"] = ["rrc", "test+speckle"]
+    try:
+        ait.train(cfg, run_dir=tmp_path / "reference")
+    finally:
+        del views.RECIPES["test+speckle"]  # leave the recipes of the test process as they were
     path = tmp_path / "cfg.yaml"
     path.write_text(yaml.safe_dump(cfg))
     run = tmp_path / "run"
@@ -231,7 +236,7 @@ def test_a_recipe_of_your_own_trains_and_resumes_bit_identical(tmp_path):
     proc.wait()
     refused = launch(path, run)  # the same command picks the checkpoint up: here without the module
     _, err = refused.communicate()
-    assert refused.returncode == 2 and "unknown augmentation recipe 'rp+speckle'" in err and "--import" in err
+    assert refused.returncode == 2 and "unknown augmentation recipe 'test+speckle'" in err and "--import" in err
     resumed = launch(path, run, "--import", str(module))
     _, err = resumed.communicate()
     assert resumed.returncode == 0, err

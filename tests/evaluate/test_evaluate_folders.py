@@ -140,9 +140,10 @@ def test_generated_corruptions_with_imagenet_constants_and_both_mces(run_dir, tm
     assert summary["mce_reference"] == {"name": "alexnet", "mce": {"net0": pytest.approx(expected)}}
 
 
-def test_tsne_of_an_image_folder_run_is_refused_in_one_line(run_dir):
-    with pytest.raises(ait.data.DataError, match="t-SNE .*in-memory"):
-        run_eval(parse([str(run_dir), "--tsne", "--device", "cpu"]))
+def test_tsne_of_an_image_folder_run_is_left_out_with_a_warning(run_dir, capsys):
+    assert run_eval(parse([str(run_dir), "--all", "--device", "cpu"])) == 0
+    assert "no t-SNE, which is for in-memory test sets only" in capsys.readouterr().err
+    assert not (run_dir / "eval" / "tsne.json").exists() and (run_dir / "eval" / "transfer.json").exists()
 
 
 def test_an_mce_baseline_on_other_files_is_refused(run_dir, folder, tmp_path):
@@ -156,3 +157,15 @@ def test_an_mce_baseline_on_other_files_is_refused(run_dir, folder, tmp_path):
 def test_scan_keeps_the_run_classes_for_official_sets(folder):
     index = scan_image_folder(folder / "val", classes=list("abcdef"))
     assert index.classes == list("abcdef") and len(index) == 12
+
+
+def test_an_evaluated_image_folder_run_is_in_the_report(run_dir, tmp_path):
+    from ait.cli import main
+
+    argv = [str(run_dir), "--transfer", "--corruption-names", "fog,contrast", "--reference-errors", "alexnet"]
+    assert run_eval(parse([*argv, "--device", "cpu"])) == 0
+    assert main(["report", str(run_dir), "--out", str(tmp_path / "report"), "--csv", str(tmp_path / "csv")]) == 0
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert "## Table 5: augmentation transfer" in text and "common-corruption robustness" in text
+    metrics = {line.split(",")[4] for line in (tmp_path / "csv" / "results.csv").read_text().splitlines()[1:]}
+    assert {"transfer/gray/top1", "corruption/fog/5", "corruption/mce_alexnet"} <= metrics

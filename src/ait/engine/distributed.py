@@ -100,13 +100,19 @@ def init_distributed(timeout_s: float = 1800.0) -> DistContext:
     return DistContext(rank=rank, world_size=world, local_rank=local_rank)
 
 
-def shutdown(ctx: DistContext) -> None:
+def shutdown(ctx: DistContext, finished: bool = False) -> None:
+    """Destroy the process group. ``finished``: every rank ended the run normally, so they first
+    wait for each other (a peer that failed would never arrive: no barrier then)."""
     if ctx.enabled and dist.is_initialized():
         # DDP wrappers that reference cycles keep alive must go while their process group still
         # exists: freed after it, at interpreter exit, a reducer's thread aborts the process
         # ("terminate called without an active exception", a rank dying with SIGABRT after a
         # finished run, in about one launch in four on 2 CPU cores).
         gc.collect()
+        if finished:
+            # A rank whose connections close while its peer still finishes the run (rank 0 writes
+            # the summary) was seen to abort the same way, rarely, on a loaded machine.
+            dist.barrier()
         dist.destroy_process_group()
 
 

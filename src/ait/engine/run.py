@@ -153,12 +153,15 @@ def train(
     # any folder; env.json keeps the paths as written.
     cfg = resolve_data_paths(written)
     ctx = distributed.init_distributed(cfg.train.dist_timeout_s)
+    finished = False
     try:
         with ExitStack() as resources:  # the run directory's lock, data loader workers: released however it ends
             opening = Opening(overwrite, resume, allow_data_change, data_paths_written(written), tuple(callbacks))
-            return _train(cfg, ctx, Path(run_dir or default_run_dir(cfg)), opening, resources)
+            summary = _train(cfg, ctx, Path(run_dir or default_run_dir(cfg)), opening, resources)
+        finished = True
+        return summary
     finally:
-        distributed.shutdown(ctx)
+        distributed.shutdown(ctx, finished)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,9 @@ or read from the official files.
 15 corruptions (:data:`CORRUPTIONS`, in the benchmark's order) x 5 severities (1 mildest .. 5).
 The severity constants are the CIFAR ones of the official generator, ``make_cifar_c.py``
 (github.com/hendrycks/robustness, ``ImageNet-C/create_c/make_cifar_c.py``), which are milder
-than the ImageNet-C ones; the code here is our own (numpy, torch and Pillow: no Wand/ImageMagick,
+than the ImageNet-C ones; ``constants="imagenet"`` takes those of ``make_imagenet_c.py`` instead
+(:data:`IMAGENET`: for 224x224 crops, the default of image-folder runs, whose sets are made image
+by image with :func:`corrupt_image`). The code here is our own (numpy, torch and Pillow: no Wand/ImageMagick,
 OpenCV, scikit-image or SciPy), vectorised over the batch except for the two Pillow-based
 corruptions (jpeg_compression and pixelate: one Pillow call per image, as the official script).
 
@@ -54,8 +56,12 @@ peaks at severity 3 although the frost's share of the image grows throughout.
 
 Images: uint8 (N, C, H, W) with C = 1 (grayscale path: snow uses the image itself as its luma,
 frost the luma of its texture) or C = 3 (RGB); other channel counts raise ValueError. The
-constants are CIFAR's, in pixels of a 32x32 image; other sizes (>= 8 px) work but are not
-calibrated.
+constants are in pixels of the benchmark's images (32x32 for CIFAR's, 224x224 for ImageNet-C's);
+other sizes (>= 8 px) work but are not calibrated. With ImageNet-C's constants the functions are
+the same ones (their structure is shared by both official scripts), with its constants, zoom
+steps, the frost photographs unscaled and a 5x5 smoothing of the defocus disk beyond radius 8; the
+procedural frost texture stays calibrated to the CIFAR crops. Glass blur's pixel moves equal the
+official loop for any offset (tested against it for offsets up to 4, ImageNet-C's largest).
 
 Randomness: one ``numpy.random.Generator`` per (seed, corruption, chunk of 1000 images); never
 the global RNG. The severity is left out of the generator on purpose (common random numbers):

@@ -28,7 +28,7 @@ Each run's results go to RUN_DIR/eval/ as JSON, one file per evaluation::
 
 Image-folder runs (``data.dataset: imagefolder``) are evaluated the same way, their test set
 streamed from ``val/`` and every derived set made image by image (:mod:`ait.evaluate.folders`);
-t-SNE is for in-memory data only.
+t-SNE is for in-memory data only (left out with a warning).
 
 Percentages in [0, 100]. For 1-channel data the "gray" set and its pairs are left out.
 """
@@ -169,8 +169,9 @@ def evaluate_run(
     tsne_variants: int = 16,
 ) -> dict[str, Any]:
     """Compute and write RUN_DIR/eval/*.json (and tsne.png); returns {file stem: JSON data}."""
-    if tsne and isinstance(run.data.test, FolderTestSet):
-        raise DataError(f"{run.data.test.index.root}: t-SNE (--tsne, --all) is for in-memory test sets only")
+    if tsne and isinstance(run.data.test, FolderTestSet):  # --all over runs of both kinds: say so, go on
+        print(f"warning: {run.run_dir}: no t-SNE, which is for in-memory test sets only", file=sys.stderr)
+        tsne = False
     out_dir = eval_dir(run.run_dir)
     wanted = list(TEST_SETS) if transfer or variation else ["original"]
     outputs = predict_on_test_sets(run, wanted, seed, cache_dir, batch_size)  # one forward pass per set

@@ -8,8 +8,8 @@ config keys as columns, written as CSV (``ait report --csv DIR``) or JSON (``--j
 Metrics: ``final_top1``, ``final_top5``, ``best_top1`` and, with ``data.val_fraction``,
 ``final_val_top1`` (summary.json); ``train_seconds`` and ``images_per_s`` (network ``all``);
 ``transfer/<test set>/top1`` and ``/top5`` (eval/transfer.json); ``variation/<pair>/kl`` and
-``/feature_l2``; ``corruption/<name>/<severity>`` top-1, ``corruption/mean_top1`` and
-``corruption/mce`` (eval/corruptions.json).
+``/feature_l2``; ``corruption/<name>/<severity>`` top-1, ``corruption/mean_top1``,
+``corruption/mce`` and, against published errors, ``corruption/mce_alexnet`` (eval/corruptions.json).
 """
 
 from __future__ import annotations
@@ -54,6 +54,8 @@ def run_metrics(run: RunRecord) -> list[tuple[str, str, float]]:
         rows += [(key, f"corruption/{c}/{s}", float(v)) for c, by in names.items() for s, v in by.items()]
     for summary in ("mean_top1", "mce"):
         rows += [(key, f"corruption/{summary}", float(v)) for key, v in (corruptions.get(summary) or {}).items()]
+    reference = corruptions.get("mce_reference") or {}  # mCE against published errors (AlexNet's, ...)
+    rows += [(key, f"corruption/mce_{reference['name']}", float(v)) for key, v in reference.get("mce", {}).items()]
     return rows
 
 
