@@ -34,6 +34,8 @@ def outside_config(model: str, weights: str | Path, overrides: list[str] | tuple
     }
     for override in overrides:
         apply_override(data, override)
+    if data.get("data", {}).get("dataset") == "imagefolder" and data["strategy"]["views"] == ["rp"]:
+        data["strategy"]["views"] = ["rrc"]  # the view image folders train with; evaluation uses none
     return data
 
 
