@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 import ait
+from ait import views
 from ait_testutils import REPO, make_image_folder, one_torch_thread
 
 
@@ -53,6 +54,16 @@ def template(tmp_path_factory):
     np.save(official / "fog.npy", rng.integers(0, 256, (500, 32, 32, 3), dtype=np.uint8))  # 5 severities x 100
     np.save(official / "labels.npy", np.arange(500) % 10)
     return root
+
+
+@pytest.fixture(autouse=True)
+def recipes_restored():
+    """Snippets register recipes of their own (ait.views.register_recipe), whose functions die
+    with the snippet's namespace: the table of recipes is restored after each test."""
+    saved = dict(views.RECIPES)
+    yield
+    views.RECIPES.clear()
+    views.RECIPES.update(saved)
 
 
 @pytest.fixture
