@@ -187,3 +187,14 @@ def test_a_model_ait_did_not_train_is_evaluated_on_an_image_folder(run_dir, fold
     assert run_eval(parse([str(run_dir), "--transfer", "--device", "cpu"])) == 0
     theirs = read(tmp_path / "out" / "eval" / "transfer.json")["networks"]["net0"]
     assert theirs == read(run_dir / "eval" / "transfer.json")["networks"]["net0"]
+
+
+def test_an_undecodable_validation_file_is_named(tmp_path):
+    root = make_image_folder(tmp_path / "imagenet", train_per_class=2, val_per_class=2)
+    run = folder_run(tmp_path, root, "broken_ait")
+    bad = sorted((root / "val" / "b").iterdir())[0]
+    bad.write_bytes(b"not an image")
+    with pytest.raises(ait.engine.rundir.RunDirError, match="--allow-data-change"):  # the files changed
+        run_eval(parse([str(run), "--transfer", "--device", "cpu"]))
+    with pytest.raises(ait.data.DataError, match=str(bad)):
+        run_eval(parse([str(run), "--transfer", "--device", "cpu", "--allow-data-change"]))
