@@ -63,7 +63,8 @@ from ait.runtime.files import write_json
 @dataclass
 class CorruptionOptions:
     """Accuracy under common corruptions. source: None generates them from the run's test set;
-    a folder reads the official CIFAR-10-C / CIFAR-100-C ``.npy`` files. baseline: a run directory
+    a folder reads the official CIFAR-10-C / CIFAR-100-C ``.npy`` files (image-folder runs:
+    ImageNet-C's ``CORRUPTION/SEVERITY/CLASS/`` images). baseline: a run directory
     whose network 0 the mCE is taken against (None: no mCE). constants: of generated sets, "cifar"
     or "imagenet" (None: ImageNet-C's for image-folder runs, CIFAR-10-C's for arrays). reference:
     "alexnet" or a JSON file of mean errors per corruption, for an mCE against published errors."""
