@@ -590,3 +590,31 @@ def test_reference_errors_alexnet_and_files(tmp_path):
         reference_errors(str(mine))
     with pytest.raises(DataError, match="missing.json.*'alexnet' or a JSON file"):
         reference_errors(str(tmp_path / "missing.json"))
+
+
+@pytest.mark.parametrize("radius, alias_blur", [(0.3, 0.4), (1.5, 0.1), (8, 0.5), (10, 0.5)])
+def test_defocus_disk_is_smoothed_with_a_reflected_border(radius, alias_blur):
+    """The official disk: cv2.GaussianBlur (3x3, 5x5 beyond radius 8) with its reflect-101 border,
+    here reproduced with SciPy's 'mirror' correlation; ImageNet-C's radii 8 and 10 touch that border."""
+    from scipy.ndimage import correlate
+
+    from ait.evaluate.corruptions import _disk_kernel
+
+    r = max(8, int(np.ceil(radius)))
+    grid = np.arange(-r, r + 1)
+    yy, xx = np.meshgrid(grid, grid, indexing="ij")
+    disk = (xx**2 + yy**2 <= radius**2).astype(np.float64)
+    disk /= disk.sum()
+    half = 1 if radius <= 8 else 2
+    g = np.exp(-(np.arange(-half, half + 1) ** 2) / (2.0 * alias_blur**2))
+    expected = correlate(disk, np.outer(g / g.sum(), g / g.sum()), mode="mirror")
+    kernel = _disk_kernel(radius, alias_blur)
+    k = kernel.shape[0] // 2
+    assert np.allclose(kernel, expected[r - k : r + k + 1, r - k : r + k + 1], atol=1e-7)
+    assert kernel.sum() == pytest.approx(expected.sum(), abs=1e-6)  # the trimmed support loses nothing
+
+
+def test_glass_blur_on_images_too_small_for_its_offsets():
+    images = textured_images(2, 8)  # ImageNet-C's offset of 4 leaves no position to visit in 8 pixels
+    out = apply_corruption(images, "glass_blur", 4, seed=0, constants="imagenet")
+    assert out.shape == images.shape and out.dtype == torch.uint8

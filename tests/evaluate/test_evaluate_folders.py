@@ -11,7 +11,6 @@ import torch
 from PIL import Image
 
 import ait
-from ait.data import scan_image_folder
 from ait.evaluate.cli import add_eval_parser, run_eval
 from ait.evaluate.corruptions import corrupt_image
 from ait.evaluate.folders import CorruptionTransform, FixedSetTransform, FolderTestSet, official_corruption_set
@@ -82,7 +81,7 @@ def test_fixed_sets_and_corruptions_do_not_depend_on_batches_or_workers(run_dir)
     assert torch.equal(images(12, 0, FixedSetTransform("original", 32)), clean)
     # Image 5's corruption is a function of (seed, corruption, index 5) alone, at every severity's draws.
     fog = images(12, 0, CorruptionTransform("fog", 3, seed=0))
-    assert torch.equal(fog[5], corrupt_image(clean[5], "fog", 3, seed=0, index=5))
+    assert torch.equal(fog[5], corrupt_image(clean[5], "fog", 3, seed=0, index=5, constants="imagenet"))
 
 
 def test_crop_padding_scales_with_the_image_side():
@@ -154,11 +153,6 @@ def test_an_mce_baseline_on_other_files_is_refused(run_dir, folder, tmp_path):
         run_eval(parse([*argv, "--device", "cpu"]))
 
 
-def test_scan_keeps_the_run_classes_for_official_sets(folder):
-    index = scan_image_folder(folder / "val", classes=list("abcdef"))
-    assert index.classes == list("abcdef") and len(index) == 12
-
-
 def test_an_evaluated_image_folder_run_is_in_the_report(run_dir, tmp_path):
     from ait.cli import main
 
@@ -198,3 +192,35 @@ def test_an_undecodable_validation_file_is_named(tmp_path):
         run_eval(parse([str(run), "--transfer", "--device", "cpu"]))
     with pytest.raises(ait.data.DataError, match=str(bad)):
         run_eval(parse([str(run), "--transfer", "--device", "cpu", "--allow-data-change"]))
+
+
+def test_with_skip_corrupt_a_replaced_image_counts_with_its_own_label_as_in_training(tmp_path):
+    root = make_image_folder(tmp_path / "imagenet", train_per_class=3, val_per_class=2, classes="abcdef")
+    (root / "val" / "c" / "broken.png").write_bytes(b"not an image")  # replaced by the next image, of class d
+    cfg = tiny_config(
+        tmp_path,
+        "ait",
+        strategy={"views": ["rrc", "rrc"]},
+        data={"dataset": "imagefolder", "root": str(root), "image_size": 32, "workers": 0, "skip_corrupt": True},
+        train={"epochs": 2, "batch_size": 4, "num_threads": 1, "eval_batch_size": 4},
+    )
+    run = Path(ait.train(cfg)["run_dir"])
+    assert run_eval(parse([str(run), "--transfer", "--device", "cpu"])) == 0
+    accuracy = read(run / "eval" / "accuracy.json")
+    assert accuracy["num_samples"] == 13
+    assert accuracy["networks"]["net0"]["top1"] == pytest.approx(
+        read(run / "summary.json")["networks"][0]["final_top1"]
+    )
+    assert load_run(run, device="cpu").data.test.labels.tolist().count(3) == 2  # before a pass: the files' labels
+
+
+def test_published_errors_need_every_severity_and_corruption_before_any_work(run_dir, tmp_path):
+    from ait.config import ConfigError
+
+    argv = [str(run_dir), "--corruption-names", "fog", "--device", "cpu"]
+    with pytest.raises(ConfigError, match="all five are needed .*--severities 3"):
+        run_eval(parse([*argv, "--severities", "3", "--reference-errors", "alexnet"]))
+    mine = tmp_path / "mine.json"
+    mine.write_text(json.dumps({"snow": 50.0}))
+    with pytest.raises(ait.data.DataError, match="no positive error for fog"):
+        run_eval(parse([*argv, "--reference-errors", str(mine)]))

@@ -49,8 +49,6 @@ def test_recipes_match_the_paper():
     assert RECIPES["none"].is_identity
     for name, r in RECIPES.items():
         assert r.name == name
-        if r.function is not None:  # a recipe of one's own (the README's, registered by its snippet test)
-            continue
         if name == "rrc":  # the paper's ImageNet view, on arrays: no letters to read
             assert r.resized_crop and r.flip_p == 0.5 and r.pad == 0 and not r.has_color
             continue
@@ -554,6 +552,8 @@ def test_a_recipe_of_your_own_runs_after_the_crop_and_flip_with_the_same_generat
         assert torch.allclose(got, _darken(cropped, g))
         with pytest.raises(ValueError, match="'test\\+darken' is taken"):
             register_recipe("test+darken", _darken)
+        with pytest.raises(ValueError, match="'rp,dark' is not usable in a views list"):
+            register_recipe("rp,dark", _darken)
     finally:
         del RECIPES["test+darken"]
 

@@ -29,6 +29,7 @@ __all__ = ["INSTALL", "hf_split_size", "load_hf", "load_hf_splits"]
 
 INSTALL = "pip install 'ait-train[hf]'"
 CHUNK = 1024  # rows read from the table at a time: bounded memory beside the output array
+EXIF_ORIENTATION = 0x0112  # the tag itself: PIL.ExifTags.Base exists only in newer Pillow than we allow
 LAYOUT = (
     "expected a folder written by DatasetDict.save_to_disk (with dataset_dict.json) or a folder of parquet "
     "files named by split (train-*.parquet, data/train-*.parquet, train/*.parquet)"
@@ -340,7 +341,7 @@ def _decode(item: dict | None, i: int, where: str) -> np.ndarray:
     except (OSError, ValueError, PIL.Image.DecompressionBombError) as exc:
         raise DataError(f"{where}: image {i} cannot be decoded ({exc})") from exc
     # As datasets' own Image decoding does: a photo stored sideways is turned upright.
-    if image.getexif().get(PIL.Image.ExifTags.Base.Orientation) is not None:
+    if image.getexif().get(EXIF_ORIENTATION) is not None:
         image = PIL.ImageOps.exif_transpose(image)
     if image.mode.startswith(("I", "F")):  # converting to 8 bits would clip: say so rather than guess a scale
         raise DataError(f"{where}: image {i} has {image.mode!r} pixels (16-bit or float); in-memory data is uint8")

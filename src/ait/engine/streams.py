@@ -146,9 +146,10 @@ class _Indexes:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def scan_imagefolder_splits(cfg: Config, ctx) -> _Indexes:
+def scan_imagefolder_splits(cfg: Config, ctx, verify_train: bool = True) -> _Indexes:
     """The training and validation indexes of ``data.root`` after limits, fraction, label noise and
-    (with ``data.verify_images``) the removal of undecodable files. Raises DataError naming paths."""
+    (with ``data.verify_images``) the removal of undecodable files (``verify_train=False``: of the
+    validation files only, for an evaluation). Raises DataError naming paths."""
     d = cfg.data
     root = Path(d.root)
     layout = f"expected {root}/train/<class>/<images> and {root}/val/<class>/<images> (the ImageNet layout)"
@@ -168,7 +169,7 @@ def scan_imagefolder_splits(cfg: Config, ctx) -> _Indexes:
             "test": files_fingerprint(val.paths, val.labels.tolist()),
         }
     if d.verify_images:  # after the subsets: only the files the run reads are decoded
-        bad = _verify_sharded(train, d.workers, ctx) + _verify_sharded(val, d.workers, ctx)
+        bad = (_verify_sharded(train, d.workers, ctx) if verify_train else []) + _verify_sharded(val, d.workers, ctx)
         if bad and not d.skip_corrupt:
             shown = "\n  ".join(bad[:20]) + ("\n  ..." if len(bad) > 20 else "")
             raise DataError(

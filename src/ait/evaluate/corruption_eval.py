@@ -33,6 +33,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ait.config import ConfigError
 from ait.data.errors import DataError
 from ait.evaluate.corruptions import ALEXNET_ERRORS, CORRUPTIONS, SEVERITIES, corrupted_test_set, load_cifar_c
 from ait.evaluate.folders import CorruptionTransform, FolderTestSet, official_corruption_set
@@ -203,6 +204,20 @@ def reference_errors(spec: str) -> tuple[str, dict[str, float]]:
             f"with names of {', '.join(CORRUPTIONS)}; bad entries: {bad[:5] or 'none given'}"
         )
     return path.stem, {k: float(v) for k, v in data.items()}
+
+
+def check_reference(spec: str, corruptions: Sequence[str], severities: Sequence[int]) -> None:
+    """Before any work: the reference errors can normalise this selection (all five severities,
+    a positive error for every selected corruption); ConfigError / DataError naming what is missing."""
+    name, errors = reference_errors(spec)
+    if sorted(severities) != list(SEVERITIES):
+        raise ConfigError(
+            f"--reference-errors {spec}: published errors are means over severities 1-5, so all five are needed "
+            f"(got --severities {','.join(map(str, severities))})"
+        )
+    missing = [c for c in corruptions if errors.get(c, 0) <= 0]
+    if missing:
+        raise DataError(f"--reference-errors {spec}: no positive error for {', '.join(missing)}")
 
 
 def reference_mce(accuracies: Accuracies, reference: dict[str, float]) -> float:

@@ -1,5 +1,5 @@
-"""Common corruptions of CIFAR-10-C / CIFAR-100-C (Hendrycks & Dietterich, ICLR 2019), made locally
-or read from the official files.
+"""Common corruptions of CIFAR-10-C / CIFAR-100-C and ImageNet-C (Hendrycks & Dietterich, ICLR 2019),
+made locally or read from the official files.
 
     >>> from ait.evaluate import load_run
     >>> from ait.evaluate.corruptions import corrupted_test_set, load_cifar_c
@@ -36,13 +36,15 @@ re-implemented, not called. Two corruptions are approximations by necessity:
 - motion_blur (and the streaks of snow): the official script calls ImageMagick's motion blur
   through Wand. Here it is a re-implementation of that kernel: a one-sided line of
   ``2 * ceil(radius) + 1`` taps with Gaussian weights ``exp(-i^2 / (2 sigma^2))``, offsets rounded
-  to whole pixels along the angle, edge pixels repeated; the CIFAR radius / sigma constants and
+  to whole pixels along the angle, edge pixels repeated; the benchmark's radius / sigma constants and
   the official random angle ranges (uniform in [-45, 45] degrees; snow [-135, -45]).
 
 Quirks of the official script that are kept on purpose, so that severities mean the same thing:
-glass_blur's pixel "swap" is in effect a copy from a neighbour at offset ``randint(-1, 1)``,
-that is -1 or 0 (a swap of numpy views; see :func:`glass_blur`); zoom_blur's zoom factors are
-``numpy.arange(1, end, 0.01)`` (which includes ``end`` by floating-point rounding); fog's plasma
+glass_blur's pixel "swap" is in effect a copy from a neighbour at offset ``randint(-d, d)``
+(CIFAR's d = 1: -1 or 0; ImageNet-C's up to 4, where a source may itself have moved: a swap of
+numpy views; see :func:`glass_blur`); zoom_blur's zoom factors are ``numpy.arange(1, end, step)``
+(step 0.01 for CIFAR, up to 0.03 for ImageNet-C; ``end`` may be included by floating-point
+rounding); the defocus disk is smoothed with OpenCV's reflected border; fog's plasma
 fractal scales its noise by ``wibble * uniform(-wibble, wibble)``; results are truncated to
 uint8 (``np.uint8(x)``), not rounded. Severities are not all monotone in the official constants (the tests check the
 monotone parts): elastic_transform's severity 1 is a pure random affine warp (up to 2.56 px per
@@ -69,7 +71,7 @@ for one seed, every severity of a corruption starts from the same random stream 
 pattern, angles, snow, frost, fog, displacements), so a higher severity is a stronger version of the same
 corruption of each image. The official files draw afresh for every severity; the distribution
 of each severity's set, hence its expected accuracy, is the same either way. The output is a
-pure function of (images, name, severity, seed, CODE_VERSION): bump CODE_VERSION whenever
+pure function of (images, name, severity, seed, constants, CODE_VERSION): bump CODE_VERSION whenever
 generation changes, so that cached sets regenerate.
 
 Official files (``load_cifar_c``): one ``<corruption>.npy`` per corruption, uint8
@@ -333,7 +335,7 @@ def _disk_kernel(radius: float, alias_blur: float) -> Array:
     disk /= disk.sum()
     g = np.exp(-(np.arange(-half, half + 1) ** 2) / (2.0 * alias_blur**2))
     g /= g.sum()
-    padded = np.pad(disk, half)
+    padded = np.pad(disk, half, mode="reflect")  # cv2.GaussianBlur's border, reflect-101 (the disk may touch it)
     n, taps = disk.shape[0], 2 * half + 1
     kernel = sum(g[i] * g[j] * padded[i : i + n, j : j + n] for i in range(taps) for j in range(taps))
     rows, cols = np.nonzero(kernel)
@@ -362,6 +364,8 @@ def glass_blur(u8: Array, severity: int, rng: np.random.Generator, k: SeverityCo
     x = np.floor(kernels.gaussian_filter(kernels.to_float(u8), sigma) * 255 + _EPS).clip(0, 255).astype(np.uint8)
     rows = np.arange(h - delta, delta, -1)  # the official visiting order (the draws follow it)
     cols = np.arange(w - delta, delta, -1)
+    if len(rows) == 0 or len(cols) == 0:  # an image too small for these offsets: the loop visits nothing
+        iterations = 0
     for _ in range(iterations):
         offsets = rng.integers(-delta, delta, size=(len(rows), len(cols), 2, n))  # (dx, dy) per position
         dx, dy = offsets[:, :, 0].transpose(2, 0, 1), offsets[:, :, 1].transpose(2, 0, 1)  # (n, rows, cols)
@@ -579,10 +583,15 @@ assert tuple(_FUNCTIONS) == CORRUPTIONS
 
 
 # ---------------------------------------------------------------- public API
-def check_corruption(name: str, severity: int, constants: str = "cifar") -> None:
-    """Raise ValueError for an unknown corruption name, a severity outside 1..5 or unknown constants."""
+def check_constants(constants: str) -> None:
+    """Raise ValueError unless ``constants`` names a set of severity constants (:data:`CONSTANTS`)."""
     if constants not in CONSTANTS:
         raise ValueError(f"unknown corruption constants {constants!r}; choose one of {', '.join(CONSTANTS)}")
+
+
+def check_corruption(name: str, severity: int, constants: str = "cifar") -> None:
+    """Raise ValueError for an unknown corruption name, a severity outside 1..5 or unknown constants."""
+    check_constants(constants)
     if name not in _FUNCTIONS:
         raise ValueError(f"unknown corruption {name!r}; valid names: {', '.join(CORRUPTIONS)}")
     if isinstance(severity, bool) or not isinstance(severity, (int, np.integer)) or severity not in SEVERITIES:
@@ -615,9 +624,7 @@ def apply_corruption(
     return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
 
 
-def corrupt_image(
-    image: torch.Tensor, name: str, severity: int, seed: int, index: int, constants: str = "imagenet"
-) -> torch.Tensor:
+def corrupt_image(image: torch.Tensor, name: str, severity: int, seed: int, index: int, constants: str) -> torch.Tensor:
     """uint8 (C, H, W) -> one image corrupted, for sets streamed from disk image by image.
 
     Its random numbers come from (seed, corruption, ``index``): the same for every severity

@@ -35,7 +35,11 @@ from ait.views import augment
 
 @dataclass
 class FolderTestSet:
-    """Images of a folder, as uint8 (3, size, size) evaluation crops in the index's order."""
+    """Images of a folder, as uint8 (3, size, size) evaluation crops in the index's order.
+
+    With ``skip_corrupt`` an undecodable file is replaced by the next image, which counts with its
+    own label, as in training's evaluation: ``labels`` are then those the last full pass read.
+    """
 
     index: ImageFolderIndex
     size: int
@@ -43,13 +47,15 @@ class FolderTestSet:
     workers: int = 0
     skip_corrupt: bool = False
     fingerprint: str = ""  # of the files (path, label, size, time): what an mCE baseline must share
+    _labels_read: torch.Tensor | None = field(default=None, init=False, repr=False)
 
     def __len__(self) -> int:
         return len(self.index)
 
     @property
     def labels(self) -> torch.Tensor:
-        return self.index.labels
+        """int64 (N,): of the images as decoded (see the class docstring), or the index's before any pass."""
+        return self._labels_read if self._labels_read is not None else self.index.labels
 
     @property
     def classes(self) -> list[str]:
@@ -75,11 +81,14 @@ class FolderTestSet:
             transform=transform,
         )
         loader = imagefolder_loader(dataset, batch_size, self.workers, shuffle=False)
+        labels: list[torch.Tensor] = []
         try:
-            for views, _ in loader:  # uint8 (B, 1, 3, S, S)
+            for views, y in loader:  # uint8 (B, 1, 3, S, S), int64 (B,)
+                labels.append(y)
                 yield views[:, 0]
         finally:
             loader.close()
+        self._labels_read = torch.cat(labels)  # a full pass: every image's label as decoded
 
 
 @dataclass
@@ -96,8 +105,9 @@ class FolderRunData:
 
 def folder_run_data(config: Config) -> FolderRunData:
     """The training index and the validation set of an image-folder run, after the same limits,
-    fraction and removal of undecodable files as in training (DataError naming paths)."""
-    indexes = scan_imagefolder_splits(config, DistContext())
+    fraction and removal of undecodable validation files as in training (DataError naming paths);
+    the training files are indexed and fingerprinted, not decoded."""
+    indexes = scan_imagefolder_splits(config, DistContext(), verify_train=False)
     d = config.data
     fingerprint = indexes.info.get("fingerprint", {})
     test = FolderTestSet(

@@ -44,13 +44,14 @@ from typing import Any
 
 from ait.data.errors import DataError
 from ait.evaluate.corruption_eval import (
+    check_reference,
     check_selection,
     corruption_accuracy,
     corruption_summary,
     default_constants,
     reference_errors,
 )
-from ait.evaluate.corruptions import CONSTANTS, CORRUPTIONS, SEVERITIES
+from ait.evaluate.corruptions import CORRUPTIONS, SEVERITIES, check_constants
 from ait.evaluate.folders import FolderTestSet
 from ait.evaluate.loading import LoadedRun, RunLoadError, check_run_dir, load_run
 from ait.evaluate.testsets import TEST_SETS, images_key
@@ -78,8 +79,8 @@ class CorruptionOptions:
 
     def __post_init__(self) -> None:
         self.names, self.severities = check_selection(self.names, self.severities)
-        if self.constants not in (None, *CONSTANTS):
-            raise ValueError(f"unknown corruption constants {self.constants!r}; choose one of {', '.join(CONSTANTS)}")
+        if self.constants is not None:
+            check_constants(self.constants)
 
 
 @dataclass
@@ -124,8 +125,8 @@ def check_corruption_paths(options: EvalOptions) -> None:
             "CIFAR-100-C folder with <corruption>.npy and labels.npy, or for image-folder runs the "
             "ImageNet-C folder CORRUPTION/SEVERITY/CLASS/<images>"
         )
-    if corruptions.reference is not None:
-        reference_errors(corruptions.reference)  # a bad file fails before any work
+    if corruptions.reference is not None:  # a bad file or selection fails before any work
+        check_reference(corruptions.reference, corruptions.names, corruptions.severities)
 
 
 def evaluate_loaded(runs: Iterable[LoadedRun], options: EvalOptions) -> Iterator[tuple[LoadedRun, dict[str, Any]]]:
@@ -231,6 +232,12 @@ def evaluate_corruptions(
     official = source is not None
     constants = corruptions.constants or default_constants(run.data.test)
     reference = reference_errors(corruptions.reference) if corruptions.reference else None
+    if reference is not None and constants == "cifar" and not official:
+        print(
+            f"warning: {run.run_dir}: {reference[0]}'s errors were measured on ImageNet-C; against sets made "
+            "with CIFAR-10-C's constants that mCE compares different corruptions",
+            file=sys.stderr,
+        )
 
     def evaluated(loaded: LoadedRun) -> tuple[dict[str, Any], tuple]:
         key = loaded.run_dir.resolve()
@@ -260,8 +267,8 @@ def evaluate_corruptions(
     summarise = functools.partial(corruption_summary, accuracy, options.seed, source, names, severities)
     try:
         summary = summarise(baseline, base_dir, constants, reference)
-    except ValueError as err:  # e.g. a baseline without errors on a corruption: keep the accuracies anyway
-        print(f"warning: no mCE for {run.run_dir}: {err}", file=sys.stderr)
-        summary = summarise(None, base_dir, constants, None)
+    except ValueError as err:  # a baseline without errors on a corruption: keep the rest anyway
+        print(f"warning: no mCE against the baseline for {run.run_dir}: {err}", file=sys.stderr)
+        summary = summarise(None, base_dir, constants, reference)
     write_json(eval_dir(run.run_dir) / "corruptions.json", summary)
     return summary

@@ -498,8 +498,15 @@ def register_recipe(name: str, function, **steps) -> Recipe:
     ``--import``. A name already taken is a ValueError.
     """
     key = name.strip().lower()
-    if not key or key in RECIPES:
-        raise ValueError(f"recipe name {name!r} is {'empty' if not key else 'taken'}; choose another")
+    if not key or key in RECIPES or any(ch in key for ch in ", \t"):
+        why = "empty" if not key else "taken" if key in RECIPES else "not usable in a views list (comma or space)"
+        raise ValueError(f"recipe name {name!r} is {why}; choose another")
+    if "name" in steps or "function" in steps:
+        raise ValueError("register_recipe: give the name and the function as its first two arguments, not in steps")
+    try:
+        hash(function)  # views are grouped by recipe: the recipe, so its function, must be hashable
+    except TypeError:
+        raise TypeError(f"register_recipe: the function of {name!r} must be hashable, got {function!r}") from None
     recipe = Recipe(name=key, function=function, **{"flip_p": 0.0, **steps})
     RECIPES[key] = recipe
     return recipe
