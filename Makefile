@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 TORCH_VERSION ?= 2.14.1
 TORCHVISION_VERSION ?= 0.29.1
 
-.PHONY: setup demo lint test clean fashion-mnist
+.PHONY: setup demo lint test clean fashion-mnist gpu-check
 
 # The virtual environment is made once; torch and torchvision are installed before the project,
 # as the pair given above, because a bare `torch` requirement with no torch present pulls whatever
@@ -43,6 +43,11 @@ lint: setup
 
 test: setup lint
 	$(PY) -m pytest -q
+
+# The GPU smoke check (scripts/gpu_check.sh): the machine's own python3 and torch, nothing installed,
+# since a GPU machine may have no network and an older torch. GPU_CHECK_ARGS="--device cpu" tries it here.
+gpu-check:
+	PYTHON=$(PYTHON) bash scripts/gpu_check.sh $(GPU_CHECK_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

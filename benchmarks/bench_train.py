@@ -163,14 +163,25 @@ def compute_step_fn(model_name: str, device) -> Callable[[], int]:
 
 
 def ait_step_fn(
-    model_name: str, images, labels, device, views: int, precision: str, guard: bool = True, recipes=None
+    model_name: str,
+    images,
+    labels,
+    device,
+    views: int,
+    precision: str,
+    guard: bool = True,
+    recipes=None,
+    images_per_step: int = IMAGES_PER_STEP,
+    num_classes: int = 100,
+    forward_wrapper: Callable | None = None,
 ) -> Callable[[], int]:
     """views = 1: the baseline; views >= 2: AIT with that many "rp" views (or ``recipes``, one name
-    per view), IMAGES_PER_STEP / views samples. The optimiser is the one runs use (fused SGD);
-    guard=False leaves out the non-finite guard."""
+    per view), images_per_step / views samples. The optimiser is the one runs use (fused SGD);
+    guard=False leaves out the non-finite guard. forward_wrapper: applied to the network's
+    ``forward_all`` as ``train.compile`` applies torch.compile (benchmarks/gpu.py)."""
     dev = torch.device(device)
     prec = resolve_precision(dev, precision, None if precision == "auto" else False)
-    model = models.create(model_name, 100).to(dev)
+    model = models.create(model_name, num_classes).to(dev)
     if prec.channels_last:
         model = model.to(memory_format=torch.channels_last)
     opt = build_optimizer(model, model_name, OptimConfig(lr=0.01, momentum=0.9, weight_decay=1e-4))
@@ -184,10 +195,11 @@ def ait_step_fn(
         MEAN,
         STD,
         guard=guard,
+        forwards=[forward_wrapper(model.forward_all)] if forward_wrapper is not None else None,
     )
     data = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous().to(dev)
     targets = torch.from_numpy(labels).to(dev)
-    sampler = EpochSampler(len(data), IMAGES_PER_STEP // views, seed=0)
+    sampler = EpochSampler(len(data), images_per_step // views, seed=0)
     gen = torch.Generator(device=dev)
     state = {"epoch": 0, "batches": iter(sampler.batches(0)), "step": 0}
 

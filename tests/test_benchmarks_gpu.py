@@ -1,0 +1,71 @@
+"""benchmarks/gpu.py on the CPU at its smoke sizes: the JSON's schema, a failing row recorded
+instead of ending the run, rows skipped by the budget and by --only / --skip. No time is asserted."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from ait_testutils import REPO, one_torch_thread
+
+SCRIPT = REPO / "benchmarks" / "gpu.py"
+FIELDS = {"model", "strategy", "batch", "mode", "images_per_s", "ms_per_step", "peak_mem_mb", "error", "status"}
+
+
+def load_gpu_module():
+    spec = importlib.util.spec_from_file_location("benchmarks_gpu", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_failing_row_is_recorded_and_the_others_are_measured(tmp_path):
+    gpu = load_gpu_module()
+    args = gpu.parse_args(["--device", "cpu", "--smoke", "--out", str(tmp_path)])
+    ctx = gpu.Context(args, gpu.make_sizes(True, "cpu"))
+    rows = [
+        gpu.Row("t", "no_such_model", "ait", 16, "eager"),
+        gpu.Row("t", "resnet20", "baseline", 16, "eager"),
+        gpu.Row("t", "resnet20", "ait", 16, "eager", est_s=1e6),  # never fits the budget
+    ]
+    budget = gpu.Budget(120)
+    with one_torch_thread():
+        gpu.run_steps_group(ctx, rows, budget)
+    failed, measured, skipped = rows
+    assert failed.status == "error" and "no_such_model" in failed.error
+    assert measured.status == "ok" and measured.error is None
+    assert measured.images_per_s > 0 and measured.ms_per_step > 0 and measured.steps == 2 and measured.repeats == 2
+    assert measured.flops_per_step > 0  # FlopCounterMode counted the step
+    assert measured.peak_mem_mb is None  # the CPU has no per-row peak (the meta has the process's)
+    assert skipped.status == "skipped" and "budget" in skipped.note
+
+    text = gpu.write(tmp_path, gpu.machine(args), {"n": 8, "dtype": "bfloat16", "flop_per_s": 1e9}, rows, budget)
+    doc = json.loads((tmp_path / gpu.RESULTS_JSON).read_text())
+    assert [r["status"] for r in doc["rows"]] == ["error", "ok", "skipped"]
+    assert doc["rows"][1]["matmul_fraction"] > 0
+    assert "| resnet20 | baseline | 16 | eager |" in text and "no_such_model" in text
+    assert set(f.name for f in dataclasses.fields(gpu.Row)) >= FIELDS
+
+
+@pytest.mark.slow
+def test_smoke_run_of_the_selected_rows(tmp_path):
+    cmd = [sys.executable, str(SCRIPT), "--device", "cpu", "--smoke", "--budget-s", "60", "--strict"]
+    cmd += ["--only", "resnet20", "--skip", "procs", "--out", str(tmp_path)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=240, cwd=REPO, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "| model | strategy | batch | mode |" in done.stdout
+    doc = json.loads((tmp_path / "gpu_bench.json").read_text())
+    assert doc["matmul"]["flop_per_s"] > 0 and doc["meta"]["device"] == "cpu"
+    for row in doc["rows"]:
+        assert FIELDS <= set(row)
+        chosen = row["model"] == "resnet20" and row["processes"] == 1
+        assert row["status"] == ("ok" if chosen else "skipped"), row
+    assert sum(r["status"] == "ok" for r in doc["rows"]) == 4  # ResNet-20, AIT and baseline, two batch sizes
