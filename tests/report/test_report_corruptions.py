@@ -36,6 +36,9 @@ def test_corruption_table_and_severity_plot(tmp_path):
     # Per severity, mean over the 2 corruptions: severity 1 gives low + 5 (45, 49), severity 5 high + 5.
     assert "| 1 | 47.00 ± 2.83 | 52.00 ± 2.83 |" in report
     assert "| 5 | 27.00 ± 2.83 | 32.00 ± 2.83 |" in report
+    # Per family: noise is gaussian_noise alone (baseline seeds 30, 34), weather is fog (40, 44); no blur row.
+    assert "| noise | 32.00 ± 2.83 (n=2) | 37.00 ± 2.83 (n=2) |" in report
+    assert "| weather | 42.00 ± 2.83 (n=2) | 47.00 ± 2.83 (n=2) |" in report and "| blur |" not in report
     png = tmp_path / "out" / "plots" / "corruptions_severity.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

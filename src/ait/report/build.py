@@ -18,6 +18,15 @@ PLOTS = "plots"
 PLOT_PREFIXES = ("curves_", "fig3_", "fig4_", "fig5_", "fig6_", "corruptions_")
 
 
+# The benchmark's four categories (Hendrycks & Dietterich, 2019), by the names in corruptions.json.
+CORRUPTION_FAMILIES: dict[str, tuple[str, ...]] = {
+    "noise": ("gaussian_noise", "shot_noise", "impulse_noise"),
+    "blur": ("defocus_blur", "glass_blur", "motion_blur", "zoom_blur"),
+    "weather": ("snow", "frost", "fog", "brightness"),
+    "digital": ("contrast", "elastic_transform", "pixelate", "jpeg_compression"),
+}
+
+
 def _ait_candidates(groups: list[Group]) -> list[Group]:
     return [g for g in groups if g.strategy == "ait" and len(g.networks) == 1 and g.noise == 0 and g.fraction == 1]
 
@@ -221,6 +230,10 @@ class _Builder:
             "(100 = as robust as it; lower is better).\n\n"
         )
         body += md_table(["Configuration", "Clean top-1", "Corrupted top-1 (mean)", "mCE"], rows) + "\n"
+        families = [(f, members) for f, members in CORRUPTION_FAMILIES.items() if set(members) & set(names)]
+        per_family = [[f] + [g.corruption_stat(family=members).fmt() for g in groups] for f, members in families]
+        body += "\nPer family (top-1, mean over its corruptions and the severities; ± std over seeds):\n\n"
+        body += md_table(["Family"] + [g.label for g in groups], per_family) + "\n"
         per = [[name] + [g.corruption_stat(corruption=name).fmt(with_n=False) for g in groups] for name in names]
         body += "\nPer corruption (top-1, mean over severities):\n\n"
         body += md_table(["Corruption"] + [g.label for g in groups], per) + "\n"

@@ -6,7 +6,7 @@ import hashlib
 import json
 import re
 import statistics
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -235,17 +235,22 @@ class Group:
         return Stat(values)
 
     def corruption_stat(
-        self, corruption: str | None = None, severity: str | None = None, net_key: str = "net0"
+        self,
+        corruption: str | None = None,
+        severity: str | None = None,
+        net_key: str = "net0",
+        family: Sequence[str] | None = None,
     ) -> Stat:
-        """Top-1 under corruption per run, averaged over the corruptions and severities selected
-        (None: all of them), then mean +- std over the runs that have eval/corruptions.json."""
+        """Top-1 under corruption per run, averaged over the corruptions (one, or a ``family`` of
+        them) and severities selected (None: all of them), then mean +- std over the runs that have
+        eval/corruptions.json."""
         values = []
         for run in self.eval_runs("corruptions"):
             table = run.corruptions.get("networks", {}).get(net_key, {})
             cells = [
                 acc
                 for name, by_severity in table.items()
-                if corruption in (None, name)
+                if corruption in (None, name) and (family is None or name in family)
                 for sev, acc in by_severity.items()
                 if severity in (None, str(sev))
             ]
