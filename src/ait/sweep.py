@@ -199,6 +199,13 @@ def name_suffix(grid_point: Mapping[str, str]) -> str:
     return "_".join(parts)
 
 
+def _lock_holder(run_dir: Path) -> str | None:
+    """Who holds the run's lock (a live process), or None."""
+    from ait.engine.lock import lock_holder  # late: the engine imports torch
+
+    return lock_holder(run_dir) if run_dir.is_dir() else None
+
+
 def run_state(config: Config, run_dir: Path) -> tuple[str, str]:
     """(status, reason) of a planned run's directory."""
     if not run_dir.exists():
@@ -438,6 +445,11 @@ def execute_plan(
                 result.over_budget.append(p)
                 log(f"{where} not started, over budget: {p.run_dir} (predicted {predicted:.0f} s, {left:.0f} s left)")
                 continue
+        holder = _lock_holder(p.run_dir)
+        if holder:  # another worker trains it now: say so rather than announce it (the lock decides anyway)
+            result.busy.append(p)
+            log(f"{where} skipped, busy: {p.run_dir} is being trained by {holder}")
+            continue
         log(f"{where} training {p.name} seed {p.seed} -> {p.run_dir}{_resume_note(p, restart_interrupted)}")
         start = time.perf_counter()
         try:
@@ -511,14 +523,12 @@ def _record_failure(
 def run_status(p: PlannedRun) -> str:
     """One word and its detail for ``--status``: done, running (the lock's holder), failed (the last
     line of its error), interrupted, to do, conflict."""
-    from ait.engine.lock import lock_holder  # late: the engine imports torch
-
     status, _ = run_state(p.config, p.run_dir)
     if status == "done":
         return "done"
     if status == "conflict":
         return f"conflict ({p.reason})"
-    holder = lock_holder(p.run_dir) if p.run_dir.is_dir() else None
+    holder = _lock_holder(p.run_dir)
     if holder:
         return f"running ({holder})"
     error = p.run_dir / ERROR_FILE
