@@ -128,3 +128,18 @@ def test_the_sweep_files_of_the_repository_plan(capsys, monkeypatch):
     for path in files:
         assert main(["sweep", str(path.relative_to(REPO)), "--dry-run"]) == 0
         assert capsys.readouterr().out.startswith("sweep: ")
+
+
+def test_a_run_another_worker_trains_is_reported_busy_without_being_announced(tmp_path, capsys):
+    from ait.engine.lock import RunLock
+
+    path = sweep_file(tmp_path)
+    held_dir = tmp_path / "runs" / "tiny_baseline" / "seed1"
+    held_dir.mkdir(parents=True)
+    held = RunLock(held_dir).acquire()
+    try:
+        assert main(["sweep", path, "--set", "train.max_steps_per_epoch=1", "--shard", "1/6"]) == 0  # that run
+    finally:
+        held.release()
+    out = capsys.readouterr().out
+    assert f"skipped, busy: {held_dir} is being trained by pid" in out and "training tiny_baseline seed 1" not in out
