@@ -224,3 +224,11 @@ def test_published_errors_need_every_severity_and_corruption_before_any_work(run
     mine.write_text(json.dumps({"snow": 50.0}))
     with pytest.raises(ait.data.DataError, match="no positive error for fog"):
         run_eval(parse([*argv, "--reference-errors", str(mine)]))
+
+
+def test_constants_for_the_official_files_are_refused(run_dir, tmp_path):
+    from ait.config import ConfigError
+
+    argv = [str(run_dir), "--corruptions-dir", str(tmp_path), "--corruption-constants", "cifar", "--device", "cpu"]
+    with pytest.raises(ConfigError, match="applies to generated corruptions, not to --corruptions-dir"):
+        run_eval(parse(argv))

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ait.config import ConfigError
 from ait.data.errors import DataError
 from ait.evaluate.corruption_eval import (
     check_reference,
@@ -81,6 +82,8 @@ class CorruptionOptions:
         self.names, self.severities = check_selection(self.names, self.severities)
         if self.constants is not None:
             check_constants(self.constants)
+            if self.source is not None:  # the official files carry their own constants
+                raise ConfigError("--corruption-constants applies to generated corruptions, not to --corruptions-dir")
 
 
 @dataclass
