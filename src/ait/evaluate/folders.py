@@ -19,7 +19,6 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -30,6 +29,7 @@ from ait.engine.distributed import DistContext
 from ait.engine.streams import scan_imagefolder_splits
 from ait.evaluate.corruptions import corrupt_image
 from ait.evaluate.testsets import fixed_set_recipe
+from ait.runtime.rundata import RunData
 from ait.views import augment
 
 
@@ -91,19 +91,7 @@ class FolderTestSet:
         self._labels_read = torch.cat(labels)  # a full pass: every image's label as decoded
 
 
-@dataclass
-class FolderRunData:
-    """What :class:`ait.runtime.rundata.RunData` is for arrays: the run's splits as it trained on them."""
-
-    train: ImageFolderIndex
-    test: FolderTestSet
-    mean: tuple[float, ...] = IMAGENET_NORMALIZATION[0]
-    std: tuple[float, ...] = IMAGENET_NORMALIZATION[1]
-    info: dict[str, Any] = field(default_factory=dict)
-    val: None = None  # data.val_fraction is refused for image folders
-
-
-def folder_run_data(config: Config) -> FolderRunData:
+def folder_run_data(config: Config) -> RunData:
     """The training index and the validation set of an image-folder run, after the same limits,
     fraction and removal of undecodable validation files as in training (DataError naming paths);
     the training files are indexed and fingerprinted, not decoded."""
@@ -113,7 +101,8 @@ def folder_run_data(config: Config) -> FolderRunData:
     test = FolderTestSet(
         indexes.val, d.image_size, d.eval_resize, d.workers, d.skip_corrupt, fingerprint.get("test", "")
     )
-    return FolderRunData(indexes.train, test, info=indexes.info)
+    mean, std = IMAGENET_NORMALIZATION
+    return RunData(indexes.train, test, mean, std, indexes.info)  # no validation split: refused for folders
 
 
 def per_image_seed(seed: int, what: str, index: int) -> int:

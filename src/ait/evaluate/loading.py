@@ -25,7 +25,7 @@ from torch import nn
 from ait.config import RESUME_MAY_CHANGE, Config, ConfigError, UnknownModelError, config_differences, load_config
 from ait.engine.checkpoint import CheckpointError, load_checkpoint, networks_from_checkpoint
 from ait.engine.rundir import RunDirError, check_data_unchanged, import_hint
-from ait.evaluate.folders import FolderRunData, folder_run_data
+from ait.evaluate.folders import folder_run_data
 from ait.models import ModelError
 from ait.runtime.precision import Precision, resolve_device, resolve_precision
 from ait.runtime.rundata import RunData, build_data
@@ -45,7 +45,7 @@ class LoadedRun:
     networks: eval mode, on ``precision.device``, channels_last when the precision says so.
     data: the run's train / test sets exactly as training built them (same subsets, same limits):
         arrays, or for image-folder runs the folders' indexes with a streamed test set
-        (:class:`ait.evaluate.folders.FolderRunData`); None when loaded with ``data=False``.
+        (:func:`ait.evaluate.folders.folder_run_data`); None when loaded with ``data=False``.
     summary: summary.json as a dict, or None when the run has not finished.
     normalisation: (mean, std) of the network input; default the data's.
     """
@@ -53,7 +53,7 @@ class LoadedRun:
     run_dir: Path
     config: Config
     networks: list[nn.Module]
-    data: RunData | FolderRunData | None
+    data: RunData | None
     precision: Precision
     summary: dict[str, Any] | None = None
     normalisation: tuple[Sequence[float], Sequence[float]] | None = None
@@ -139,7 +139,7 @@ def load_run(
     return LoadedRun(path, config, networks, run_data, precision, _read_summary(path, state))
 
 
-def evaluation_data(config: Config) -> RunData | FolderRunData:
+def evaluation_data(config: Config) -> RunData:
     """The run's data as training built it: arrays in memory, or an image folder's indexes (whose
     test set :mod:`ait.evaluate.folders` streams from disk)."""
     if config.data.dataset == "imagefolder":

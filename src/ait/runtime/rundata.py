@@ -113,6 +113,9 @@ VALIDATION_SEED_OFFSET = 7919  # the validation draw is not the training fractio
 
 @dataclass
 class RunData:
+    """A run's splits. Arrays in memory; for the evaluation of an image-folder run, the training
+    index and a streamed test set instead (``ait.evaluate.folders.folder_run_data``)."""
+
     train: ImageArrays
     test: ImageArrays
     mean: tuple[float, ...]  # per-channel normalisation of [0, 1] pixels
