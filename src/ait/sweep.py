@@ -538,18 +538,20 @@ def run_status(p: PlannedRun) -> str:
     return "interrupted" if status == "interrupted" else "to do"
 
 
+def _state_word(state: str) -> str:
+    """The state of a ``run_status`` line without its detail: "to do" is two words, the rest one."""
+    return "to do" if state == "to do" else state.split(" ")[0]
+
+
 def status_lines(plan: Sequence[PlannedRun]) -> list[str]:
     """``--status``: one line per run, then the counts."""
     states = [run_status(p) for p in plan]
-    lines = [
-        f"  {state.split(' ')[0]:<11} {p.run_dir}{state[len(state.split(' ')[0]) :]}" for p, state in zip(plan, states)
-    ]
+    lines = [f"  {_state_word(s):<11} {p.run_dir}{s[len(_state_word(s)) :]}" for p, s in zip(plan, states)]
     counts: dict[str, int] = {}
     for state in states:
-        word = state.split(" ")[0]
-        counts[word] = counts.get(word, 0) + 1
-    order = ("done", "running", "failed", "interrupted", "to", "conflict")
-    summary = ", ".join(f"{counts[w]} {'to do' if w == 'to' else w}" for w in order if w in counts)
+        counts[_state_word(state)] = counts.get(_state_word(state), 0) + 1
+    order = ("done", "running", "failed", "interrupted", "to do", "conflict")
+    summary = ", ".join(f"{counts[w]} {w}" for w in order if w in counts)
     return [*lines, f"sweep: {len(plan)} runs: {summary}"]
 
 
