@@ -1,6 +1,8 @@
 """`ait sweep`: grid expansion, unique run directories, skipping finished runs, restarting interrupted ones."""
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 import yaml
@@ -16,6 +18,8 @@ from ait.sweep import (
     split_values,
 )
 from ait_testutils import tiny_config
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def write_config(tmp_path, strategy="ait", name=None, **sections):
@@ -183,3 +187,15 @@ def test_failures_stop_the_sweep_unless_continue_on_error(tmp_path):
     assert [c[1] for c in spy.calls] == [1, 2]  # seed 0 finished in the first attempt
     assert not result.ok and [p.seed for p, _ in result.failures] == [1]
     assert any(line.startswith("  FAILED") and "seed1" in line for line in lines)
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "sweeps").glob("*.yaml")), ids=lambda p: p.name)
+def test_each_committed_sweep_file_plans_without_collisions(path, monkeypatch):
+    from ait.sweep import plan_experiments, read_sweep_file
+
+    monkeypatch.chdir(ROOT)  # the files name configs relative to the repository root
+    experiments, overrides = read_sweep_file(path)
+    plan = plan_experiments(experiments, overrides)
+    assert plan and len({p.run_dir for p in plan}) == len(plan)
+    counted = re.search(r"^# (\d+) runs", path.read_text(), flags=re.M)  # a header that counts them is right
+    assert counted is None or int(counted[1]) == len(plan)

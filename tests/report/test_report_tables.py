@@ -326,3 +326,33 @@ def test_mixed_view_ait_is_compared_with_the_first_views_baseline(tmp_path):
 )
 def test_effect_size_in_pooled_seed_stds(a, b, expected):
     assert effect_size(Stat(a), Stat(b)) == expected
+
+
+def test_validation_column_appears_with_val_fraction_runs_only(tmp_path):
+    import json
+
+    import yaml
+
+    from ait.sweep import run_sweep
+    from ait_testutils import tiny_config
+
+    cfg = tiny_config(tmp_path, "baseline")
+    cfg["data"].update(synthetic_size=128, val_fraction=0.25)
+    cfg["train"].update(epochs=1, checkpoint=False)
+    (tmp_path / "tune.yaml").write_text(yaml.safe_dump(cfg))
+    result = run_sweep(
+        [tmp_path / "tune.yaml"], seeds=[0, 1], grid={"optim.nesterov": ["false", "true"]}, log=[].append
+    )
+    assert result.ok and len(result.trained) == 4
+    rows = table_rows(section(build(tmp_path), "All configurations"))
+    assert len(rows) == 2
+    for p in result.plan[::2]:  # the first seed of each grid point
+        vals = []
+        for q in result.plan:
+            if q.config.optim.nesterov == p.config.optim.nesterov:
+                vals.append(json.loads((q.run_dir / "summary.json").read_text())["networks"][0]["final_val_top1"])
+        row = next(r for r in rows if r[0].endswith(f"optim.nesterov={p.config.optim.nesterov}"))
+        assert row[5] == cell(vals)  # the column after Seeds: Final val top-1
+    plain = tmp_path / "plain"
+    make_run(plain / "runs", "ait", 0, 50.0)
+    assert "val top-1" not in build(plain)

@@ -466,11 +466,14 @@ def table5(groups: list[Group]) -> Section | None:
 
 
 def all_groups_table(groups: list[Group]) -> Section:
+    # With data.val_fraction, the held-out validation top-1: the column to tune a recipe on.
+    with_val = any(g.stat(key, "final_val_top1").values for g in groups for key in g.network_keys)
     rows = []
     for g in groups:
         for key in g.network_keys:
             net = g.runs[0].network(key) or {}
             name = net.get("name", key)
+            val = [g.stat(key, "final_val_top1").fmt()] if with_val else []
             rows.append(
                 [
                     g.label,
@@ -478,29 +481,29 @@ def all_groups_table(groups: list[Group]) -> Section:
                     str(g.epochs),
                     _steps(g),
                     ", ".join(str(s) for s in g.seeds),
+                    *val,
                     g.stat(key).fmt(),
                     g.stat(key, "final_top5").fmt(),
                     g.stat(key, "best_top1").fmt(),
                     g.wall_minutes().fmt(with_n=False),
                 ]
             )
+    val_note = (
+        "Final val top-1: the held-out validation images (data.val_fraction), the number to choose a "
+        "recipe on; the test columns are for reporting the choice, never for making it. "
+        if with_val
+        else ""
+    )
+    headers = ["Configuration", "Network", "Epochs", "Steps", "Seeds", *(["Final val top-1"] if with_val else [])]
     body = (
         "Every configuration found, final-epoch test accuracy (%), mean ± std over seeds. The best-epoch "
         "column is an extra: the epoch is picked on the test set, so it is optimistic; do not quote it as "
-        "the result. Wall time: minutes per run (training and its evaluations, all networks of the run), "
+        "the result. "
+        + val_note
+        + "Wall time: minutes per run (training and its evaluations, all networks of the run), "
         "as the machine gave them; on a shared machine it varies with the load.\n\n"
         + md_table(
-            [
-                "Configuration",
-                "Network",
-                "Epochs",
-                "Steps",
-                "Seeds",
-                "Final top-1",
-                "Final top-5",
-                "Best-epoch top-1 (extra, optimistic)",
-                "Wall time (min/run)",
-            ],
+            [*headers, "Final top-1", "Final top-5", "Best-epoch top-1 (extra, optimistic)", "Wall time (min/run)"],
             rows,
         )
     )
