@@ -44,6 +44,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from ait import models  # noqa: E402
 from ait.config import ConsistencyConfig, OptimConfig  # noqa: E402
 from ait.data import EpochSampler  # noqa: E402
+from ait.engine.graphs import GraphedStep  # noqa: E402
 from ait.engine.optim import build_optimizer  # noqa: E402
 from ait.engine.trainer import BranchTrainer, StepStats  # noqa: E402
 from ait.losses import AiLoss  # noqa: E402
@@ -174,11 +175,13 @@ def ait_step_fn(
     images_per_step: int = IMAGES_PER_STEP,
     num_classes: int = 100,
     forward_wrapper: Callable | None = None,
+    cuda_graphs: bool = False,
 ) -> Callable[[], int]:
     """views = 1: the baseline; views >= 2: AIT with that many "rp" views (or ``recipes``, one name
     per view), images_per_step / views samples. The optimiser is the one runs use (fused SGD);
     guard=False leaves out the non-finite guard. forward_wrapper: applied to the network's
-    ``forward_all`` as ``train.compile`` applies torch.compile (benchmarks/gpu.py)."""
+    ``forward_all`` as ``train.compile`` applies torch.compile (benchmarks/gpu.py). cuda_graphs:
+    the step captured in a CUDA graph and replayed, as ``train.cuda_graphs`` runs it."""
     dev = torch.device(device)
     prec = resolve_precision(dev, precision, None if precision == "auto" else False)
     model = models.create(model_name, num_classes).to(dev)
@@ -201,6 +204,7 @@ def ait_step_fn(
     targets = torch.from_numpy(labels).to(dev)
     sampler = EpochSampler(len(data), images_per_step // views, seed=0)
     gen = torch.Generator(device=dev)
+    take_step = GraphedStep(trainer) if cuda_graphs else trainer.step
     state = {"epoch": 0, "batches": iter(sampler.batches(0)), "step": 0}
 
     def next_indices() -> torch.Tensor:
@@ -215,7 +219,7 @@ def ait_step_fn(
         idx = next_indices().to(dev)
         gen.manual_seed(state["step"])
         state["step"] += 1
-        trainer.step(data[idx], targets[idx], [opt], generator=gen)
+        take_step(data[idx], targets[idx], [opt], generator=gen)
         return len(idx) * views
 
     def pipeline_only() -> int:  # sampling + views, no network: the input pipeline's share

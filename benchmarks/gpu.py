@@ -9,9 +9,11 @@ Rows, in order of importance (a row that no longer fits in --budget-s is recorde
 1. ResNet-32 (CIFAR, 32x32), AIT with two "rp" views and the baseline, 128 images per network per
    step (the paper's), eager: ait's real training step (bench_train.ait_step_fn: BranchTrainer with
    the fused SGD, the non-finite guard, views made on the device);
+   and the same steps captured in a CUDA graph and replayed, as ``train.cuda_graphs`` runs them
+   (ait.engine.graphs: three eager warm-up steps, then one replay per step);
 2. the same AIT step with ``torch.compile`` on the forward pass, as ``train.compile`` does it (in a
    child process under a timeout; its cold compile time is reported apart);
-3. ResNet-32 at 512, ResNet-20 at 128 and 512, AIT and baseline, eager;
+3. ResNet-32 at 512, ResNet-20 at 128 and 512, AIT and baseline, eager and graph-captured;
 4. ResNet-20 AIT at 128 in 2 and 4 processes on the one GPU at once (aggregate images/s; no MPS);
 5. ResNet-50 (the zoo's ImageNet model) at 224x224 from uint8 data on the device, AIT (two "rrc"
    views made on the device) and baseline, 256 images per step;
@@ -32,7 +34,7 @@ A row that fails records its error and the run goes on. JSON (gpu_bench.json) an
 table (gpu_bench.md) are rewritten into --out after every group, so a run cut short keeps what it
 measured. --only / --skip take words matched against a row's group, model, strategy or mode
 (groups: resnet32-128, compile, cifar, procs, resnet50, wrn16_4, loader, compile-ro; modes: eager,
-compile, compile-ro, loader), e.g. ``--only resnet20`` or ``--skip procs compile``.
+graph, compile, compile-ro, loader), e.g. ``--only resnet20`` or ``--skip procs compile``.
 """
 
 from __future__ import annotations
@@ -132,7 +134,7 @@ def make_sizes(smoke: bool, device: str) -> Sizes:
             loader_epochs=1,
             loader_repeats=2,
             matmul_n=4096 if cuda else 1024,
-            est={"eager": 3, "resnet50": 6, "compile": 25, "compile-ro": 40, "procs": 20, "loader": 10},
+            est={"eager": 3, "graph": 3, "resnet50": 6, "compile": 25, "compile-ro": 40, "procs": 20, "loader": 10},
         )
     return Sizes(
         smoke=False,
@@ -155,7 +157,7 @@ def make_sizes(smoke: bool, device: str) -> Sizes:
         loader_epochs=2,
         loader_repeats=3,
         matmul_n=8192 if cuda else 2048,
-        est={"eager": 7, "resnet50": 12, "compile": 100, "compile-ro": 120, "procs": 25, "loader": 35},
+        est={"eager": 7, "graph": 7, "resnet50": 12, "compile": 100, "compile-ro": 120, "procs": 25, "loader": 35},
     )
 
 
@@ -170,7 +172,7 @@ class Row:
     model: str
     strategy: str  # "ait" (two views), "baseline" (one view) or "loader"
     batch: int  # images per network per step (the loader: samples per batch)
-    mode: str  # "eager", "compile", "compile-ro" or "loader"
+    mode: str  # "eager", "graph" (train.cuda_graphs), "compile", "compile-ro" or "loader"
     image_size: int = 32
     processes: int = 1
     workers: int | None = None
@@ -210,13 +212,26 @@ def plan(sz: Sizes) -> list[tuple[str, str, list[Row]]]:
         return Row(group, model, strategy, batch, mode, est_s=est[mode], **kw)
 
     groups = [
-        ("resnet32-128", "steps", [cifar("resnet32", s, small, group="resnet32-128") for s in ("ait", "baseline")]),
+        (
+            "resnet32-128",
+            "steps",
+            [
+                cifar("resnet32", s, small, m, group="resnet32-128")
+                for m in ("eager", "graph")
+                for s in ("ait", "baseline")
+            ],
+        ),
         ("compile", "child", [cifar("resnet32", "ait", small, "compile", group="compile")]),
         (
             "cifar",
             "steps",
-            [cifar("resnet32", s, large) for s in ("ait", "baseline")]
-            + [cifar("resnet20", s, b) for b in (small, large) for s in ("ait", "baseline")],
+            [cifar("resnet32", s, large, m) for m in ("eager", "graph") for s in ("ait", "baseline")]
+            + [
+                cifar("resnet20", s, b, m)
+                for b in (small, large)
+                for m in ("eager", "graph")
+                for s in ("ait", "baseline")
+            ],
         ),
         (
             "procs",
@@ -311,7 +326,7 @@ class Context:
         return self._data[key]
 
     def compile_wrapper(self, mode: str) -> Callable | None:
-        if mode == "eager":
+        if mode in ("eager", "graph"):
             return None
         kwargs = {"backend": self.args.compile_backend}
         if mode == "compile-ro":
@@ -335,6 +350,7 @@ def build_step(ctx: Context, row: Row) -> Callable[[], int]:
         images_per_step=row.batch,
         num_classes=100 if row.image_size == 32 else 1000,
         forward_wrapper=ctx.compile_wrapper(row.mode),
+        cuda_graphs=row.mode == "graph",
     )
 
 
@@ -419,6 +435,9 @@ def run_steps_group(ctx: Context, rows: list[Row], budget: Budget) -> None:
     live: list[Live] = []
     planned = 0.0  # rows are prepared first and timed together: each must fit with those before it
     for row in rows:
+        if row.mode == "graph" and not ctx.cuda:
+            skip(row, "CUDA graphs: CUDA only")
+            continue
         if not budget.fits(planned + row.est_s):
             skip(row, budget.short_of(planned + row.est_s))
             continue

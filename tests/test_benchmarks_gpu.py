@@ -66,6 +66,9 @@ def test_smoke_run_of_the_selected_rows(tmp_path):
     assert doc["matmul"]["flop_per_s"] > 0 and doc["meta"]["device"] == "cpu"
     for row in doc["rows"]:
         assert FIELDS <= set(row)
-        chosen = row["model"] == "resnet20" and row["processes"] == 1
+        chosen = row["model"] == "resnet20" and row["processes"] == 1 and row["mode"] == "eager"
         assert row["status"] == ("ok" if chosen else "skipped"), row
+        if row["mode"] == "graph" and row["model"] == "resnet20":  # captured steps: measured on a GPU only
+            assert row["note"] == "CUDA graphs: CUDA only"
     assert sum(r["status"] == "ok" for r in doc["rows"]) == 4  # ResNet-20, AIT and baseline, two batch sizes
+    assert sum(r["mode"] == "graph" and r["model"] == "resnet20" for r in doc["rows"]) == 4  # each also captured

@@ -194,6 +194,7 @@ class TrainConfig:
     device: str = "auto"  # "auto" (cuda if available, else cpu), "cpu", "cuda", "cuda:1"
     num_threads: int | None = ranged(None, 1, 1024)  # torch CPU threads; None = torch's default
     compile: bool = False  # torch.compile the training forward passes (GPUs; it did not help on CPUs)
+    cuda_graphs: bool = False  # capture the whole step once in a CUDA graph and replay it (one CUDA device)
     max_steps_per_epoch: int | None = ranged(None, 1)  # cut epochs short (smoke tests)
     progress: str = "auto"  # "bar", "plain" (one line per epoch, for logs), "none", "auto"
     checkpoint: bool = True  # save the whole training state at the end of each epoch
@@ -366,6 +367,12 @@ def _check_training(c: ConsistencyConfig, o: OptimConfig, t: TrainConfig, s: Str
         except ValueError as err:
             raise ConfigError(f"train.loggers[{i}]: {err}") from None
     _choice("train.progress", t.progress, ("auto", "bar", "plain", "none"))
+    _check(
+        "train.cuda_graphs",
+        not (t.cuda_graphs and t.compile),
+        "false with train.compile (a graph captures the eager step; compile's own is mode reduce-overhead)",
+        t.cuda_graphs,
+    )
     _check("train.device", re.fullmatch(DEVICE_PATTERN, t.device) is not None, DEVICE_TEXT, t.device)
 
 
@@ -648,6 +655,7 @@ RESUME_MAY_CHANGE = (
     "data.workers",
     "train.progress",
     "train.num_threads",
+    "train.cuda_graphs",  # the same step, captured and replayed (ait.engine.graphs)
     "train.eval_batch_size",
     "train.checkpoint_every_steps",
     "train.max_nonfinite_skips",

@@ -56,6 +56,7 @@ from ait.config import (
 )
 from ait.engine import distributed, loggers
 from ait.engine.checkpoint import load_checkpoint, save_checkpoint
+from ait.engine.graphs import GraphedStep, check_cuda_graphs
 from ait.engine.lock import RunLock, RunLocked
 from ait.engine.optim import build_optimizer, build_scheduler
 from ait.engine.progress import Progress
@@ -180,6 +181,7 @@ def _train(cfg: Config, ctx, run_path: Path, opening: Opening, resources: ExitSt
     if cfg.train.num_threads:
         torch.set_num_threads(cfg.train.num_threads)
     device = resolve_device(distributed.device_for(ctx, cfg.train.device))
+    check_cuda_graphs(cfg, device, ctx.world_size)
     precision = resolve_precision(device, cfg.train.precision, cfg.train.channels_last)
     # In-memory arrays on the device, or an image folder streamed by loader workers (ait.engine.streams);
     # fails on bad data before anything is written.
@@ -329,6 +331,8 @@ class RunLoop:
         self.state = TrainingState(cfg, networks, optimizers, schedulers, Position(), precision.device)
         self.state.position.epoch_lr = self.state.lr
         self.generator = torch.Generator(device=precision.device)  # the trainer's views (in-memory data)
+        # train.cuda_graphs: the same step, captured once and replayed (ait.engine.graphs)
+        self.take_step = GraphedStep(trainer) if t.cuda_graphs else trainer.step
         self.history: list[dict[str, Any]] = []
         self.callbacks: Callback = Callbacks([])  # the loggers (train() sets them on rank 0)
         self._logged_at = 0.0  # when the loggers were last given per-step scalars
@@ -439,7 +443,7 @@ class RunLoop:
         self.generator.manual_seed(step_seed(self.cfg.seed, epoch, step))
         state = self.state
         try:
-            return self.trainer.step(
+            return self.take_step(
                 batch.images, batch.labels, state.optimizers, state.schedulers, self.generator, batch.shard, grad_norm
             )
         except NonFiniteWeightsError as err:

@@ -88,15 +88,15 @@ class TrainingState:
     @property
     def lr(self) -> float:
         """The learning rate the next step uses (of network 0)."""
-        return self.optimizers[0].param_groups[0]["lr"]
+        return float(self.optimizers[0].param_groups[0]["lr"])  # a tensor under train.cuda_graphs
 
     def state_dict(self) -> dict[str, Any]:
         """The checkpoint's content: tensors and plain data only, RNG states captured now."""
         return {
             "config": self.config.to_dict(),
             "networks": [net.state_dict() for net in self.networks],
-            "optimizers": [opt.state_dict() for opt in self.optimizers],
-            "schedulers": [sched.state_dict() for sched in self.schedulers],
+            "optimizers": [_float_lr(opt.state_dict(), "param_groups") for opt in self.optimizers],
+            "schedulers": [_float_lr(sched.state_dict(), "_last_lr") for sched in self.schedulers],
             "position": self.position.to_state(),
             "rng": capture_rng(),
         }
@@ -111,3 +111,15 @@ class TrainingState:
             sched.load_state_dict(saved)
         restore_rng(state["rng"])
         self.position = Position.from_state(state["position"], self.device)
+
+
+def _float_lr(state: dict[str, Any], key: str) -> dict[str, Any]:
+    """``state`` with the learning rates under ``key`` as floats: a captured step keeps them as
+    device tensors (:func:`ait.engine.graphs.lr_on_device`), a checkpoint holds plain numbers, so
+    it resumes alike with or without CUDA graphs."""
+    if key == "param_groups":
+        groups = [{**g, "lr": float(g["lr"])} for g in state["param_groups"]]
+        return {**state, "param_groups": groups}
+    if key in state:
+        return {**state, key: [float(v) for v in state[key]]}
+    return state

@@ -244,9 +244,12 @@ class BranchTrainer:
         generator: torch.Generator | None = None,
         shard: slice | None = None,
         grad_norm: bool = False,
+        grads_to_none: bool = True,
     ) -> StepStats:
         """One optimisation step of every network (arguments as :meth:`loss`); every schedule steps.
         grad_norm: also measure each network's gradient norm (on the device; for the loggers).
+        grads_to_none: drop the gradients before the step (else zero them in place, keeping the
+        tensors a captured CUDA graph writes into).
 
         The guard: a flag computed on the device (fused reductions over each network's gradients
         and BatchNorm statistics, and the loss) masks the update (:func:`ait.engine.optim.masked_step`), so a step
@@ -254,10 +257,29 @@ class BranchTrainer:
         The host then reads the flag (:meth:`raise_if_nonfinite`: the one sync of a step) and
         raises NonFiniteLossError naming what was not finite.
         """
+        for opt in optimizers:
+            opt.zero_grad(set_to_none=grads_to_none)
+        stats = self.device_step(images, labels, optimizers, generator, shard, grad_norm)
+        for sched in schedulers:
+            sched.step()
+        if self.guard:
+            self.raise_if_nonfinite(stats)
+        return stats
+
+    def device_step(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        optimizers: Sequence[torch.optim.Optimizer],
+        generator: torch.Generator | None = None,
+        shard: slice | None = None,
+        grad_norm: bool = False,
+    ) -> StepStats:
+        """The device work of :meth:`step`, without a host sync: forwards, backward, the guard's
+        flags and the (masked) update, into gradients that were zeroed or set to None before. What
+        a CUDA graph captures (:mod:`ait.engine.graphs`)."""
         for net in self.networks:
             net.train()
-        for opt in optimizers:
-            opt.zero_grad(set_to_none=True)
         if self.guard:
             self.save_buffers()
         total, stats = self.loss(images, labels, generator, shard)
@@ -271,11 +293,8 @@ class BranchTrainer:
                 masked_step(opt, skip)
             else:
                 opt.step()
-        for sched in schedulers:
-            sched.step()
         if self.guard:
             stats.weights_finite = self.weights_finite()
-            self.raise_if_nonfinite(stats)
         return stats
 
     # The guard's parts, each on the device (benchmarks/bench_train.py --guard-only times them alone).
