@@ -278,8 +278,15 @@ def _matplotlib_available() -> bool:
     return True
 
 
-def build_report(run_dirs: Iterable[str | Path], out_dir: str | Path, log: Callable[[str], None] | None = None) -> Path:
+def build_report(
+    run_dirs: Iterable[str | Path],
+    out_dir: str | Path,
+    log: Callable[[str], None] | None = None,
+    pool_devices: bool = False,
+) -> Path:
     """Write ``out_dir/report.md`` (and ``out_dir/plots/*.png``) from the runs under ``run_dirs``.
+    pool_devices: seeds of one configuration run on different machines count as one group
+    (:func:`ait.report.groups.group_runs`).
 
     Each path may be a run directory or a parent of run directories (searched recursively for
     summary.json). A run directory whose summary.json or config.yaml is malformed is skipped: the
@@ -299,10 +306,10 @@ def build_report(run_dirs: Iterable[str | Path], out_dir: str | Path, log: Calla
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     _remove_stale_plots(out / PLOTS)
-    groups = group_runs(runs)
+    groups = group_runs(runs, pool_devices)
     plots_ok = _matplotlib_available()
     b = _Builder(groups, out, plots_ok)
-    text = [_intro(paths, runs, groups, skipped, out)]
+    text = [_intro(paths, runs, groups, skipped, out, pool_devices)]
     text += [s.markdown() for s in _sections(groups, b)]
     text.append(_missing(b.missing, runs, groups, skipped, incomplete, plots_ok))
     report = out / "report.md"
@@ -361,7 +368,7 @@ def _sections(groups: list[Group], b: _Builder) -> list[Section]:
     return sections
 
 
-def _intro(paths, runs, groups, skipped, out: Path) -> str:
+def _intro(paths, runs, groups, skipped, out: Path, pool_devices: bool = False) -> str:
     where = ", ".join(f"`{display_path(Path(p))}`" for p in paths)
     lines = [
         "# AIT report",
@@ -378,6 +385,12 @@ def _intro(paths, runs, groups, skipped, out: Path) -> str:
         "so an AIT epoch has V times the steps. Each comparison row says whether it compares **equal epochs** "
         'or **equal steps** ("baseline, same steps as AIT").',
     ]
+    if pool_devices:
+        lines.append(
+            "- Pooled across machines (--pool-devices): runs that differ only in train.device and where their "
+            'data files lie, with the same data fingerprint (env.json), are one configuration; "pooled: cpu 2, '
+            'cuda 1" in a label counts the seeds each device gave.'
+        )
     if skipped:
         lines += ["", f"**{len(skipped)} run directories were skipped** (malformed files): see the last section."]
     repeats = sum(len(g.repeats) for g in groups)

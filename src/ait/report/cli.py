@@ -17,6 +17,12 @@ def add_report_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", help="where report.md and plots/ are written")
     p.add_argument("--csv", metavar="DIR", help="write DIR/results.csv: every number, one row per run and metric")
     p.add_argument("--json", metavar="DIR", help="write DIR/results.json: the same rows as JSON records")
+    p.add_argument(
+        "--pool-devices",
+        action="store_true",
+        help="pool the seeds of runs that differ only in where they ran (train.device, the data files' "
+        "location; the data's fingerprint must match), the devices named",
+    )
     p.set_defaults(handler=run_report_command)
     return p
 
@@ -30,7 +36,7 @@ def run_report_command(args: argparse.Namespace) -> int:
     if not (args.out or args.csv or args.json):
         raise ReportError("say where to write: --out DIR (report.md), --csv DIR or --json DIR")
     if args.out:
-        print(build_report(args.run_dirs, args.out))
+        print(build_report(args.run_dirs, args.out, pool_devices=args.pool_devices))
     for path in build_tables(args.run_dirs, args.csv, args.json):
         print(path)
     return 0

@@ -19,6 +19,9 @@ from ait.report.records import RunRecord
 # only here (and in seed/name) are repeats of one configuration. RESUME_MAY_CHANGE is the engine's
 # own list of such keys (out_dir, progress, threads, ...).
 IGNORED_KEYS = ("seed", "name", "data.root", "data.download", "train.checkpoint", *RESUME_MAY_CHANGE)
+# With pool_devices: the keys that say where a run ran (its device, where its data files lie), left
+# out of the grouping; the data is matched by its fingerprint (env.json) instead of its paths.
+MACHINE_KEYS = ("train.device", "data.root", "data.train_file", "data.test_file")
 # Keys a baseline and an AIT run may differ in and still be "the same experiment otherwise".
 COMPARISON_FREE_KEYS = ("strategy.name", "strategy.views", "consistency", "train.epochs", "train.eval_every")
 DEFAULT_LAYER, DEFAULT_METRIC = "logits", "kl"
@@ -84,6 +87,22 @@ def group_key(config: dict[str, Any]) -> str:
     """A stable id of a configuration: the resolved config minus its ignored keys, hashed."""
     text = json.dumps(_without(config, ignored_keys(config)), sort_keys=True)
     return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def pooled_key(run: RunRecord) -> str:
+    """:func:`group_key` without the machine's keys (MACHINE_KEYS), the data named by the fingerprint
+    its run recorded; a run without one keeps its paths (equal data cannot be shown)."""
+    fingerprint = ((run.env or {}).get("fingerprints") or {}).get("data")
+    if not fingerprint:
+        return group_key(run.config)
+    config = _without(run.config, (*ignored_keys(run.config), *MACHINE_KEYS))
+    text = json.dumps({"config": config, "data": fingerprint}, sort_keys=True)
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def device_of(run: RunRecord) -> str:
+    """ "cpu", "cuda", ...: the kind of device a run trained on (summary.json), "?" if unrecorded."""
+    return str(run.summary.get("device") or "?").split(":")[0]
 
 
 def dataset_label(config: dict[str, Any]) -> str:
@@ -321,11 +340,13 @@ def base_label(config: dict[str, Any]) -> str:
     return " · ".join(parts)
 
 
-def group_runs(runs: list[RunRecord]) -> list[Group]:
-    """Group runs by configuration; each group gets a readable, unique label."""
+def group_runs(runs: list[RunRecord], pool_devices: bool = False) -> list[Group]:
+    """Group runs by configuration; each group gets a readable, unique label. pool_devices: runs
+    that differ only in where they ran (:func:`pooled_key`) are one configuration, their devices
+    named in the label when they differ."""
     by_key: dict[str, list[RunRecord]] = {}
     for run in runs:
-        by_key.setdefault(group_key(run.config), []).append(run)
+        by_key.setdefault(pooled_key(run) if pool_devices else group_key(run.config), []).append(run)
     groups = []
     for key, rs in by_key.items():
         kept: dict[int, RunRecord] = {}
@@ -338,6 +359,10 @@ def group_runs(runs: list[RunRecord]) -> list[Group]:
         groups.append(Group(key, list(kept.values()), repeats=repeats))
     for g in groups:
         g.label = base_label(g.config)
+        devices = sorted({device_of(r) for r in g.runs})
+        if pool_devices and len(devices) > 1:
+            counts = ", ".join(f"{d} {sum(device_of(r) == d for r in g.runs)}" for d in devices)
+            g.label += f" · pooled: {counts}"
     # Same label, different configs: name the keys that tell them apart.
     by_label: dict[str, list[Group]] = {}
     for g in groups:
@@ -345,7 +370,8 @@ def group_runs(runs: list[RunRecord]) -> list[Group]:
     for same in by_label.values():
         if len(same) < 2:
             continue
-        flats = [flatten(_without(g.config, ignored_keys(g.config))) for g in same]
+        hidden = MACHINE_KEYS if pool_devices else ()
+        flats = [flatten(_without(g.config, (*ignored_keys(g.config), *hidden))) for g in same]
         keys = sorted({k for f in flats for k in f if any(f.get(k) != o.get(k) for o in flats)})
         for g, f in zip(same, flats):
             g.label += " · " + ", ".join(f"{k}={f.get(k)}" for k in keys)

@@ -31,6 +31,7 @@ class RunRecord:
     variation: dict[str, Any] | None = None
     tsne: dict[str, Any] | None = None
     corruptions: dict[str, Any] | None = None
+    env: dict[str, Any] | None = None  # env.json: the machine, the data's fingerprint
     notes: list[str] = field(default_factory=list)  # problems with optional files
 
     @property
@@ -136,6 +137,13 @@ def load_run(path: str | Path) -> RunRecord:
             except json.JSONDecodeError:
                 record.notes.append(f"{metrics_path}: line {i} is not valid JSON; curve cut there")
                 break
+    env_path = path / "env.json"
+    if env_path.is_file():
+        try:
+            env = _read_json(env_path)
+            record.env = env if isinstance(env, dict) else None
+        except ValueError as err:
+            record.notes.append(f"{err}; ignored")
     for name in ("transfer", "variation", "tsne", "corruptions"):
         eval_path = path / "eval" / f"{name}.json"
         if eval_path.is_file():
