@@ -42,3 +42,33 @@ def test_the_report_shows_the_interval_of_each_comparison(tmp_path):
     text = (tmp_path / "report" / "report.md").read_text()
     expected = difference_interval(Stat(BASE[:3], seeds=[0, 1, 2]), Stat(AIT[:3], seeds=[0, 1, 2])).fmt()
     assert "Δ 95% CI" in text and expected in text and "paired over seeds" in text
+
+
+def test_ait_interval_gives_the_reports_interval_from_quoted_numbers(capsys):
+    import statistics
+
+    assert main(["interval", "paired", ",".join(map(str, BASE)), ",".join(map(str, AIT))]) == 0
+    paired = stats.ttest_rel(AIT, BASE).confidence_interval(0.95)
+    assert (
+        capsys.readouterr().out.strip()
+        == f"{sum(AIT) / 4 - sum(BASE) / 4:+.2f} [{paired.low:+.2f}, {paired.high:+.2f}] paired"
+    )
+    quoted = [f"{statistics.fmean(v)}±{statistics.stdev(v)}/{len(v)}" for v in (BASE, AIT[:3])]
+    assert main(["interval", "welch", *quoted]) == 0
+    from_values = difference_interval(Stat(BASE), Stat(AIT[:3]))
+    assert capsys.readouterr().out.strip() == from_values.fmt()
+
+
+@pytest.mark.parametrize(
+    "args, named",
+    [
+        (["paired", "1,2,3", "1,2"], "same length"),
+        (["paired", "1,x", "1,2"], "'1,x': expected numbers"),
+        (["welch", "41.4/3", "1±2/3"], "'41.4/3': expected MEAN±STD/N"),
+        (["welch", "41.4±1/1", "1±2/3"], "N >= 2"),
+    ],
+)
+def test_ait_interval_refuses_bad_numbers_naming_them(args, named, capsys):
+    assert main(["interval", *args]) == 2
+    err = capsys.readouterr().err
+    assert named in err and len(err.strip().splitlines()) == 1

@@ -40,3 +40,29 @@ def run_report_command(args: argparse.Namespace) -> int:
     for path in build_tables(args.run_dirs, args.csv, args.json):
         print(path)
     return 0
+
+
+def add_interval_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "interval",
+        help="the 95%% confidence interval of a difference quoted in a document (paired or Welch)",
+        description="The interval ait report gives, from numbers alone: B - A with its 95%% interval. "
+        "paired: per-seed values of both groups in seed order (V1,V2,...); welch: each group's MEAN±STD/N.",
+    )
+    p.add_argument("test", choices=("paired", "welch"))
+    p.add_argument("a", metavar="A", help="group A: V1,V2,... (paired) or MEAN±STD/N (welch; +- works too)")
+    p.add_argument("b", metavar="B", help="group B, the same way; the interval is of B - A")
+    p.set_defaults(handler=run_interval_command)
+    return p
+
+
+def run_interval_command(args: argparse.Namespace) -> int:
+    """Print ``"+3.35 [+2.80, +3.89] paired"``; bad numbers are a ReportError (exit status 2)."""
+    from ait.report.records import ReportError
+    from ait.report.stats import quoted_interval
+
+    try:
+        print(quoted_interval(args.test, args.a, args.b).fmt())
+    except ValueError as err:
+        raise ReportError(str(err)) from None
+    return 0

@@ -14,6 +14,7 @@ groups get Welch's t interval (unequal variances). With fewer than two runs a si
 from __future__ import annotations
 
 import math
+import re
 import statistics
 from dataclasses import dataclass
 
@@ -57,11 +58,17 @@ def difference_interval(a: Stat, b: Stat) -> Interval | None:
         return Interval(mean, mean - half, mean + half, "paired")
     if a.n < 2 or b.n < 2:
         return None
-    va, vb = statistics.variance(a.values) / a.n, statistics.variance(b.values) / b.n
-    mean = b.mean - a.mean
+    return welch_interval(a.mean, a.std, a.n, b.mean, b.std, b.n)
+
+
+def welch_interval(mean_a: float, std_a: float, n_a: int, mean_b: float, std_b: float, n_b: int) -> Interval:
+    """Welch's t interval of mean_b - mean_a from each group's mean, sample std and size (n >= 2):
+    what a table of "mean ± std (n)" still gives when its runs are gone."""
+    va, vb = std_a**2 / n_a, std_b**2 / n_b
+    mean = mean_b - mean_a
     if va + vb == 0:
         return Interval(mean, mean, mean, "Welch")
-    dof = (va + vb) ** 2 / (va**2 / (a.n - 1) + vb**2 / (b.n - 1))
+    dof = (va + vb) ** 2 / (va**2 / (n_a - 1) + vb**2 / (n_b - 1))
     half = _t(dof) * math.sqrt(va + vb)
     return Interval(mean, mean - half, mean + half, "Welch")
 
@@ -73,3 +80,34 @@ def interval_text(a: Stat, b: Stat, with_difference: bool = True) -> str:
     if found is None:
         return "–"
     return found.fmt() if with_difference else found.bounds()
+
+
+def quoted_interval(test: str, a: str, b: str) -> Interval:
+    """The interval of B - A for numbers quoted in a document whose run directories are gone
+    (``ait interval``): ``test`` "paired" with per-seed values "V1,V2,..." in seed order, or "welch"
+    with "MEAN±STD/N" (or ``+-``). ValueError naming the text that does not parse."""
+    if test == "paired":
+        va, vb = _values(a), _values(b)
+        if len(va) != len(vb) or len(va) < 2:
+            raise ValueError(f"paired: expected two lists of the same length >= 2, got {len(va)} and {len(vb)} values")
+        return difference_interval(Stat(va, list(range(len(va)))), Stat(vb, list(range(len(vb)))))
+    if test == "welch":
+        return welch_interval(*_summary(a), *_summary(b))
+    raise ValueError(f"test {test!r}: expected paired or welch")
+
+
+def _values(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise ValueError(f"{text!r}: expected numbers separated by commas, e.g. 80.07,79.18,80.44") from None
+
+
+def _summary(text: str) -> tuple[float, float, int]:
+    match = re.fullmatch(r"\s*([-+]?[\d.]+)\s*(?:±|\+-)\s*([\d.]+)\s*/\s*(\d+)\s*", text)
+    if not match or int(match[3]) < 2:
+        raise ValueError(f"{text!r}: expected MEAN±STD/N with N >= 2, e.g. 41.40±0.40/3")
+    try:
+        return float(match[1]), float(match[2]), int(match[3])
+    except ValueError:
+        raise ValueError(f"{text!r}: expected MEAN±STD/N with N >= 2, e.g. 41.40±0.40/3") from None
