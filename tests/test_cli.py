@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import yaml
 
@@ -58,3 +59,11 @@ def test_python_dash_m_entry_point(tmp_path):
         [sys.executable, "-m", "ait", "config", str(tmp_path / "missing.yaml")], capture_output=True, text=True
     )
     assert result.returncode == 2 and "missing.yaml" in result.stderr
+
+
+def test_output_cut_short_by_a_closed_pipe_ends_quietly():
+    root = Path(__file__).resolve().parent.parent
+    seeds = " ".join(map(str, range(400)))
+    cmd = f"{sys.executable} -m ait sweep configs/smoke/synthetic_resnet20_ait.yaml --seeds {seeds} --dry-run | head -1"
+    done = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, cwd=root)
+    assert done.stdout.startswith("sweep: 400 runs") and "Traceback" not in done.stderr, done.stderr

@@ -24,6 +24,7 @@ default); anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -112,7 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_handler(build_parser().parse_args(argv))
+    try:
+        return run_handler(build_parser().parse_args(argv))
+    except BrokenPipeError:  # `ait sweep ... --dry-run | head`: the reader has gone; no traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's own recipe for stdout at exit
+        return 128 + 13  # the shell's status for SIGPIPE
 
 
 def run_handler(args: argparse.Namespace) -> int:
