@@ -60,6 +60,8 @@ from dataclasses import dataclass, fields
 import torch
 from torch.nn import functional as F
 
+from ait.views.constants import device_constant
+
 # Recipes made by a data loader from the decoded files, not by :func:`augment` on a batch.
 LOADER_RECIPES = ("rrc",)
 
@@ -290,7 +292,7 @@ def resized_crop_boxes(n: int, h: int, w: int, generator, device) -> torch.Tenso
         if RRC_RATIO[0] <= ratio <= RRC_RATIO[1]
         else ((round(w / RRC_RATIO[0]), w) if ratio < RRC_RATIO[0] else (h, round(h * RRC_RATIO[1])))
     )
-    fallback = torch.tensor([(h - fh) // 2, (w - fw) // 2, fh, fw], dtype=boxes.dtype, device=device)
+    fallback = device_constant(((h - fh) // 2, (w - fw) // 2, fh, fw), torch.device(device), boxes.dtype)
     return torch.where(fits.any(dim=0)[:, None], boxes, fallback).long()
 
 
@@ -356,7 +358,7 @@ def _rgb_to_hsv(x: torch.Tensor) -> torch.Tensor:
 def _hsv_to_rgb(x: torch.Tensor) -> torch.Tensor:
     """(N, 3, H, W) HSV (h in [0, 1)) -> RGB, via channel_n = v - v s clamp(min(k, 4 - k), 0, 1)."""
     h, s, v = x[:, 0:1], x[:, 1:2], x[:, 2:3]
-    n = torch.tensor([5.0, 3.0, 1.0], device=x.device, dtype=x.dtype)[None, :, None, None]
+    n = device_constant((5.0, 3.0, 1.0), x.device, x.dtype)[None, :, None, None]
     k = torch.remainder(n + 6.0 * h, 6.0)  # (N, 3, H, W)
     return v - v * s * torch.minimum(k, 4.0 - k).clamp(0.0, 1.0)
 

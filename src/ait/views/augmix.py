@@ -22,6 +22,8 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
+from ait.views.constants import device_constant
+
 WIDTH, MAX_DEPTH = 3, 3
 
 
@@ -81,9 +83,11 @@ def affine(x: torch.Tensor, matrices: torch.Tensor) -> torch.Tensor:
     """PIL's Image.transform(AFFINE, BILINEAR) per sample: ``matrices`` (N, 2, 3) map output pixel
     coordinates to input ones (pixel centres at i + 0.5); outside the image is black; rounded."""
     n, _, h, w = x.shape
-    to_norm = torch.tensor([[2.0 / w, 0.0, -1.0], [0.0, 2.0 / h, -1.0], [0.0, 0.0, 1.0]], device=x.device)
-    from_norm = torch.linalg.inv(to_norm)
-    full = torch.cat([matrices, torch.tensor([0.0, 0.0, 1.0], device=x.device).expand(n, 1, 3)], dim=1)
+    # pixel coordinates <-> affine_grid's [-1, 1], and the inverse in closed form (linalg.inv would
+    # check for a singular matrix on the host, which a captured CUDA graph cannot)
+    to_norm = device_constant(((2.0 / w, 0.0, -1.0), (0.0, 2.0 / h, -1.0), (0.0, 0.0, 1.0)), x.device)
+    from_norm = device_constant(((w / 2.0, 0.0, w / 2.0), (0.0, h / 2.0, h / 2.0), (0.0, 0.0, 1.0)), x.device)
+    full = torch.cat([matrices, device_constant((0.0, 0.0, 1.0), x.device).expand(n, 1, 3)], dim=1)
     theta = (to_norm @ full @ from_norm)[:, :2]  # normalised output -> normalised input
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False).round()
