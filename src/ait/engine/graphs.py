@@ -22,6 +22,7 @@ step, and in-place updates (the guard's restore of BatchNorm statistics) are saf
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import fields, replace
 
@@ -42,12 +43,15 @@ class GraphedStep:
     """
 
     def __init__(self, trainer: BranchTrainer, warmup_steps: int = WARMUP_STEPS):
+        if warmup_steps < 1:  # the eager steps make what the capture may not (constants, lazy state)
+            raise ValueError(f"warmup_steps: expected at least 1, got {warmup_steps}")
         self.trainer = trainer
         self.warmup_left = warmup_steps
         self.shape: tuple | None = None  # (images shape, dtype, labels shape) the graph serves
         self.graph: torch.cuda.CUDAGraph | None = None
         self.inputs: tuple[torch.Tensor, torch.Tensor] | None = None  # the captured images and labels
         self.outputs: StepStats | None = None  # the captured step's statistics, rewritten by each replay
+        self.generator: torch.Generator | None = None  # the one the graph draws from
         self.replays = 0
 
     def __call__(
@@ -73,7 +77,7 @@ class GraphedStep:
                 images, labels, optimizers, schedulers, generator, grad_norm=grad_norm, grads_to_none=not keep
             )
 
-        if shape != self.shape:
+        if shape != self.shape or (self.graph is not None and generator is not self.generator):
             return eager()
         if self.graph is None and self.warmup_left > 0:
             self.warmup_left -= 1
@@ -86,14 +90,20 @@ class GraphedStep:
         """Record the device step on the capture's own copies of the batch (nothing runs yet)."""
         for opt in optimizers:
             lr_on_device(opt, images.device)
+            for group in opt.param_groups:
+                if "capturable" in group:  # AdamW refuses a capture without it (fused: its step is on the device)
+                    group["capturable"] = True
         self.inputs = (images.clone(), labels.clone())
         for opt in optimizers:
             opt.zero_grad(set_to_none=True)  # the backward of the capture allocates the gradients it replays into
         graph = torch.cuda.CUDAGraph()
         if generator is not None:
-            graph.register_generator_state(generator)
-        torch.cuda.synchronize(images.device)
-        with torch.cuda.graph(graph):
+            with warnings.catch_warnings():  # needed before torch 2.10 or so; a deprecated no-op after
+                warnings.filterwarnings("ignore", message=".*register_generator_state.*")
+                graph.register_generator_state(generator)
+        self.generator = generator
+        # thread_local: the loader's pin-memory thread may use CUDA while this thread captures
+        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
             # grad_norm always: what a logging step asks for must be in the one graph (a few reductions)
             self.outputs = self.trainer.device_step(*self.inputs, optimizers, generator, grad_norm=True)
         self.graph = graph

@@ -170,8 +170,9 @@ class BranchTrainer:
             )
         b = views.shape[0]
         used = self.used_views
-        x = views[:, used] if used != list(range(views.shape[1])) else views  # (B, len(used), C, H, W)
-        x = x.transpose(0, 1).reshape(len(used) * b, *views.shape[2:])  # view-major (len(used) * B, C, H, W)
+        # view by view (a list index would copy an index tensor from the host: not in a CUDA graph)
+        x = torch.stack([views[:, v] for v in used]) if used != list(range(views.shape[1])) else views.transpose(0, 1)
+        x = x.reshape(len(used) * b, *views.shape[2:])  # view-major (len(used) * B, C, H, W)
         out = self.normalise(x.float().div_(255.0))
         per_view = {v: out[j * b : (j + 1) * b] for j, v in enumerate(used)}
         return per_view, {tuple(used): out}
@@ -285,7 +286,8 @@ class BranchTrainer:
         total, stats = self.loss(images, labels, generator, shard)
         total.backward()
         if grad_norm:
-            stats.grad_norm = torch.stack([_norm([p.grad for p in net.parameters()]) for net in self.networks])
+            device = self.precision.device
+            stats.grad_norm = torch.stack([_norm([p.grad for p in net.parameters()], device) for net in self.networks])
         if self.guard:
             skip = self.check_update(stats, total)
         for opt in optimizers:
@@ -310,14 +312,16 @@ class BranchTrainer:
     def check_update(self, stats: StepStats, total: torch.Tensor) -> torch.Tensor:
         """Flag the loss, gradients and BatchNorm statistics into ``stats``; returns the float skip
         flag (1.0: not finite) that masks the update."""
-        stats.grads_finite = torch.stack([_all_finite([p.grad for p in net.parameters()]) for net in self.networks])
-        stats.buffers_finite = torch.stack([_all_finite(_float_buffers(net)) for net in self.networks])
+        device = self.precision.device
+        grads = [_all_finite([p.grad for p in net.parameters()], device) for net in self.networks]
+        stats.grads_finite = torch.stack(grads)
+        stats.buffers_finite = torch.stack([_all_finite(_float_buffers(net), device) for net in self.networks])
         stats.ok = torch.isfinite(total.detach()) & stats.grads_finite.all() & stats.buffers_finite.all()
         return (~stats.ok).to(torch.float32)
 
     def weights_finite(self) -> torch.Tensor:
         """(num_networks,) bool: each network's weights are finite."""
-        return torch.stack([_all_finite(list(net.parameters())) for net in self.networks])
+        return torch.stack([_all_finite(list(net.parameters()), self.precision.device) for net in self.networks])
 
     def raise_if_nonfinite(self, stats: StepStats) -> None:
         """Read the step's flags (a host sync); after a non-finite step, put the BatchNorm statistics
@@ -357,15 +361,15 @@ def _float_buffers(net: nn.Module) -> list[torch.Tensor]:
     return [b for b in net.buffers() if b.is_floating_point()]
 
 
-def _norm(tensors: list[torch.Tensor | None]) -> torch.Tensor:
-    """() float32: the L2 norm of all ``tensors`` together (None entries skipped), on their device."""
+def _norm(tensors: list[torch.Tensor | None], device: torch.device) -> torch.Tensor:
+    """() float32: the L2 norm of all ``tensors`` together (None entries skipped), on ``device``."""
     present = [t for t in tensors if t is not None]
     if not present:
-        return torch.zeros(())
+        return torch.zeros((), device=device)
     return torch.linalg.vector_norm(torch.stack([n.float() for n in torch._foreach_norm(present)]))
 
 
-def _all_finite(tensors: list[torch.Tensor | None]) -> torch.Tensor:
+def _all_finite(tensors: list[torch.Tensor | None], device: torch.device) -> torch.Tensor:
     """() bool: every value of ``tensors`` (None entries left out) is finite.
 
     One fused kernel: GradScaler's check (``torch._amp_foreach_non_finite_check_and_unscale_``)
@@ -373,8 +377,8 @@ def _all_finite(tensors: list[torch.Tensor | None]) -> torch.Tensor:
     device; about 20x faster on the CPU than a max-magnitude reduction.
     """
     present = [t for t in tensors if t is not None]
-    if not present:
-        return torch.ones((), dtype=torch.bool)
+    if not present:  # on the step's device, so that networks with and without such tensors stack
+        return torch.ones((), dtype=torch.bool, device=device)
     found = torch.zeros((), dtype=torch.float32, device=present[0].device)
     torch._amp_foreach_non_finite_check_and_unscale_(present, found, torch.ones_like(found))
     return found == 0

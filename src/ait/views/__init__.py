@@ -569,8 +569,15 @@ def _views_by_recipe(x: torch.Tensor, recipes: list[Recipe], generator) -> torch
         return next(iter(made.values())).view(len(recipes), *x.shape)
     out = x.new_empty((len(recipes), *x.shape))
     for recipe, vs in groups.items():
-        out[vs] = made[recipe].view(len(vs), n, *x.shape[1:])
+        _put(out, vs, made[recipe].view(len(vs), n, *x.shape[1:]))
     return out
+
+
+def _put(out: torch.Tensor, indices: list[int], values: torch.Tensor) -> None:
+    """``out[indices] = values`` one index at a time: indexing with a list would copy an index
+    tensor from the host, which a captured CUDA graph (train.cuda_graphs) cannot."""
+    for j, v in enumerate(indices):
+        out[v] = values[j]
 
 
 def base_of(recipe: Recipe) -> Recipe:
@@ -598,7 +605,7 @@ def _views_on_shared_bases(x: torch.Tensor, recipes: list[Recipe], generator) ->
                 out[v] = _augment(drawn[b], dataclasses.replace(recipes[v], pad=0, flip_p=0.0), generator)
     for top, vs in tops.items():
         source = torch.cat([drawn[base_of(recipes[v])] for v in vs])  # (len(vs) * N, C, H, W)
-        out[vs] = _augment(source, top, generator).view(len(vs), n, *x.shape[1:])
+        _put(out, vs, _augment(source, top, generator).view(len(vs), n, *x.shape[1:]))
     return out
 
 
