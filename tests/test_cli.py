@@ -63,7 +63,10 @@ def test_python_dash_m_entry_point(tmp_path):
 
 def test_output_cut_short_by_a_closed_pipe_ends_quietly():
     root = Path(__file__).resolve().parent.parent
-    seeds = " ".join(map(str, range(400)))
+    seeds = " ".join(map(str, range(4000)))  # far more than a pipe's buffer holds
     cmd = f"{sys.executable} -m ait sweep configs/smoke/synthetic_resnet20_ait.yaml --seeds {seeds} --dry-run | head -1"
-    done = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, cwd=root)
-    assert done.stdout.startswith("sweep: 400 runs") and "Traceback" not in done.stderr, done.stderr
+    done = subprocess.run(
+        ["bash", "-c", cmd + '; echo "status=${PIPESTATUS[0]}"'], capture_output=True, text=True, cwd=root
+    )
+    assert done.stdout.startswith("sweep: 4000 runs") and "Traceback" not in done.stderr, done.stderr
+    assert done.stdout.rstrip().endswith("status=141")

@@ -116,8 +116,21 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run_handler(build_parser().parse_args(argv))
     except BrokenPipeError:  # `ait sweep ... --dry-run | head`: the reader has gone; no traceback
+        if not _stdout_reader_gone():
+            raise  # another pipe or socket: not the user's `| head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's own recipe for stdout at exit
         return 128 + 13  # the shell's status for SIGPIPE
+
+
+def _stdout_reader_gone() -> bool:
+    """Whether stdout is a pipe whose reading end is closed (poll reports an error on it)."""
+    import select
+
+    if not hasattr(select, "poll"):  # Windows: no poll; a broken pipe there is stdout's in practice
+        return True
+    poller = select.poll()
+    poller.register(sys.stdout.fileno(), select.POLLOUT)
+    return any(event & (select.POLLERR | select.POLLHUP) for _, event in poller.poll(0))
 
 
 def run_handler(args: argparse.Namespace) -> int:

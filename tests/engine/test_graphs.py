@@ -75,15 +75,19 @@ def test_a_learning_rate_on_the_device_follows_the_schedule_and_trains_alike():
     torch.testing.assert_close(runs[True][1], runs[False][1], rtol=1e-4, atol=1e-5)  # lr in float32 vs double
 
 
-def test_checkpoints_hold_plain_learning_rates_with_or_without_a_device_tensor():
-    trainer, opt, sched = tiny_trainer("cpu")
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+def test_checkpoints_hold_plain_learning_rates_with_or_without_a_device_tensor(optimizer):
+    trainer, opt, sched = tiny_trainer("cpu", optimizer=optimizer)
     lr_on_device(opt, torch.device("cpu"))
+    if optimizer == "adamw":
+        opt.param_groups[0]["capturable"] = True  # as a capture leaves AdamW's groups
     opt.step()  # no gradients yet: changes nothing, as the schedule expects a step before its own
     sched.step()
     state = TrainingState(load_config({}), trainer.networks, [opt], [sched], Position(), torch.device("cpu"))
     saved = state.state_dict()
     assert isinstance(state.lr, float)
     assert all(isinstance(g["lr"], float) for g in saved["optimizers"][0]["param_groups"])
+    assert all(not g.get("capturable", False) for g in saved["optimizers"][0]["param_groups"])
     assert all(isinstance(v, float) for v in saved["schedulers"][0]["_last_lr"])
     assert isinstance(opt.param_groups[0]["lr"], torch.Tensor)  # the live optimiser keeps its tensor
 
@@ -171,28 +175,31 @@ def test_a_nonfinite_replayed_step_changes_nothing_and_is_named():
     for k in range(3):
         gen.manual_seed(k)
         step(data, labels, [opt], [sched], gen)
-    before = [t.detach().clone() for t in trainer.networks[0].state_dict().values()]
     first = next(trainer.networks[0].parameters())
-    saved = first.detach().clone()
     with torch.no_grad():
         first.view(-1)[0] = float("nan")  # in place: the graph still holds the tensor
-    with pytest.raises(NonFiniteLossError):
+    before = [t.detach().clone() for t in trainer.networks[0].state_dict().values()]
+    momentum = [opt.state[p]["momentum_buffer"].clone() for p in trainer.networks[0].parameters()]
+    assert step.replays > 0
+    with pytest.raises(NonFiniteLossError, match="non-finite"):
         step(data, labels, [opt], [sched], gen)
     after = list(trainer.networks[0].state_dict().values())
-    with torch.no_grad():
-        first.copy_(saved)
-    for b, a in zip(before[1:], after[1:]):  # all but the poisoned tensor: untouched by the masked update
+    for b, a in zip(before, after):  # weights and BatchNorm statistics: untouched by the masked update
         torch.testing.assert_close(a, b, equal_nan=True)
+    for p, m in zip(trainer.networks[0].parameters(), momentum):
+        torch.testing.assert_close(opt.state[p]["momentum_buffer"], m, equal_nan=True)
 
 
 @needs_cuda
-def test_a_run_with_cuda_graphs_learns_as_the_eager_run_and_resumes_after_sigterm(tmp_path):
+def test_a_run_with_cuda_graphs_learns_as_the_eager_run_and_resumes_after_sigterm(tmp_path, capfd):
     from test_resume import read_metrics, resumable_config, wait_for_mid_run_checkpoint
 
     finals = {}
     for graphs in (False, True):
         cfg = resumable_config(tmp_path / f"ref{graphs}", device="cuda", cuda_graphs=graphs, num_threads=None)
         finals[graphs] = train(cfg, run_dir=tmp_path / f"ref{graphs}" / "run")["networks"][0]["final_top1"]
+        captured = "train.cuda_graphs: step captured for batches of (16, 3, 32, 32)" in capfd.readouterr().err
+        assert captured == graphs  # the run replays its steps, not a silent eager fallback
     assert abs(finals[True] - finals[False]) <= 2.0, finals
     path = tmp_path / "cfg.yaml"
     path.write_text(yaml.safe_dump(resumable_config(tmp_path, device="cuda", cuda_graphs=True, num_threads=None)))
@@ -202,6 +209,7 @@ def test_a_run_with_cuda_graphs_learns_as_the_eager_run_and_resumes_after_sigter
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "step captured" in err
     summary = train(path, run_dir=run)  # the checkpoint's plain learning rates load; a new capture follows
     assert len(read_metrics(run)) == 4
     assert abs(summary["networks"][0]["final_top1"] - finals[True]) <= 2.0, (summary, finals)

@@ -45,14 +45,17 @@ def test_pool_devices_joins_the_seeds_of_one_config_run_on_two_machines_with_the
         machine_run(tmp_path / "gpu", 2, "cuda:0", "/gpu/data/cifar10", "abc"),
         machine_run(tmp_path / "other", 3, "cuda", "/gpu/data/cifar10", "other data"),  # same paths, other data
         machine_run(tmp_path / "unknown", 4, "cuda", "/elsewhere/cifar10", None),  # no fingerprint: kept apart
+        machine_run(tmp_path / "unknown2", 5, "cuda", "/fourth/cifar10", None),
     ]
     records = [load_run(r) for r in runs]
-    assert len(group_runs(records)) == 4  # device and paths tell them apart by default
+    assert len(group_runs(records)) == 5  # device and paths tell them apart by default
     pooled = group_runs(records, pool_devices=True)
-    assert sorted(len(g.runs) for g in pooled) == [1, 1, 3]
+    assert sorted(len(g.runs) for g in pooled) == [1, 1, 1, 3]
     three = next(g for g in pooled if len(g.runs) == 3)
     assert three.label.endswith("pooled: cpu 1, cuda 2") and three.stat().values == [80.0, 81.0, 82.0]
     assert not any("pooled" in g.label for g in pooled if len(g.runs) == 1)
+    assert len({g.label for g in pooled}) == len(pooled) and not any(g.label.endswith(" · ") for g in pooled)
+    assert all("data fingerprint=" in g.label for g in pooled if len(g.runs) == 1)  # what tells them apart
 
 
 def test_report_command_pools_devices_when_asked(tmp_path, capsys):

@@ -22,10 +22,10 @@ def test_time_limit_packs_a_checkpoint_and_the_next_call_finishes_the_run(tmp_pa
     sweep = tmp_path / "sweep.yaml"
     smoke = ROOT / "configs" / "smoke" / "synthetic_resnet20_baseline.yaml"
     sweep.write_text(
-        f"experiments:\n  - config: {smoke}\n    seeds: [0]\nset: [train.epochs=60, train.num_threads=1]\n"
+        f"experiments:\n  - config: {smoke}\n    seeds: [0]\nset: [train.epochs=150, train.num_threads=1]\n"
     )
     common = [str(sweep), "--device", "cpu", "--smoke", "--jobs", "1", "--runs", str(tmp_path / "runs")]
-    first = gpu_sweep(*common, "--time-s", "12", "--out", str(tmp_path / "out1"))
+    first = gpu_sweep(*common, "--time-s", "20", "--out", str(tmp_path / "out1"))  # stopped by the limit: 0
     assert first.returncode == 0, first.stderr
     assert "time is up" in first.stdout and "1 interrupted" in first.stdout
     with tarfile.open(tmp_path / "out1" / "sweep.tar.gz") as pack:
@@ -39,6 +39,19 @@ def test_time_limit_packs_a_checkpoint_and_the_next_call_finishes_the_run(tmp_pa
     with tarfile.open(tmp_path / "out2" / "sweep.tar.gz") as pack:  # a finished run's checkpoint stays behind
         names = {Path(n).name for n in pack.getnames()}
     assert "summary.json" in names and "checkpoint.pt" not in names
+
+
+def test_a_failing_sweep_fails_the_script_and_its_runs_are_still_packed(tmp_path):
+    sweep = tmp_path / "sweep.yaml"
+    smoke = ROOT / "configs" / "smoke" / "synthetic_resnet20_baseline.yaml"
+    sweep.write_text(f"experiments:\n  - {{config: {smoke}, seeds: [0, 1]}}\n")
+    missing = ["--set", "data.dataset=npz", "--set", f"data.train_file={tmp_path}/absent.npz"]  # passed to ait sweep
+    missing += ["--set", f"data.test_file={tmp_path}/absent_test.npz", "--jobs", "1"]
+    where = ["--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "o")]
+    done = gpu_sweep(str(sweep), "--device", "cpu", *where, *missing)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "sweep: exited with status 1" in done.stderr and (tmp_path / "o" / "sweep.tar.gz").is_file()
+    assert "absent.npz" in (tmp_path / "o" / "sweep.log").read_text()
 
 
 def test_a_damaged_or_unknown_data_file_stops_before_training(tmp_path):
@@ -63,3 +76,9 @@ def test_a_damaged_or_unknown_data_file_stops_before_training(tmp_path):
     assert missing.returncode == 0 and "not here yet" in missing.stdout
     no_sweep = gpu_sweep("--time-s", "5")
     assert no_sweep.returncode == 2 and "expected a sweep file first" in no_sweep.stderr
+    for bad, named in (
+        (["--time-s", "soon"], "--time-s: expected whole seconds"),
+        (["--jobs"], "--jobs needs a value"),
+    ):
+        refused = gpu_sweep(str(sweep), *bad)
+        assert refused.returncode == 2 and named in refused.stderr, refused.stderr

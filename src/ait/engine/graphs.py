@@ -22,6 +22,7 @@ step, and in-place updates (the guard's restore of BatchNorm statistics) are saf
 
 from __future__ import annotations
 
+import sys
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import fields, replace
@@ -42,12 +43,14 @@ class GraphedStep:
         warmup_steps: eager steps of the capture's batch shape before the capture.
     """
 
-    def __init__(self, trainer: BranchTrainer, warmup_steps: int = WARMUP_STEPS):
+    def __init__(self, trainer: BranchTrainer, warmup_steps: int = WARMUP_STEPS, log=None):
         if warmup_steps < 1:  # the eager steps make what the capture may not (constants, lazy state)
             raise ValueError(f"warmup_steps: expected at least 1, got {warmup_steps}")
         self.trainer = trainer
-        self.warmup_left = warmup_steps
-        self.shape: tuple | None = None  # (images shape, dtype, labels shape) the graph serves
+        self.warmup_steps = warmup_steps
+        self.log = log or (lambda text: print(text, file=sys.stderr))
+        self.seen: dict[tuple, int] = {}  # eager steps so far of each (images shape, dtype, labels shape)
+        self.shape: tuple | None = None  # the one the graph serves: the first to reach warmup_steps
         self.graph: torch.cuda.CUDAGraph | None = None
         self.inputs: tuple[torch.Tensor, torch.Tensor] | None = None  # the captured images and labels
         self.outputs: StepStats | None = None  # the captured step's statistics, rewritten by each replay
@@ -69,7 +72,6 @@ class GraphedStep:
         if images.device.type != "cuda":
             raise ValueError(f"train.cuda_graphs needs the batch on a CUDA device, got {images.device}")
         shape = (tuple(images.shape), images.dtype, tuple(labels.shape))
-        self.shape = self.shape or shape  # the first batch is a full one
 
         def eager() -> StepStats:  # once captured, the gradients stay the tensors the graph writes into
             keep = self.graph is not None
@@ -77,13 +79,15 @@ class GraphedStep:
                 images, labels, optimizers, schedulers, generator, grad_norm=grad_norm, grads_to_none=not keep
             )
 
-        if shape != self.shape or (self.graph is not None and generator is not self.generator):
-            return eager()
-        if self.graph is None and self.warmup_left > 0:
-            self.warmup_left -= 1
-            return _on_side_stream(eager)
         if self.graph is None:
+            # A shape is captured after its warm-up steps: the full batch, which comes every step,
+            # not the partial last one a resumed run may start with.
+            if self.seen.get(shape, 0) < self.warmup_steps:
+                self.seen[shape] = self.seen.get(shape, 0) + 1
+                return _on_side_stream(eager)
             self._capture(images, labels, optimizers, generator)
+        elif shape != self.shape or generator is not self.generator:
+            return eager()
         return self._replay(images, labels, schedulers, grad_norm)
 
     def _capture(self, images, labels, optimizers, generator) -> None:
@@ -97,6 +101,11 @@ class GraphedStep:
         for opt in optimizers:
             opt.zero_grad(set_to_none=True)  # the backward of the capture allocates the gradients it replays into
         graph = torch.cuda.CUDAGraph()
+        if generator is not None and not hasattr(graph, "register_generator_state"):
+            raise RuntimeError(
+                f"train.cuda_graphs: torch {torch.__version__} cannot capture the views' generator "
+                "(CUDAGraph.register_generator_state, torch 2.4 and later); leave train.cuda_graphs off"
+            )
         if generator is not None:
             with warnings.catch_warnings():  # needed before torch 2.10 or so; a deprecated no-op after
                 warnings.filterwarnings("ignore", message=".*register_generator_state.*")
@@ -106,7 +115,8 @@ class GraphedStep:
         with torch.cuda.graph(graph, capture_error_mode="thread_local"):
             # grad_norm always: what a logging step asks for must be in the one graph (a few reductions)
             self.outputs = self.trainer.device_step(*self.inputs, optimizers, generator, grad_norm=True)
-        self.graph = graph
+        self.graph, self.shape = graph, (tuple(images.shape), images.dtype, tuple(labels.shape))
+        self.log(f"train.cuda_graphs: step captured for batches of {tuple(images.shape)}; other shapes run eagerly")
 
     def _replay(self, images, labels, schedulers, grad_norm: bool) -> StepStats:
         static_images, static_labels = self.inputs

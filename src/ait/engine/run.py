@@ -332,7 +332,8 @@ class RunLoop:
         self.state.position.epoch_lr = self.state.lr
         self.generator = torch.Generator(device=precision.device)  # the trainer's views (in-memory data)
         # train.cuda_graphs: the same step, captured once and replayed (ait.engine.graphs)
-        self.take_step = GraphedStep(trainer) if t.cuda_graphs else trainer.step
+        say = lambda text: print(f"[{cfg.name}] {text}", file=sys.stderr)  # noqa: E731
+        self.take_step = GraphedStep(trainer, log=say) if t.cuda_graphs else trainer.step
         self.history: list[dict[str, Any]] = []
         self.callbacks: Callback = Callbacks([])  # the loggers (train() sets them on rank 0)
         self._logged_at = 0.0  # when the loggers were last given per-step scalars

@@ -95,8 +95,8 @@ class TrainingState:
         return {
             "config": self.config.to_dict(),
             "networks": [net.state_dict() for net in self.networks],
-            "optimizers": [_float_lr(opt.state_dict(), "param_groups") for opt in self.optimizers],
-            "schedulers": [_float_lr(sched.state_dict(), "_last_lr") for sched in self.schedulers],
+            "optimizers": [_plain_param_groups(opt.state_dict()) for opt in self.optimizers],
+            "schedulers": [_plain_last_lr(sched.state_dict()) for sched in self.schedulers],
             "position": self.position.to_state(),
             "rng": capture_rng(),
         }
@@ -113,13 +113,17 @@ class TrainingState:
         self.position = Position.from_state(state["position"], self.device)
 
 
-def _float_lr(state: dict[str, Any], key: str) -> dict[str, Any]:
-    """``state`` with the learning rates under ``key`` as floats: a captured step keeps them as
-    device tensors (:func:`ait.engine.graphs.lr_on_device`), a checkpoint holds plain numbers, so
-    it resumes alike with or without CUDA graphs."""
-    if key == "param_groups":
-        groups = [{**g, "lr": float(g["lr"])} for g in state["param_groups"]]
-        return {**state, "param_groups": groups}
-    if key in state:
-        return {**state, key: [float(v) for v in state[key]]}
-    return state
+def _plain_param_groups(state: dict[str, Any]) -> dict[str, Any]:
+    """An optimiser's state with its groups as an eager run keeps them: a captured step
+    (:mod:`ait.engine.graphs`) holds the learning rate as a device tensor and marks AdamW's groups
+    capturable; a checkpoint holds a plain number and the default, so it resumes alike either way."""
+    groups = [
+        {**g, "lr": float(g["lr"]), **({"capturable": False} if "capturable" in g else {})}
+        for g in state["param_groups"]
+    ]
+    return {**state, "param_groups": groups}
+
+
+def _plain_last_lr(state: dict[str, Any]) -> dict[str, Any]:
+    """A schedule's state with its last learning rates as floats (tensors under a captured step)."""
+    return {**state, "_last_lr": [float(v) for v in state["_last_lr"]]} if "_last_lr" in state else state

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ait import strategies
-from ait.config import RESUME_MAY_CHANGE, flatten
+from ait.config import DATA_PATH_KEYS, RESUME_MAY_CHANGE, flatten
 from ait.report.records import RunRecord
 
 # Config keys that say where or how a run was run or shown, not what it computed: runs differing
@@ -21,7 +21,7 @@ from ait.report.records import RunRecord
 IGNORED_KEYS = ("seed", "name", "data.root", "data.download", "train.checkpoint", *RESUME_MAY_CHANGE)
 # With pool_devices: the keys that say where a run ran (its device, where its data files lie), left
 # out of the grouping; the data is matched by its fingerprint (env.json) instead of its paths.
-MACHINE_KEYS = ("train.device", "data.root", "data.train_file", "data.test_file")
+MACHINE_KEYS = ("train.device", *(f"data.{k}" for k in DATA_PATH_KEYS))
 # Keys a baseline and an AIT run may differ in and still be "the same experiment otherwise".
 COMPARISON_FREE_KEYS = ("strategy.name", "strategy.views", "consistency", "train.epochs", "train.eval_every")
 DEFAULT_LAYER, DEFAULT_METRIC = "logits", "kl"
@@ -83,21 +83,26 @@ def ignored_keys(config: dict[str, Any]) -> tuple[str, ...]:
     return IGNORED_KEYS
 
 
-def group_key(config: dict[str, Any]) -> str:
-    """A stable id of a configuration: the resolved config minus its ignored keys, hashed."""
-    text = json.dumps(_without(config, ignored_keys(config)), sort_keys=True)
+def group_key(config: dict[str, Any], also_ignored: tuple[str, ...] = (), data: Any = None) -> str:
+    """A stable id of a configuration: the resolved config minus its ignored keys (and
+    ``also_ignored``), with ``data`` (a fingerprint) where the data is named that way, hashed."""
+    kept = _without(config, (*ignored_keys(config), *also_ignored))
+    text = json.dumps(kept if data is None else {"config": kept, "data": data}, sort_keys=True)
     return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def data_fingerprint(run: RunRecord) -> Any:
+    """The fingerprint of the data a run trained on (env.json), None when it recorded none."""
+    return ((run.env or {}).get("fingerprints") or {}).get("data")
 
 
 def pooled_key(run: RunRecord) -> str:
     """:func:`group_key` without the machine's keys (MACHINE_KEYS), the data named by the fingerprint
     its run recorded; a run without one keeps its paths (equal data cannot be shown)."""
-    fingerprint = ((run.env or {}).get("fingerprints") or {}).get("data")
+    fingerprint = data_fingerprint(run)
     if not fingerprint:
         return group_key(run.config)
-    config = _without(run.config, (*ignored_keys(run.config), *MACHINE_KEYS))
-    text = json.dumps({"config": config, "data": fingerprint}, sort_keys=True)
-    return hashlib.sha1(text.encode()).hexdigest()[:12]
+    return group_key(run.config, MACHINE_KEYS, fingerprint)
 
 
 def device_of(run: RunRecord) -> str:
@@ -370,13 +375,27 @@ def group_runs(runs: list[RunRecord], pool_devices: bool = False) -> list[Group]
     for same in by_label.values():
         if len(same) < 2:
             continue
-        hidden = MACHINE_KEYS if pool_devices else ()
-        flats = [flatten(_without(g.config, (*ignored_keys(g.config), *hidden))) for g in same]
-        keys = sorted({k for f in flats for k in f if any(f.get(k) != o.get(k) for o in flats)})
-        for g, f in zip(same, flats):
-            g.label += " · " + ", ".join(f"{k}={f.get(k)}" for k in keys)
+        flats = [_distinguishing(g, pool_devices) for g in same]
+        keys = sorted({k for f in flats for k in f if any(f.get(k, _HIDDEN) != o.get(k, _HIDDEN) for o in flats)})
+        for g, f in zip(same, flats):  # a key hidden in a group (its machine's, when pooled) is not shown
+            g.label += " · " + ", ".join(f"{k}={f[k]}" for k in keys if k in f)
     groups.sort(key=Group.sort_key)
     return groups
+
+
+def _distinguishing(g: Group, pool_devices: bool) -> dict[str, Any]:
+    """The flat config keys that may tell ``g``'s label from another's. Pooled by fingerprint, a
+    group's machine keys say nothing (they vary inside it): its data fingerprint stands for them."""
+    fingerprint = data_fingerprint(g.runs[0]) if pool_devices else None
+    hidden = MACHINE_KEYS if fingerprint else ()
+    flat = flatten(_without(g.config, (*ignored_keys(g.config), *hidden)))
+    if pool_devices:
+        text = json.dumps(fingerprint, sort_keys=True)
+        flat["data fingerprint"] = hashlib.sha1(text.encode()).hexdigest()[:8] if fingerprint else "none"
+    return flat
+
+
+_HIDDEN = object()  # a key a group's label leaves out
 
 
 def slug(text: str, key: str, limit: int = 60) -> str:

@@ -104,10 +104,7 @@ def _values(text: str) -> list[float]:
 
 
 def _summary(text: str) -> tuple[float, float, int]:
-    match = re.fullmatch(r"\s*([-+]?[\d.]+)\s*(?:±|\+-)\s*([\d.]+)\s*/\s*(\d+)\s*", text)
-    if not match or int(match[3]) < 2:
+    match = re.fullmatch(r"\s*([-+]?\d*\.?\d+)\s*(?:±|\+-)\s*(\d*\.?\d+)\s*/\s*(\d+)\s*", text)
+    if not match or int(match[3]) < 2:  # the pattern admits only numbers float() reads
         raise ValueError(f"{text!r}: expected MEAN±STD/N with N >= 2, e.g. 41.40±0.40/3")
-    try:
-        return float(match[1]), float(match[2]), int(match[3])
-    except ValueError:
-        raise ValueError(f"{text!r}: expected MEAN±STD/N with N >= 2, e.g. 41.40±0.40/3") from None
+    return float(match[1]), float(match[2]), int(match[3])

@@ -12,7 +12,7 @@ import functools
 import torch
 
 
-@functools.lru_cache(maxsize=256)
+@functools.cache  # never evicted: a captured CUDA graph keeps reading the tensors it was given
 def device_constant(values: tuple, device: torch.device, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """``torch.tensor(values)`` on ``device``, made on the first call with these arguments."""
     return torch.tensor(values, dtype=dtype, device=device)
