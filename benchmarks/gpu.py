@@ -14,12 +14,13 @@ Rows, in order of importance (a row that no longer fits in --budget-s is recorde
 2. the same AIT step with ``torch.compile`` on the forward pass, as ``train.compile`` does it (in a
    child process under a timeout; its cold compile time is reported apart);
 3. ResNet-32 at 512, ResNet-20 at 128 and 512, AIT and baseline, eager and graph-captured;
-4. ResNet-20 AIT at 128 in 2 and 4 processes on the one GPU at once (aggregate images/s; no MPS);
+4. ResNet-20 AIT at 128 in 2, 4 and 8 processes on the one GPU at once (aggregate images/s; no MPS);
 5. ResNet-50 (the zoo's ImageNet model) at 224x224 from uint8 data on the device, AIT (two "rrc"
    views made on the device) and baseline, 256 images per step;
 6. WRN-16-4 AIT at 128, eager;
 7. the image-folder loader alone (bench_imagefolder's generated JPEGs; 8 and 16 workers), samples/s;
-8. ResNet-32 AIT at 128 with ``torch.compile(mode="reduce-overhead")`` (CUDA graphs), if time is left.
+8. the processes of 4 again under NVIDIA's MPS daemon, where it starts (it is stopped after each row);
+9. ResNet-32 AIT at 128 with ``torch.compile(mode="reduce-overhead")`` (CUDA graphs), if time is left.
 
 Rows of one group are measured interleaved (A B A B ...): warm-up steps untimed, then each row
 runs ``steps`` steps per repeat (calibrated to about --repeat-s seconds), CUDA synchronised
@@ -33,7 +34,7 @@ default on the device (bf16 autocast + channels_last on CUDA: ait.runtime.precis
 A row that fails records its error and the run goes on. JSON (gpu_bench.json) and the Markdown
 table (gpu_bench.md) are rewritten into --out after every group, so a run cut short keeps what it
 measured. --only / --skip take words matched against a row's group, model, strategy or mode
-(groups: resnet32-128, compile, cifar, procs, resnet50, wrn16_4, loader, compile-ro; modes: eager,
+(groups: resnet32-128, compile, cifar, procs, resnet50, wrn16_4, loader, procs-mps, compile-ro; modes: eager,
 graph, compile, compile-ro, loader), e.g. ``--only resnet20`` or ``--skip procs compile``.
 """
 
@@ -148,7 +149,7 @@ def make_sizes(smoke: bool, device: str) -> Sizes:
         repeat_s=0.5,
         min_steps=5,
         max_steps=400,
-        proc_counts=(2, 4),
+        proc_counts=(2, 4, 8),
         proc_duration_s=6.0,
         loader_images=1024,
         loader_wh=(500, 375),
@@ -175,6 +176,7 @@ class Row:
     mode: str  # "eager", "graph" (train.cuda_graphs), "compile", "compile-ro" or "loader"
     image_size: int = 32
     processes: int = 1
+    mps: bool = False  # the processes run under NVIDIA's MPS daemon (started for the row, stopped after)
     workers: int | None = None
     est_s: float = 0.0
     status: str = "pending"  # "ok", "error" or "skipped"
@@ -194,6 +196,7 @@ class Row:
     @property
     def label(self) -> str:
         extra = f" x{self.processes} processes" if self.processes > 1 else ""
+        extra += ", MPS" if self.mps else ""
         if self.mode == "loader":
             return f"image-folder loader, {self.workers} workers"
         return f"{self.model} {self.strategy} {self.batch} {self.mode}{extra}"
@@ -257,6 +260,11 @@ def plan(sz: Sizes) -> list[tuple[str, str, list[Row]]]:
             ],
         ),
     ]
+    mps = [
+        Row("procs-mps", "resnet20", "ait", small, "eager", processes=k, mps=True, est_s=est["procs"])
+        for k in sz.proc_counts
+    ]
+    groups.append(("procs-mps", "procs", mps))  # after the rest: MPS may not start on every machine
     if not sz.smoke:  # CUDA graphs through torch.compile: a comparison for the graph-captured step
         groups.append(("compile-ro", "child", [cifar("resnet32", "ait", small, "compile-ro", group="compile-ro")]))
     return groups
@@ -527,6 +535,30 @@ def run_procs_row(ctx: Context, row: Row, budget: Budget) -> None:
     est = row.est_s + 2 * row.processes
     if not budget.fits(est):
         return skip(row, budget.short_of(est))
+    if row.mps:
+        return run_under_mps(ctx, row, budget)
+    return run_procs(ctx, row, budget)
+
+
+def run_under_mps(ctx: Context, row: Row, budget: Budget) -> None:
+    """The row's processes with NVIDIA's MPS daemon running (their kernels share the GPU at once
+    instead of time-slicing it); the daemon is stopped after the row, however it ended."""
+    if not ctx.cuda:
+        return skip(row, "MPS: CUDA only")
+    try:
+        started = subprocess.run(["nvidia-cuda-mps-control", "-d"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return skip(row, f"MPS did not start: {err}"[:300])
+    if started.returncode != 0:
+        return skip(row, f"MPS did not start: {(started.stderr or started.stdout).strip()[:300]}")
+    try:
+        time.sleep(1.0)  # the control daemon starts its server on the first client
+        return run_procs(ctx, row, budget)
+    finally:
+        subprocess.run(["nvidia-cuda-mps-control"], input="quit\n", text=True, capture_output=True, timeout=30)
+
+
+def run_procs(ctx: Context, row: Row, budget: Budget) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         barrier = Path(tmp)
         procs = [start_proc(ctx, row, barrier, k) for k in range(row.processes)]
@@ -711,8 +743,9 @@ def table(rows: list[Row]) -> str:
             status += f" (compile {r.compile_s:.0f} s)"
         model = f"{r.model} {r.image_size}px" if r.image_size != 32 and r.mode != "loader" else r.model
         mode = f"{r.workers} workers" if r.mode == "loader" else r.mode
+        procs = f"{r.processes} MPS" if r.mps else str(r.processes)
         lines.append(
-            f"| {model} | {r.strategy} | {r.batch} | {mode} | {r.processes} | {rate} | {fmt(r.ms_per_step, '.2f')} "
+            f"| {model} | {r.strategy} | {r.batch} | {mode} | {procs} | {rate} | {fmt(r.ms_per_step, '.2f')} "
             f"| {fmt(r.peak_mem_mb, '.0f')} | {fmt(r.achieved_tflop_s, '.3g')} | {fmt(r.matmul_fraction, '.1%')} "
             f"| {status} |"
         )
