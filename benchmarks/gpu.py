@@ -264,7 +264,8 @@ def plan(sz: Sizes) -> list[tuple[str, str, list[Row]]]:
         Row("procs-mps", "resnet20", "ait", small, "eager", processes=k, mps=True, est_s=est["procs"])
         for k in sz.proc_counts
     ]
-    groups.append(("procs-mps", "procs", mps))  # after the rest: MPS may not start on every machine
+    if not sz.smoke:  # after the rest: MPS may not start on every machine (a smoke check must not depend on it)
+        groups.append(("procs-mps", "procs", mps))
     if not sz.smoke:  # CUDA graphs through torch.compile: a comparison for the graph-captured step
         groups.append(("compile-ro", "child", [cifar("resnet32", "ait", small, "compile-ro", group="compile-ro")]))
     return groups

@@ -72,3 +72,16 @@ def test_smoke_run_of_the_selected_rows(tmp_path):
             assert row["note"] == "CUDA graphs: CUDA only"
     assert sum(r["status"] == "ok" for r in doc["rows"]) == 4  # ResNet-20, AIT and baseline, two batch sizes
     assert sum(r["mode"] == "graph" and r["model"] == "resnet20" for r in doc["rows"]) == 4  # each also captured
+
+
+def test_the_full_plan_measures_each_cifar_step_eager_and_captured_and_processes_with_and_without_mps():
+    gpu = load_gpu_module()
+    rows = [row for _, _, group in gpu.plan(gpu.make_sizes(False, "cuda")) for row in group]
+    steps = {(r.model, r.strategy, r.batch) for r in rows if r.group in ("resnet32-128", "cifar")}
+    for model, strategy, batch in steps:
+        modes = {r.mode for r in rows if (r.model, r.strategy, r.batch) == (model, strategy, batch)}
+        assert {"eager", "graph"} <= modes, (model, strategy, batch, modes)
+    procs = {(r.processes, r.mps) for r in rows if r.group.startswith("procs")}
+    assert procs == {(k, mps) for k in (2, 4, 8) for mps in (False, True)}
+    smoke = [row for _, _, group in gpu.plan(gpu.make_sizes(True, "cuda")) for row in group]
+    assert not any(r.mps for r in smoke)  # a smoke check does not depend on the MPS daemon
