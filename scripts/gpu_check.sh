@@ -131,7 +131,7 @@ grep -h '^missing:' "$DEST/logs/env.log" | sed 's/^/      /'
 if has_module pytest; then
     mapfile -t FILES < <(grep -rliE --include='test_*.py' 'cuda|gpu' tests | sort)
     if [ "$DEVICE" = cuda ]; then
-        run_step cuda-tests 150 "$PY" -m pytest -q -rs -m cuda -p no:cacheprovider "${FILES[@]}"
+        run_step cuda-tests 240 "$PY" -m pytest -q -rs -m cuda -p no:cacheprovider "${FILES[@]}"  # the captured step's runs too
     else
         run_step cuda-tests 150 "$PY" -m pytest -q -rs -m cuda -p no:cacheprovider "${FILES[@]}" &&
             echo "      (no CUDA here: the selected tests were skipped)"
