@@ -69,3 +69,21 @@ def test_report_command_pools_devices_when_asked(tmp_path, capsys):
         text = (out / "report.md").read_text()
         assert f"2 runs in {groups} configurations" in text
         assert ("Pooled across machines" in text) == bool(flag) and ("pooled: cpu 1, cuda 1" in text) == bool(flag)
+
+
+def test_a_model_option_set_in_one_config_names_both_groups_by_that_option_alone(tmp_path):
+    import yaml
+    from report_testutils import make_run
+
+    from ait.report import group_runs, load_run
+
+    plain = make_run(tmp_path, "plain", 0, 70.0, strategy="baseline")
+    split = make_run(tmp_path, "split", 0, 71.0, strategy="baseline")
+    cfg = yaml.safe_load((split / "config.yaml").read_text())
+    cfg["models"] = {"resnet20": {"split_bn": True}}  # the other config has no models entry: the defaults
+    (split / "config.yaml").write_text(yaml.safe_dump(cfg))
+    labels = sorted(g.label for g in group_runs([load_run(plain), load_run(split)]))
+    assert [label.rsplit(" · ", 1)[1] for label in labels] == [
+        "models.resnet20.split_bn=False",
+        "models.resnet20.split_bn=True",
+    ]

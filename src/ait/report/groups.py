@@ -375,27 +375,41 @@ def group_runs(runs: list[RunRecord], pool_devices: bool = False) -> list[Group]
     for same in by_label.values():
         if len(same) < 2:
             continue
-        flats = [_distinguishing(g, pool_devices) for g in same]
-        keys = sorted({k for f in flats for k in f if any(f.get(k, _HIDDEN) != o.get(k, _HIDDEN) for o in flats)})
-        for g, f in zip(same, flats):  # a key hidden in a group (its machine's, when pooled) is not shown
-            g.label += " · " + ", ".join(f"{k}={f[k]}" for k in keys if k in f)
+        seen = [_distinguishing(g, pool_devices) for g in same]
+        flats = [f for f, _ in seen]
+        keys = sorted({k for f in flats for k in f if any(f.get(k) != o.get(k) for o in flats)})
+        for g, (f, hidden) in zip(same, seen):  # a key hidden in a group (its machine's, when pooled) is not shown
+            g.label += " · " + ", ".join(f"{k}={f.get(k)}" for k in keys if k not in hidden)
     groups.sort(key=Group.sort_key)
     return groups
 
 
-def _distinguishing(g: Group, pool_devices: bool) -> dict[str, Any]:
-    """The flat config keys that may tell ``g``'s label from another's. Pooled by fingerprint, a
-    group's machine keys say nothing (they vary inside it): its data fingerprint stands for them."""
+def _distinguishing(g: Group, pool_devices: bool) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """The flat config of ``g`` that may tell its label from another's, and the keys it hides. Each
+    network's model options are filled with their defaults (an absent entry is the default one).
+    Pooled by fingerprint, a group's machine keys say nothing (they vary inside it): its data
+    fingerprint stands for them."""
     fingerprint = data_fingerprint(g.runs[0]) if pool_devices else None
     hidden = MACHINE_KEYS if fingerprint else ()
-    flat = flatten(_without(g.config, (*ignored_keys(g.config), *hidden)))
+    flat = flatten(_without(_with_model_defaults(g.config), (*ignored_keys(g.config), *hidden)))
     if pool_devices:
         text = json.dumps(fingerprint, sort_keys=True)
         flat["data fingerprint"] = hashlib.sha1(text.encode()).hexdigest()[:8] if fingerprint else "none"
-    return flat
+    return flat, hidden
 
 
-_HIDDEN = object()  # a key a group's label leaves out
+def _with_model_defaults(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with ``models.NAME`` of every network in ``strategy.networks`` at its defaults
+    where the config leaves it (or a key of it) out."""
+    from dataclasses import asdict
+
+    from ait.config import ModelOptions
+
+    defaults = asdict(ModelOptions())
+    models = dict(config.get("models") or {})
+    for name in _get(config, "strategy.networks") or []:
+        models[name] = {**defaults, **(models.get(name) or {})}
+    return {**config, "models": models}
 
 
 def slug(text: str, key: str, limit: int = 60) -> str:
