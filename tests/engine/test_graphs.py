@@ -254,3 +254,15 @@ def test_a_run_with_cuda_graphs_learns_as_the_eager_run_and_resumes_after_sigter
     summary = train(path, run_dir=run)  # the checkpoint's plain learning rates load; a new capture follows
     assert len(read_metrics(run)) == 4
     assert abs(summary["networks"][0]["final_top1"] - finals[True]) <= 2.0, (summary, finals)
+
+
+def test_a_torch_without_graph_safe_generators_is_refused_before_the_run(monkeypatch):
+    from ait.engine.graphs import check_cuda_graphs
+
+    cfg = load_config({"train": {"cuda_graphs": True}})
+    check_cuda_graphs(cfg, torch.device("cuda"), world_size=1)  # this torch can
+    with pytest.raises(ConfigError, match="trains one process, but this run has 2"):
+        check_cuda_graphs(cfg, torch.device("cuda"), world_size=2)
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", type("CUDAGraph", (), {}))  # as in torch before 2.4
+    with pytest.raises(ConfigError, match="cannot capture the views' generator"):
+        check_cuda_graphs(cfg, torch.device("cuda"), world_size=1)

@@ -101,11 +101,6 @@ class GraphedStep:
         for opt in optimizers:
             opt.zero_grad(set_to_none=True)  # the backward of the capture allocates the gradients it replays into
         graph = torch.cuda.CUDAGraph()
-        if generator is not None and not hasattr(graph, "register_generator_state"):
-            raise RuntimeError(
-                f"train.cuda_graphs: torch {torch.__version__} cannot capture the views' generator "
-                "(CUDAGraph.register_generator_state, torch 2.4 and later); leave train.cuda_graphs off"
-            )
         if generator is not None:
             with warnings.catch_warnings():  # needed before torch 2.10 or so; a deprecated no-op after
                 warnings.filterwarnings("ignore", message=".*register_generator_state.*")
@@ -141,6 +136,11 @@ def check_cuda_graphs(cfg: Config, device: torch.device, world_size: int) -> Non
         return
     if device.type != "cuda":
         raise ConfigError(f"train.cuda_graphs: CUDA graphs need a CUDA device, but this run trains on {device}")
+    if not hasattr(torch.cuda.CUDAGraph, "register_generator_state"):  # the views draw inside the graph
+        raise ConfigError(
+            f"train.cuda_graphs: torch {torch.__version__} cannot capture the views' generator "
+            "(CUDAGraph.register_generator_state, torch 2.4 and later); leave train.cuda_graphs off"
+        )
     if world_size > 1:
         raise ConfigError(
             f"train.cuda_graphs: a captured step trains one process, but this run has {world_size}; "
