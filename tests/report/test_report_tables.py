@@ -337,22 +337,24 @@ def test_validation_column_appears_with_val_fraction_runs_only(tmp_path):
     from ait_testutils import tiny_config
 
     cfg = tiny_config(tmp_path, "baseline")
-    cfg["data"].update(synthetic_size=128, val_fraction=0.25)
-    cfg["train"].update(epochs=1, checkpoint=False)
+    cfg["data"].update(synthetic_size=320, val_fraction=0.25)
+    cfg["train"].update(epochs=4, checkpoint=False)
     (tmp_path / "tune.yaml").write_text(yaml.safe_dump(cfg))
-    result = run_sweep(
-        [tmp_path / "tune.yaml"], seeds=[0, 1], grid={"optim.nesterov": ["false", "true"]}, log=[].append
-    )
+    grid = {"optim.lr": ["0.1", "1e-06"]}  # trained, and as good as untrained: validation tells them apart
+    result = run_sweep([tmp_path / "tune.yaml"], seeds=[0, 1], grid=grid, log=[].append)
     assert result.ok and len(result.trained) == 4
     rows = table_rows(section(build(tmp_path), "All configurations"))
     assert len(rows) == 2
-    for p in result.plan[::2]:  # the first seed of each grid point
-        vals = []
-        for q in result.plan:
-            if q.config.optim.nesterov == p.config.optim.nesterov:
-                vals.append(json.loads((q.run_dir / "summary.json").read_text())["networks"][0]["final_val_top1"])
-        row = next(r for r in rows if r[0].endswith(f"optim.nesterov={p.config.optim.nesterov}"))
-        assert row[5] == cell(vals)  # the column after Seeds: Final val top-1
+    vals: dict[float, list[float]] = {}
+    for q in result.plan:
+        summary = json.loads((q.run_dir / "summary.json").read_text())
+        vals.setdefault(q.config.optim.lr, []).append(summary["networks"][0]["final_val_top1"])
+    best = max(sum(v) / len(v) for v in vals.values())
+    assert len({sum(v) / len(v) for v in vals.values()}) == 2  # one recipe is marked, the other not
+    for lr, values in vals.items():
+        row = next(r for r in rows if r[0].endswith(f"optim.lr={lr}"))
+        marked = sum(values) / len(values) == best  # the recipe a tuning sweep chooses
+        assert row[5] == cell(values) + (" **(best val)**" if marked else "")  # the column after Seeds
     plain = tmp_path / "plain"
     make_run(plain / "runs", "ait", 0, 50.0)
     assert "val top-1" not in build(plain)

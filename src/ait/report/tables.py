@@ -465,15 +465,32 @@ def table5(groups: list[Group]) -> Section | None:
     return Section("Table 5: augmentation transfer", body, _groups_of(comps))
 
 
+def best_on_validation(groups: list[Group]) -> set[tuple[int, str]]:
+    """(id of group, network key) of the highest mean validation top-1 per dataset and architecture
+    (all of them on a tie): the configuration a tuning sweep chooses, on the held-out images."""
+    means = {}  # (id of group, key) -> (dataset, architecture, mean)
+    for g in groups:
+        for key in g.network_keys:
+            mean = g.stat(key, "final_val_top1").mean
+            if mean is not None:
+                means[(id(g), key)] = (g.dataset, (g.runs[0].network(key) or {}).get("name", key), mean)
+    best: dict[tuple[str, str], float] = {}
+    for dataset, name, mean in means.values():
+        best[(dataset, name)] = max(mean, best.get((dataset, name), mean))
+    return {where for where, (dataset, name, mean) in means.items() if mean == best[(dataset, name)]}
+
+
 def all_groups_table(groups: list[Group]) -> Section:
     # With data.val_fraction, the held-out validation top-1: the column to tune a recipe on.
-    with_val = any(g.stat(key, "final_val_top1").values for g in groups for key in g.network_keys)
+    chosen = best_on_validation(groups)
+    with_val = bool(chosen)
     rows = []
     for g in groups:
         for key in g.network_keys:
             net = g.runs[0].network(key) or {}
             name = net.get("name", key)
-            val = [g.stat(key, "final_val_top1").fmt()] if with_val else []
+            mark = " **(best val)**" if (id(g), key) in chosen else ""
+            val = [g.stat(key, "final_val_top1").fmt() + mark] if with_val else []
             rows.append(
                 [
                     g.label,
@@ -490,7 +507,8 @@ def all_groups_table(groups: list[Group]) -> Section:
             )
     val_note = (
         "Final val top-1: the held-out validation images (data.val_fraction), the number to choose a "
-        "recipe on; the test columns are for reporting the choice, never for making it. "
+        "recipe on (the highest per dataset and network is marked best val); the test columns are for "
+        "reporting the choice, never for making it. "
         if with_val
         else ""
     )
