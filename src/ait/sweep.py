@@ -81,6 +81,8 @@ class PlannedRun:
     run_dir: Path
     status: str  # "done" (summary.json present), "todo", "interrupted" (resume or restart), "conflict"
     reason: str = ""  # why a run is "interrupted" or "conflict"
+    eval_args: tuple[str, ...] = ()  # the sweep file's ``eval: args`` for this run (ait sweep --evaluate)
+    eval_baseline: Path | None = None  # the run of ``eval: baseline`` with this run's seed (its mCE baseline)
 
     @property
     def resumable(self) -> bool:
@@ -241,12 +243,23 @@ def run_state(config: Config, run_dir: Path) -> tuple[str, str]:
 
 @dataclass
 class Experiment:
-    """One entry of a sweep: configs x (the grid's cartesian product) x seeds, with its overrides."""
+    """One entry of a sweep: configs x (the grid's cartesian product) x seeds, with its overrides,
+    and what ``ait sweep --evaluate`` runs on each finished run."""
 
     configs: list[str | Path | dict | Config]
     seeds: list[int] | None = None
     grid: Mapping[str, Sequence[Any]] | Sequence[str] | None = None
     overrides: list[str] = field(default_factory=list)
+    evaluate: EvalSpec | None = None
+
+
+@dataclass(frozen=True)
+class EvalSpec:
+    """A sweep file's ``eval:`` of an experiment: ``ait eval`` arguments for each of its runs, and
+    the config whose run of the same seed is their mCE baseline (``--baseline``), if any."""
+
+    args: tuple[str, ...]
+    baseline: str | None = None
 
 
 def plan_sweep(
@@ -305,11 +318,25 @@ def _experiment_runs(experiment: Experiment, overrides: list[str]):
                 if canon:
                     cfg = dataclasses.replace(cfg, name=f"{base.name}_{name_suffix(canon)}")
                 run_dir = default_run_dir(cfg)
-                yield PlannedRun(label, run_overrides, canon, cfg, run_dir, *run_state(cfg, run_dir))
+                planned = PlannedRun(label, run_overrides, canon, cfg, run_dir, *run_state(cfg, run_dir))
+                if experiment.evaluate is not None:
+                    planned.eval_args = experiment.evaluate.args
+                    planned.eval_baseline = _baseline_run(experiment.evaluate, overrides, cfg.seed)
+                yield planned
+
+
+def _baseline_run(spec: EvalSpec, overrides: list[str], seed: int) -> Path | None:
+    """The run directory of ``spec.baseline`` with the experiment's overrides and this seed."""
+    from ait.engine.rundir import default_run_dir
+
+    if spec.baseline is None:
+        return None
+    return default_run_dir(load_config(spec.baseline, [*overrides, f"seed={seed}"]))
 
 
 SWEEP_KEYS = ("experiments", "set")
-EXPERIMENT_KEYS = ("config", "configs", "seeds", "grid", "set")
+EXPERIMENT_KEYS = ("config", "configs", "seeds", "grid", "set", "eval")
+EVAL_KEYS = ("args", "baseline")
 
 
 def is_sweep_file(path: str | Path) -> bool:
@@ -364,7 +391,24 @@ def _experiment(where: str, entry: Any) -> Experiment:
     grid = entry.get("grid")
     if grid is not None and not isinstance(grid, dict):
         raise SweepError(f"{where}: grid: expected a mapping of config keys to lists of values, got {grid!r}")
-    return Experiment(configs, seeds, grid, _string_list(f"{where}: set", entry.get("set") or []))
+    evaluate = _eval_spec(f"{where}: eval", entry["eval"]) if "eval" in entry else None
+    return Experiment(configs, seeds, grid, _string_list(f"{where}: set", entry.get("set") or []), evaluate)
+
+
+def _eval_spec(where: str, entry: Any) -> EvalSpec:
+    """``eval: {args: [...], baseline: CONFIG}``, its arguments checked by ``ait eval``'s parser."""
+    _known_keys(where, entry, EVAL_KEYS)
+    args = tuple(_string_list(f"{where}: args", entry.get("args") or []))
+    baseline = entry.get("baseline")
+    if baseline is not None and not isinstance(baseline, str):
+        raise SweepError(f"{where}: baseline: expected the path of a config, got {baseline!r}")
+    from ait.evaluate.cli import eval_arguments  # late: the evaluation imports torch
+
+    try:
+        eval_arguments(["RUN_DIR", *args, *(["--baseline", "BASELINE"] if baseline else [])])
+    except ValueError as err:
+        raise SweepError(f"{where}: args: {err}") from None
+    return EvalSpec(args, baseline)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -57,6 +57,12 @@ def add_sweep_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="print the plan and the run directories; train nothing")
     p.add_argument("--status", action="store_true", help="print each run: done, running, failed, to do; train nothing")
     p.add_argument(
+        "--evaluate",
+        action="store_true",
+        help="run the sweep file's eval: on every finished run not yet evaluated (after, or beside, the training); "
+        "train nothing",
+    )
+    p.add_argument(
         "--continue-on-error",
         action="store_true",
         help="after a failed run, go on with the others (default: stop at the first failure)",
@@ -141,6 +147,11 @@ def run_sweep_command(args: argparse.Namespace) -> int:
         plan = shard(plan, *selected)
     if args.status:
         print("\n".join(status_lines(plan)))
+        return 0
+    if args.evaluate:
+        from ait.sweep_eval import evaluate_plan
+
+        evaluate_plan(plan, log=lambda text: print(text, flush=True))
         return 0
     if args.launcher == "submitit" and not args.dry_run:
         from ait.launchers import ShardOptions, submit_array

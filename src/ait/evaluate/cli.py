@@ -236,6 +236,20 @@ def _evaluations(args: argparse.Namespace, options: EvalOptions):
     yield from evaluate_loaded([outside], options)
 
 
+def eval_arguments(argv: list[str]) -> argparse.Namespace:
+    """``ait eval ARGV`` parsed as the command line would be (for a sweep file's ``eval: args``);
+    ValueError with argparse's message for arguments it refuses."""
+    parser = add_eval_parser(argparse.ArgumentParser(prog="ait").add_subparsers(dest="command"))
+    parser.exit_on_error = False  # an error is raised, not printed with the usage and exited
+    try:
+        args, unknown = parser.parse_known_args(argv)
+    except argparse.ArgumentError as err:
+        raise ValueError(str(err)) from None
+    if unknown:
+        raise ValueError(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
+
+
 def run_eval(args: argparse.Namespace) -> int:
     """``ait eval``: evaluate every RUN_DIR, print a Markdown summary per run as it is done.
 
