@@ -28,6 +28,8 @@ def test_evaluate_runs_each_finished_run_once_against_its_seeds_baseline(tmp_pat
     sweep = write_sweep(tmp_path)
     assert main(["sweep", sweep, "--evaluate"]) == 0
     assert "evaluate: 2 not trained" in capsys.readouterr().out
+    assert main(["sweep", sweep, "--status"]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("evaluate: 2 not trained")
     assert main(["sweep", sweep]) == 0
     assert main(["sweep", sweep, "--evaluate"]) == 0
     assert "evaluate: 2 evaluated now" in capsys.readouterr().out
@@ -38,6 +40,8 @@ def test_evaluate_runs_each_finished_run_once_against_its_seeds_baseline(tmp_pat
         assert str(runs / "tiny_baseline" / "seed0") in json.dumps(result)  # mCE against the seed's baseline
     assert main(["sweep", sweep, "--evaluate"]) == 0  # nothing left to do
     assert "evaluate: 2 evaluated" in capsys.readouterr().out
+    assert main(["sweep", sweep, "--status"]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("sweep: 2 runs: 2 done\nevaluate: 2 evaluated")
 
 
 def test_a_run_whose_baseline_has_not_finished_waits_for_a_later_pass(tmp_path, capsys):

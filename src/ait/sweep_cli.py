@@ -146,7 +146,10 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     if selected is not None:
         plan = shard(plan, *selected)
     if args.status:
-        print("\n".join(status_lines(plan)))
+        from ait.sweep_eval import eval_summary
+
+        evaluations = eval_summary(plan)
+        print("\n".join([*status_lines(plan), *([evaluations] if evaluations else [])]))
         return 0
     if args.evaluate:
         from ait.sweep_eval import evaluate_plan

@@ -44,6 +44,17 @@ def eval_state(p: PlannedRun) -> str:
     return "to evaluate"
 
 
+def eval_summary(plan: Sequence[PlannedRun]) -> str | None:
+    """``--status``'s line on the evaluations, e.g. "evaluate: 3 evaluated, 5 to evaluate"; None
+    when no run of the plan has ``eval:``."""
+    counts: dict[str, int] = {}
+    for p in plan:
+        if p.eval_args or p.eval_baseline:
+            state = eval_state(p)
+            counts[state] = counts.get(state, 0) + 1
+    return "evaluate: " + ", ".join(f"{n} {s}" for s, n in counts.items()) if counts else None
+
+
 def evaluate_plan(plan: Sequence[PlannedRun], log: Callable[[str], None] = print) -> dict[str, int]:
     """Evaluate every run of ``plan`` that is due (:func:`eval_state`); the count of each state.
     An evaluation's error (bad data, a damaged run) ends the pass, naming the run."""
