@@ -25,6 +25,11 @@ from ait.sweep import PlannedRun
 RECORD = Path("eval") / "sweep_eval.json"  # in a run directory: what --evaluate last ran on it
 
 
+def _with_eval(plan: Sequence[PlannedRun]) -> list[PlannedRun]:
+    """The runs of ``plan`` whose experiment has ``eval:``."""
+    return [p for p in plan if p.eval_args or p.eval_baseline]
+
+
 def _wanted(p: PlannedRun) -> dict:
     return {"args": list(p.eval_args), "baseline": str(p.eval_baseline) if p.eval_baseline else None}
 
@@ -48,10 +53,8 @@ def eval_summary(plan: Sequence[PlannedRun]) -> str | None:
     """``--status``'s line on the evaluations, e.g. "evaluate: 3 evaluated, 5 to evaluate"; None
     when no run of the plan has ``eval:``."""
     counts: dict[str, int] = {}
-    for p in plan:
-        if p.eval_args or p.eval_baseline:
-            state = eval_state(p)
-            counts[state] = counts.get(state, 0) + 1
+    for state in map(eval_state, _with_eval(plan)):
+        counts[state] = counts.get(state, 0) + 1
     return "evaluate: " + ", ".join(f"{n} {s}" for s, n in counts.items()) if counts else None
 
 
@@ -61,7 +64,7 @@ def evaluate_plan(plan: Sequence[PlannedRun], log: Callable[[str], None] = print
     from ait.evaluate.cli import eval_arguments, run_eval  # late: the evaluation imports torch
 
     counts: dict[str, int] = {}
-    due = [p for p in plan if p.eval_args or p.eval_baseline]
+    due = _with_eval(plan)
     for i, p in enumerate(due, 1):
         state = eval_state(p)
         if state == "to evaluate":

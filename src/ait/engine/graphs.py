@@ -85,12 +85,12 @@ class GraphedStep:
             if self.seen.get(shape, 0) < self.warmup_steps:
                 self.seen[shape] = self.seen.get(shape, 0) + 1
                 return _on_side_stream(eager)
-            self._capture(images, labels, optimizers, generator)
+            self._capture(images, labels, optimizers, generator, shape)
         elif shape != self.shape or generator is not self.generator:
             return eager()
         return self._replay(images, labels, schedulers, grad_norm)
 
-    def _capture(self, images, labels, optimizers, generator) -> None:
+    def _capture(self, images, labels, optimizers, generator, shape: tuple) -> None:
         """Record the device step on the capture's own copies of the batch (nothing runs yet)."""
         for opt in optimizers:
             lr_on_device(opt, images.device)
@@ -110,7 +110,7 @@ class GraphedStep:
         with torch.cuda.graph(graph, capture_error_mode="thread_local"):
             # grad_norm always: what a logging step asks for must be in the one graph (a few reductions)
             self.outputs = self.trainer.device_step(*self.inputs, optimizers, generator, grad_norm=True)
-        self.graph, self.shape = graph, (tuple(images.shape), images.dtype, tuple(labels.shape))
+        self.graph, self.shape = graph, shape
         self.log(f"train.cuda_graphs: step captured for batches of {tuple(images.shape)}; other shapes run eagerly")
 
     def _replay(self, images, labels, schedulers, grad_norm: bool) -> StepStats:

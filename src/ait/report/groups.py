@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ait import strategies
-from ait.config import DATA_PATH_KEYS, RESUME_MAY_CHANGE, flatten
+from ait.config import DATA_PATH_KEYS, RESUME_MAY_CHANGE, ModelOptions, flatten
 from ait.report.records import RunRecord
 
 # Config keys that say where or how a run was run or shown, not what it computed: runs differing
@@ -401,11 +402,7 @@ def _distinguishing(g: Group, pool_devices: bool) -> tuple[dict[str, Any], tuple
 def _with_model_defaults(config: dict[str, Any]) -> dict[str, Any]:
     """``config`` with ``models.NAME`` of every network in ``strategy.networks`` at its defaults
     where the config leaves it (or a key of it) out."""
-    from dataclasses import asdict
-
-    from ait.config import ModelOptions
-
-    defaults = asdict(ModelOptions())
+    defaults = dataclasses.asdict(ModelOptions())
     models = dict(config.get("models") or {})
     for name in _get(config, "strategy.networks") or []:
         models[name] = {**defaults, **(models.get(name) or {})}
