@@ -48,6 +48,7 @@ from ait.engine.graphs import GraphedStep  # noqa: E402
 from ait.engine.optim import build_optimizer  # noqa: E402
 from ait.engine.trainer import BranchTrainer, StepStats  # noqa: E402
 from ait.losses import AiLoss  # noqa: E402
+from ait.models.stacked import StackedNetworks  # noqa: E402
 from ait.runtime.precision import resolve_precision  # noqa: E402
 from ait.runtime.predict import predict_logits  # noqa: E402
 from ait.views import parse_recipe  # noqa: E402
@@ -176,15 +177,20 @@ def ait_step_fn(
     num_classes: int = 100,
     forward_wrapper: Callable | None = None,
     cuda_graphs: bool = False,
+    seeds: int = 1,
 ) -> Callable[[], int]:
     """views = 1: the baseline; views >= 2: AIT with that many "rp" views (or ``recipes``, one name
     per view), images_per_step / views samples. The optimiser is the one runs use (fused SGD);
     guard=False leaves out the non-finite guard. forward_wrapper: applied to the network's
     ``forward_all`` as ``train.compile`` applies torch.compile (benchmarks/gpu.py). cuda_graphs:
-    the step captured in a CUDA graph and replayed, as ``train.cuda_graphs`` runs it."""
+    the step captured in a CUDA graph and replayed, as ``train.cuda_graphs`` runs it. seeds > 1:
+    that many networks stacked into one (ait.models.stacked), each taking images_per_step."""
     dev = torch.device(device)
     prec = resolve_precision(dev, precision, None if precision == "auto" else False)
-    model = models.create(model_name, num_classes).to(dev)
+    model = models.create(model_name, num_classes)
+    if seeds > 1:
+        model = StackedNetworks([model] + [models.create(model_name, num_classes) for _ in range(seeds - 1)])
+    model = model.to(dev)
     if prec.channels_last:
         model = model.to(memory_format=torch.channels_last)
     opt = build_optimizer(model, model_name, OptimConfig(lr=0.01, momentum=0.9, weight_decay=1e-4))
@@ -202,7 +208,7 @@ def ait_step_fn(
     )
     data = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous().to(dev)
     targets = torch.from_numpy(labels).to(dev)
-    sampler = EpochSampler(len(data), images_per_step // views, seed=0)
+    sampler = EpochSampler(len(data), seeds * images_per_step // views, seed=0)
     gen = torch.Generator(device=dev)
     take_step = GraphedStep(trainer) if cuda_graphs else trainer.step
     state = {"epoch": 0, "batches": iter(sampler.batches(0)), "step": 0}

@@ -19,8 +19,11 @@ Rows, in order of importance (a row that no longer fits in --budget-s is recorde
    views made on the device) and baseline, 256 images per step;
 6. WRN-16-4 AIT at 128, eager;
 7. the image-folder loader alone (bench_imagefolder's generated JPEGs; 8 and 16 workers), samples/s;
-8. the processes of 4 again under NVIDIA's MPS daemon, where it starts (it is stopped after each row);
-9. ResNet-32 AIT at 128 with ``torch.compile(mode="reduce-overhead")`` (CUDA graphs), if time is left.
+8. ResNet-20 AIT at 128 images per seed, 4 and 16 seeds stacked into one network in one process
+   (ait.models.stacked: one grouped convolution per layer under vmap), eager and graph-captured
+   (aggregate images/s, against row 4's processes);
+9. the processes of row 4 again under NVIDIA's MPS daemon, where it starts (stopped after each row);
+10. ResNet-32 AIT at 128 with ``torch.compile(mode="reduce-overhead")`` (CUDA graphs), if time is left.
 
 Rows of one group are measured interleaved (A B A B ...): warm-up steps untimed, then each row
 runs ``steps`` steps per repeat (calibrated to about --repeat-s seconds), CUDA synchronised
@@ -34,7 +37,7 @@ default on the device (bf16 autocast + channels_last on CUDA: ait.runtime.precis
 A row that fails records its error and the run goes on. JSON (gpu_bench.json) and the Markdown
 table (gpu_bench.md) are rewritten into --out after every group, so a run cut short keeps what it
 measured. --only / --skip take words matched against a row's group, model, strategy or mode
-(groups: resnet32-128, compile, cifar, procs, resnet50, wrn16_4, loader, procs-mps, compile-ro; modes: eager,
+(groups: resnet32-128, compile, cifar, procs, resnet50, wrn16_4, loader, stacked, procs-mps, compile-ro; modes: eager,
 graph, compile, compile-ro, loader), e.g. ``--only resnet20`` or ``--skip procs compile``.
 """
 
@@ -90,6 +93,7 @@ class Sizes:
     min_steps: int
     max_steps: int
     proc_counts: tuple[int, ...]
+    stacked_seeds: tuple[int, ...]  # networks stacked into one (ait.models.stacked)
     proc_duration_s: float
     loader_images: int
     loader_wh: tuple[int, int]
@@ -127,6 +131,7 @@ def make_sizes(smoke: bool, device: str) -> Sizes:
             min_steps=2,
             max_steps=2,
             proc_counts=(2,),
+            stacked_seeds=(2,),
             proc_duration_s=1.0,
             loader_images=8,
             loader_wh=(96, 72),
@@ -150,6 +155,7 @@ def make_sizes(smoke: bool, device: str) -> Sizes:
         min_steps=5,
         max_steps=400,
         proc_counts=(2, 4, 8),
+        stacked_seeds=(4, 16),
         proc_duration_s=6.0,
         loader_images=1024,
         loader_wh=(500, 375),
@@ -176,6 +182,7 @@ class Row:
     mode: str  # "eager", "graph" (train.cuda_graphs), "compile", "compile-ro" or "loader"
     image_size: int = 32
     processes: int = 1
+    seeds: int = 1  # networks stacked into one in the one process
     mps: bool = False  # the processes run under NVIDIA's MPS daemon (started for the row, stopped after)
     workers: int | None = None
     est_s: float = 0.0
@@ -197,6 +204,7 @@ class Row:
     def label(self) -> str:
         extra = f" x{self.processes} processes" if self.processes > 1 else ""
         extra += ", MPS" if self.mps else ""
+        extra += f" x{self.seeds} seeds stacked" if self.seeds > 1 else ""
         if self.mode == "loader":
             return f"image-folder loader, {self.workers} workers"
         return f"{self.model} {self.strategy} {self.batch} {self.mode}{extra}"
@@ -260,6 +268,17 @@ def plan(sz: Sizes) -> list[tuple[str, str, list[Row]]]:
             ],
         ),
     ]
+    groups.append(
+        (
+            "stacked",
+            "steps",
+            [
+                cifar("resnet20", "ait", small, m, group="stacked", seeds=k)
+                for k in sz.stacked_seeds
+                for m in ("eager", "graph")
+            ],
+        )
+    )
     mps = [
         Row("procs-mps", "resnet20", "ait", small, "eager", processes=k, mps=True, est_s=est["procs"])
         for k in sz.proc_counts
@@ -360,6 +379,7 @@ def build_step(ctx: Context, row: Row) -> Callable[[], int]:
         num_classes=100 if row.image_size == 32 else 1000,
         forward_wrapper=ctx.compile_wrapper(row.mode),
         cuda_graphs=row.mode == "graph",
+        seeds=row.seeds,
     )
 
 
@@ -404,7 +424,7 @@ def prepare(ctx: Context, row: Row) -> tuple[Callable[[], int], int]:
         row.compile_s = first - (statistics.median(rest) if rest else 0.0)
     if ctx.cuda:
         row.peak_mem_mb = (torch.cuda.max_memory_allocated() - base) / 2**20
-    key = (row.model, row.strategy, row.batch, row.image_size)
+    key = (row.model, row.strategy, row.batch, row.image_size, row.seeds)
     if key not in ctx.flops or ctx.flops[key] is None:
         ctx.flops[key] = count_flops(fn) if row.mode == "eager" else ctx.flops.get(key)
     row.flops_per_step = ctx.flops[key]
@@ -435,7 +455,8 @@ class Live:
             return
         row.status, row.steps, row.repeats = "ok", self.steps, len(self.rates)
         row.images_per_s = statistics.median(self.rates)
-        row.ms_per_step = 1000 * row.batch / row.images_per_s  # the median rate's step (an even count averages two)
+        per_step = row.batch * row.seeds  # images through the network(s) per step
+        row.ms_per_step = 1000 * per_step / row.images_per_s  # the median rate's step (an even count averages two)
 
 
 def run_steps_group(ctx: Context, rows: list[Row], budget: Budget) -> None:
@@ -717,9 +738,9 @@ def matmul_rate(device: str, n: int) -> dict:
 def add_rates(rows: list[Row], matmul: dict) -> None:
     """Achieved FLOP/s of each measured row, and its fraction of the matmul rate."""
     for row in rows:
-        if row.status != "ok" or not row.flops_per_step or not row.images_per_s:
+        if row.status != "ok" or not row.flops_per_step or not row.ms_per_step:
             continue
-        achieved = row.flops_per_step * row.images_per_s / row.batch  # FLOPs per step x steps/s
+        achieved = row.flops_per_step * 1000 / row.ms_per_step  # FLOPs per step x steps/s
         row.achieved_tflop_s = achieved / 1e12
         if matmul.get("flop_per_s"):
             row.matmul_fraction = achieved / matmul["flop_per_s"]
@@ -743,6 +764,7 @@ def table(rows: list[Row]) -> str:
         if r.status == "ok" and r.compile_s is not None:
             status += f" (compile {r.compile_s:.0f} s)"
         model = f"{r.model} {r.image_size}px" if r.image_size != 32 and r.mode != "loader" else r.model
+        model += f", {r.seeds} seeds stacked" if r.seeds > 1 else ""
         mode = f"{r.workers} workers" if r.mode == "loader" else r.mode
         procs = f"{r.processes} MPS" if r.mps else str(r.processes)
         lines.append(

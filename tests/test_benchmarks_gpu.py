@@ -15,7 +15,18 @@ import pytest
 from ait_testutils import REPO, one_torch_thread
 
 SCRIPT = REPO / "benchmarks" / "gpu.py"
-FIELDS = {"model", "strategy", "batch", "mode", "images_per_s", "ms_per_step", "peak_mem_mb", "error", "status"}
+FIELDS = {
+    "model",
+    "strategy",
+    "batch",
+    "mode",
+    "seeds",
+    "images_per_s",
+    "ms_per_step",
+    "peak_mem_mb",
+    "error",
+    "status",
+}
 
 
 def load_gpu_module():
@@ -70,8 +81,12 @@ def test_smoke_run_of_the_selected_rows(tmp_path):
         assert row["status"] == ("ok" if chosen else "skipped"), row
         if row["mode"] == "graph" and row["model"] == "resnet20":  # captured steps: measured on a GPU only
             assert row["note"] == "CUDA graphs: CUDA only"
-    assert sum(r["status"] == "ok" for r in doc["rows"]) == 4  # ResNet-20, AIT and baseline, two batch sizes
-    assert sum(r["mode"] == "graph" and r["model"] == "resnet20" for r in doc["rows"]) == 4  # each also captured
+    # ResNet-20, AIT and baseline, two batch sizes; AIT with 2 seeds stacked; each also captured
+    assert sum(r["status"] == "ok" for r in doc["rows"]) == 5
+    assert sum(r["mode"] == "graph" and r["model"] == "resnet20" for r in doc["rows"]) == 5
+    stacked = next(r for r in doc["rows"] if r["seeds"] == 2 and r["status"] == "ok")
+    per_step = stacked["images_per_s"] * stacked["ms_per_step"] / 1000  # every seed's images count
+    assert per_step == pytest.approx(stacked["batch"] * 2) and "2 seeds stacked" in done.stdout
 
 
 def test_the_full_plan_measures_each_cifar_step_eager_and_captured_and_processes_with_and_without_mps():
@@ -83,5 +98,7 @@ def test_the_full_plan_measures_each_cifar_step_eager_and_captured_and_processes
         assert {"eager", "graph"} <= modes, (model, strategy, batch, modes)
     procs = {(r.processes, r.mps) for r in rows if r.group.startswith("procs")}
     assert procs == {(k, mps) for k in (2, 4, 8) for mps in (False, True)}
+    stacked = {(r.seeds, r.mode) for r in rows if r.group == "stacked"}
+    assert stacked == {(k, mode) for k in (4, 16) for mode in ("eager", "graph")}
     smoke = [row for _, _, group in gpu.plan(gpu.make_sizes(True, "cuda")) for row in group]
     assert not any(r.mps for r in smoke)  # a smoke check does not depend on the MPS daemon

@@ -22,6 +22,7 @@ from ait.engine.run import train
 from ait.engine.state import Position, TrainingState
 from ait.engine.trainer import BranchTrainer
 from ait.models import create
+from ait.models.stacked import StackedNetworks
 from ait.runtime.precision import resolve_precision
 from ait.views import parse_recipe
 from ait_testutils import launch, tiny_config
@@ -29,10 +30,14 @@ from ait_testutils import launch, tiny_config
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
 
-def tiny_trainer(device: str, seed: int = 0, recipe: str = "rp", optimizer: str = "sgd", precision: str = "fp32"):
+def tiny_trainer(
+    device: str, seed: int = 0, recipe: str = "rp", optimizer: str = "sgd", precision: str = "fp32", seeds: int = 1
+):
+    """An AIT trainer of ResNet-20 (``seeds`` > 1: that many stacked into one StackedNetworks)."""
     torch.manual_seed(seed)
     dev = torch.device(device)
-    net = create("resnet20", 10).to(dev)
+    net = create("resnet20", 10) if seeds == 1 else StackedNetworks([create("resnet20", 10) for _ in range(seeds)])
+    net = net.to(dev)
     cfg = load_config(tiny_config_dict(optimizer))
     opt = build_optimizer(net, "resnet20", cfg.optim)
     sched = build_scheduler(opt, cfg.optim, steps_per_epoch=4, epochs=3)
@@ -110,7 +115,7 @@ class OpLog(TorchDispatchMode):
 NOT_CAPTURABLE = ("_local_scalar_dense", "lift_fresh", "_linalg_check_errors", "nonzero", "masked_select", "unique")
 
 
-@pytest.mark.parametrize("recipe", ["rp", "rp,rg", "rpgc+hue", "rrc", "rp+augmix", "rpnb", "premade"])
+@pytest.mark.parametrize("recipe", ["rp", "rp,rg", "rpgc+hue", "rrc", "rp+augmix", "rpnb", "premade", "stacked"])
 def test_the_device_step_after_a_warm_up_has_nothing_a_capture_cannot_hold(recipe):
     """On the CPU, the same rule the capture enforces on a GPU: once warmed up (constants made),
     the step's device work reads nothing on the host and copies nothing from it."""
@@ -121,8 +126,8 @@ def test_the_device_step_after_a_warm_up_has_nothing_a_capture_cannot_hold(recip
         trainer = BranchTrainer([net], None, [(0, 0), (0, 2)], cfg.consistency, prec, [0.5] * 3, [0.25] * 3)
         opt = build_optimizer(net, "resnet20", cfg.optim)
         images = torch.randint(0, 256, (8, 3, 3, 32, 32), dtype=torch.uint8)
-    else:
-        trainer, opt, _ = tiny_trainer("cpu", recipe=recipe)
+    else:  # "stacked": two seeds as one network under vmap (ait.models.stacked)
+        trainer, opt, _ = tiny_trainer("cpu", **({"seeds": 2} if recipe == "stacked" else {"recipe": recipe}))
         images = torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8)
     labels, gen = torch.arange(8) % 10, torch.Generator().manual_seed(0)
     trainer.step(images, labels, [opt], generator=gen)  # the warm-up
@@ -162,25 +167,26 @@ def test_a_cpu_run_with_cuda_graphs_exits_2_and_writes_nothing(tmp_path):
 
 @needs_cuda
 @pytest.mark.parametrize(
-    "recipe, optimizer, precision",
+    "recipe, optimizer, precision, seeds",
     [
-        ("rp", "sgd", "fp32"),
-        ("rp", "sgd", "bf16"),
-        ("rp", "adamw", "fp32"),
-        ("rp,rg", "sgd", "fp32"),
-        ("rpgc+hue", "sgd", "fp32"),
-        ("rrc", "sgd", "fp32"),
-        ("rp+augmix", "sgd", "fp32"),
-        ("rpnb", "sgd", "fp32"),
+        ("rp", "sgd", "fp32", 1),
+        ("rp", "sgd", "bf16", 1),
+        ("rp", "adamw", "fp32", 1),
+        ("rp,rg", "sgd", "fp32", 1),
+        ("rpgc+hue", "sgd", "fp32", 1),
+        ("rrc", "sgd", "fp32", 1),
+        ("rp+augmix", "sgd", "fp32", 1),
+        ("rpnb", "sgd", "fp32", 1),
+        ("rp", "sgd", "fp32", 2),  # two seeds stacked under vmap
     ],
 )  # every kind of view op, both optimisers, autocast inside the capture
-def test_replayed_steps_train_as_eager_steps_do_with_a_partial_batch_between(recipe, optimizer, precision):
+def test_replayed_steps_train_as_eager_steps_do_with_a_partial_batch_between(recipe, optimizer, precision, seeds):
     """Warm-up, capture, replays, an eager partial batch, replays: the weights and every step's
     statistics match the eager trainer's (the views draw the same numbers from the registered
     generator), for views of every kind (no host copy in any of them once warmed up)."""
     results = {}
     for graphed in (False, True):
-        trainer, opt, sched = tiny_trainer("cuda", recipe=recipe, optimizer=optimizer, precision=precision)
+        trainer, opt, sched = tiny_trainer("cuda", recipe=recipe, optimizer=optimizer, precision=precision, seeds=seeds)
         step = GraphedStep(trainer) if graphed else trainer.step
         gen = torch.Generator(device="cuda")
         data = torch.randint(0, 256, (40, 3, 32, 32), dtype=torch.uint8, device="cuda")
