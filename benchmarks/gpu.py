@@ -219,8 +219,8 @@ def plan(sz: Sizes) -> list[tuple[str, str, list[Row]]]:
     est = sz.est
     share = est["loader"] / len(sz.loader_workers)
 
-    def cifar(model, strategy, batch, mode="eager", group="cifar", **kw):
-        return Row(group, model, strategy, batch, mode, est_s=est[mode], **kw)
+    def cifar(model, strategy, batch, mode="eager", group="cifar", scale=1.0, **kw):
+        return Row(group, model, strategy, batch, mode, est_s=est[mode] * scale, **kw)  # scale: of the estimate
 
     groups = [
         (
@@ -273,7 +273,7 @@ def plan(sz: Sizes) -> list[tuple[str, str, list[Row]]]:
             "stacked",
             "steps",
             [
-                cifar("resnet20", "ait", small, m, group="stacked", seeds=k)
+                cifar("resnet20", "ait", small, m, group="stacked", seeds=k, scale=max(1, k / 4))
                 for k in sz.stacked_seeds
                 for m in ("eager", "graph")
             ],
@@ -424,10 +424,12 @@ def prepare(ctx: Context, row: Row) -> tuple[Callable[[], int], int]:
         row.compile_s = first - (statistics.median(rest) if rest else 0.0)
     if ctx.cuda:
         row.peak_mem_mb = (torch.cuda.max_memory_allocated() - base) / 2**20
-    key = (row.model, row.strategy, row.batch, row.image_size, row.seeds)
-    if key not in ctx.flops or ctx.flops[key] is None:
-        ctx.flops[key] = count_flops(fn) if row.mode == "eager" else ctx.flops.get(key)
-    row.flops_per_step = ctx.flops[key]
+    key = (row.model, row.strategy, row.batch, row.image_size)  # one network's step
+    if ctx.flops.get(key) is None and row.mode == "eager":
+        # Stacked seeds: K times one network's count. FlopCounterMode counts a grouped convolution's
+        # weight gradient as if it were dense (K times too much), and the stack does no other work.
+        ctx.flops[key] = count_flops(fn if row.seeds == 1 else build_step(ctx, dataclasses.replace(row, seeds=1)))
+    row.flops_per_step = None if ctx.flops.get(key) is None else ctx.flops[key] * row.seeds
     if sz.repeat_s <= 0:
         return fn, sz.min_steps
     probe, _ = timed(fn, 3, ctx.device)
@@ -738,9 +740,10 @@ def matmul_rate(device: str, n: int) -> dict:
 def add_rates(rows: list[Row], matmul: dict) -> None:
     """Achieved FLOP/s of each measured row, and its fraction of the matmul rate."""
     for row in rows:
-        if row.status != "ok" or not row.flops_per_step or not row.ms_per_step:
+        if row.status != "ok" or not row.flops_per_step or not row.images_per_s:
             continue
-        achieved = row.flops_per_step * 1000 / row.ms_per_step  # FLOPs per step x steps/s
+        steps_per_s = row.images_per_s / (row.batch * row.seeds)  # of all processes together
+        achieved = row.flops_per_step * steps_per_s
         row.achieved_tflop_s = achieved / 1e12
         if matmul.get("flop_per_s"):
             row.matmul_fraction = achieved / matmul["flop_per_s"]

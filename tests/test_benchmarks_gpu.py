@@ -87,6 +87,12 @@ def test_smoke_run_of_the_selected_rows(tmp_path):
     stacked = next(r for r in doc["rows"] if r["seeds"] == 2 and r["status"] == "ok")
     per_step = stacked["images_per_s"] * stacked["ms_per_step"] / 1000  # every seed's images count
     assert per_step == pytest.approx(stacked["batch"] * 2) and "2 seeds stacked" in done.stdout
+    alone = next(
+        r
+        for r in doc["rows"]
+        if r["group"] == "cifar" and r["batch"] == stacked["batch"] and r["strategy"] == "ait" and r["mode"] == "eager"
+    )
+    assert stacked["flops_per_step"] == pytest.approx(2 * alone["flops_per_step"])  # two networks' work
 
 
 def test_the_full_plan_measures_each_cifar_step_eager_and_captured_and_processes_with_and_without_mps():

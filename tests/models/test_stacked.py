@@ -61,6 +61,10 @@ class Float64(torch.nn.Module):
     def forward_all(self, x):
         return ModelOutputs(*(t.float() for t in self.net.forward_all(x.double())))
 
+    @property
+    def batch_multiple(self):
+        return getattr(self.net, "batch_multiple", 1)
+
 
 SETUPS = {  # strategy name -> (branches, CE branches, consistency)
     "ait": ([(0, 0), (0, 1)], None, ConsistencyConfig(weight=1.0)),
@@ -121,3 +125,45 @@ def test_mismatched_networks_and_batches_are_refused():
     stacked = StackedNetworks(seeded_networks(k=2, dtype=torch.float32))
     with pytest.raises(ValueError, match="multiple of 2 samples, got 3"):
         stacked(torch.zeros(3, 3, 32, 32))
+
+
+def test_a_trainer_refuses_a_view_batch_that_would_give_samples_to_the_wrong_seed():
+    """4 seeds, 2 views of 6 samples: 12 images divide by 4, but view 1's sample j would go to seed
+    (j + 2) % 4; the trainer checks each view's batch."""
+    branches, ce_branches, consistency = SETUPS["ait"]
+    stacked = StackedNetworks(seeded_networks(k=4, dtype=torch.float32))
+    trainer = BranchTrainer([stacked], None, branches, consistency, CPU_FP32, (0.5,) * 3, (0.25,) * 3)
+    views = torch.zeros(6, 2, 3, 16, 16, dtype=torch.uint8)
+    with pytest.raises(ValueError, match="6 samples per view, but the networks need a multiple of 4"):
+        trainer.loss(views, torch.zeros(6, dtype=torch.long))
+    total, _ = trainer.loss(torch.zeros(8, 2, 3, 16, 16, dtype=torch.uint8), torch.zeros(8, dtype=torch.long))
+    assert torch.isfinite(total)
+
+
+def test_the_gradient_scaling_survives_a_deep_copy_and_frozen_parameters_stay_frozen():
+    nets = seeded_networks(k=2)
+    nets[0].stem[0].weight.requires_grad_(False)
+    with pytest.raises(ValueError, match="network 1 .*requires_grad"):
+        StackedNetworks(nets)
+    nets[1].stem[0].weight.requires_grad_(False)
+    stacked = copy.deepcopy(StackedNetworks(nets)).train()  # e.g. an EMA copy
+    assert not stacked.stacked_state()["stem.0.weight"].requires_grad
+    x, y = torch.randn(4, 3, 16, 16, dtype=torch.float64), torch.arange(4)
+    torch.nn.functional.cross_entropy(stacked(x), y).backward()
+    own = copy.deepcopy(nets[1]).train()
+    torch.nn.functional.cross_entropy(own(x[1::2]), y[1::2]).backward()
+    torch.testing.assert_close(stacked.stacked_state()["head.weight"].grad[1], own.head.weight.grad)
+
+
+def test_channels_last_lays_out_each_seeds_weights_and_a_non_persistent_buffer_stays_out_of_checkpoints():
+    nets = seeded_networks(k=2, dtype=torch.float32)
+    for net in nets:
+        net.register_buffer("scratch", torch.ones(3), persistent=False)
+    stacked = StackedNetworks(nets).to(memory_format=torch.channels_last)
+    weight = stacked.stacked_state()["stem.0.weight"]  # (2, 16, 3, 3, 3)
+    assert weight[1].is_contiguous(memory_format=torch.channels_last)
+    assert weight.flatten(0, 1).is_contiguous(memory_format=torch.channels_last)  # the grouped weight
+    assert all("scratch" not in state for state in stacked.state_dicts())
+    for k, net in enumerate(stacked.unstack()):
+        assert torch.equal(net.scratch, torch.ones(3)) and net.stem[0].weight.dtype == torch.float32
+        torch.testing.assert_close(net.stem[0].weight, nets[k].stem[0].weight)

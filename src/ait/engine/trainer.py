@@ -17,6 +17,7 @@ rescales the learning rate), and for DML / multi-AIT each network contributes it
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -121,6 +122,9 @@ class BranchTrainer:
         if any(not vs for vs in self.views_of):
             raise ValueError(f"every network needs at least one branch, got branches {self.branches}")
         self.guard = guard
+        # A network may need each view's batch to be a multiple of some number (K stacked seeds:
+        # ait.models.stacked), else its samples would be assigned to the wrong seed.
+        self.batch_multiple = math.lcm(*(int(getattr(net, "batch_multiple", 1)) for net in self.networks))
         # Buffers (BatchNorm statistics) move in the forward pass: a copy taken before it restores
         # them when the step turns out non-finite, so a skipped step leaves no trace.
         self._buffers = [b for net in self.networks for b in net.buffers()]
@@ -197,6 +201,11 @@ class BranchTrainer:
         if shard is not None:
             views, stacked = {v: x[shard] for v, x in views.items()}, {}
             labels = labels[shard]
+        if labels.shape[0] % self.batch_multiple:
+            raise ValueError(
+                f"a batch of {labels.shape[0]} samples per view, but the networks need a multiple of "
+                f"{self.batch_multiple} (stacked seeds: the last, partial batch of an epoch needs drop_last)"
+            )
         ce_terms, correct, branch_outputs = [], [], {}
         for k, forward in enumerate(self.forwards):
             vs = self.views_of[k]

@@ -4,17 +4,18 @@ A ResNet-20 step at 128 images is too small to fill a GPU; K seeds in K processe
 (each launches its own few hundred kernels). :class:`StackedNetworks` keeps the K networks'
 parameters and buffers stacked on a leading dimension (K, ...) and calls the one architecture on
 all of them at once under ``torch.func.vmap``, which turns every convolution into one grouped
-convolution and every BatchNorm into one over K x C channels: the same kernel count as one
-network, K times the work per kernel.
+convolution and every BatchNorm into one over K x C channels: about the kernel count of one
+network (plus a few reshapes), K times the work per kernel.
 
 To :class:`ait.engine.trainer.BranchTrainer` it is one network whose batch interleaves the seeds:
-sample j of a batch (of every view) belongs to seed ``j % K``, so the view-major batches the
+sample j of each view's batch belongs to seed ``j % K``. Each view's batch is a multiple of K
+(:attr:`StackedNetworks.batch_multiple`, which the trainer checks), so the view-major batches the
 trainer builds give each seed its own views in the same order, and each seed's BatchNorm sees only
 its own samples (the caveat of stacking BatchNorm networks: statistics never mix across seeds).
 The trainer's losses are means over the whole batch, that is (1/K) x the sum of the seeds' own
-means, so the parameters' gradients are scaled back by K as they are computed: each seed's gradient
-equals what its own network gets from its own samples (tests/models/test_stacked.py), and an SGD or
-AdamW step over the stacked parameters is K independent steps.
+means, so the gradients flowing back into the outputs are scaled by K: each seed's gradient equals
+what its own network gets from its own samples (tests/models/test_stacked.py), and an SGD or AdamW
+step over the stacked parameters is K independent steps.
 
 What is shared: one step, so one learning-rate schedule, one non-finite guard (a non-finite loss in
 any seed skips the step of all) and one set of logged means. Dropout draws differently per seed.
@@ -57,6 +58,23 @@ class _ForwardAll(nn.Module):
         return tuple(self.net.forward_all(x))
 
 
+class _ScaleGradient(torch.autograd.Function):
+    """The identity, whose gradient is multiplied by ``scale``: part of the graph, so it survives
+    copies, pickling and tensor swaps (a hook on the parameters would not)."""
+
+    @staticmethod
+    def forward(x: torch.Tensor, scale: float) -> torch.Tensor:
+        return x.view_as(x)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        ctx.scale = inputs[1]
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return grad * ctx.scale, None
+
+
 class StackedNetworks(nn.Module):
     """K networks of one architecture as one module over a batch whose sample j belongs to seed j % K.
 
@@ -73,23 +91,27 @@ class StackedNetworks(nn.Module):
         _check_same_architecture(networks)
         self.k = len(networks)
         params, buffers = stack_module_state(networks)  # name -> (K, ...) copies
+        trainable = {name: p.requires_grad for name, p in networks[0].named_parameters()}
+        persistent = set(networks[0].state_dict())
         self._names = list(params) + list(buffers)
+        self._saved = [name for name in self._names if name in params or name in persistent]  # a state_dict's
         for name, value in params.items():
-            self.register_parameter(_mangle(name), nn.Parameter(value))
-            # The trainer's mean over K seeds' samples gives each seed 1/K of its own gradient.
-            getattr(self, _mangle(name)).register_hook(self._scale_gradient)
+            self.register_parameter(_mangle(name), nn.Parameter(value.detach(), requires_grad=trainable[name]))
         for name, value in buffers.items():
-            self.register_buffer(_mangle(name), value)
+            self.register_buffer(_mangle(name), value, persistent=name in persistent)
         # The architecture alone, without storage: functional_call puts the stacked tensors in.
         # Kept out of the module tree, so that parameters(), state_dict() and .to() see the stacks only.
         object.__setattr__(self, "_template", _ForwardAll(copy.deepcopy(networks[0]).to("meta")))
 
-    def _scale_gradient(self, grad: torch.Tensor) -> torch.Tensor:
-        return grad * self.k
+    @property
+    def batch_multiple(self) -> int:
+        """What every view's batch must be a multiple of (the trainer checks it): K."""
+        return self.k
 
     def to(self, *args, **kwargs) -> StackedNetworks:
-        """As ``nn.Module.to``; ``memory_format=torch.channels_last`` lays out each seed's 4-D
-        weight (a (K, O, I, kh, kw) stack, which the plain conversion refuses) as channels_last."""
+        """As ``nn.Module.to``; ``memory_format=torch.channels_last`` also lays out each seed's 4-D
+        weight (a (K, O, I, kh, kw) stack, which the plain conversion refuses) and its gradient as
+        channels_last. Call it before the optimiser is built, as for any module."""
         channels_last = kwargs.get("memory_format") is torch.channels_last
         if channels_last:
             kwargs.pop("memory_format")
@@ -97,7 +119,9 @@ class StackedNetworks(nn.Module):
         if channels_last:
             for p in self.parameters():
                 if p.dim() == 5:  # K stacked conv weights: each slice, and their grouped reshape, NHWC
-                    p.data = p.data.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)
+                    p.data = _nhwc_slices(p.data)
+                    if p.grad is not None:
+                        p.grad = _nhwc_slices(p.grad)
         return self
 
     def train(self, mode: bool = True) -> StackedNetworks:
@@ -110,7 +134,7 @@ class StackedNetworks(nn.Module):
         return {name: getattr(self, _mangle(name)) for name in self._names}
 
     def forward_all(self, x: torch.Tensor) -> ModelOutputs:
-        """(M, C, H, W) with M a multiple of K, sample j for seed j % K -> ModelOutputs of M samples."""
+        """(M, C, H, W), sample j for seed j % K (M a multiple of K) -> ModelOutputs of M samples."""
         m = x.shape[0]
         if m % self.k:
             raise ValueError(f"a batch for {self.k} stacked networks needs a multiple of {self.k} samples, got {m}")
@@ -121,7 +145,8 @@ class StackedNetworks(nn.Module):
             return functional_call(self._template, state_k, (x_k,))
 
         outputs = vmap(one, in_dims=(0, 1), out_dims=1, randomness="different")(state, per_seed)
-        return ModelOutputs(*(o.reshape(m, *o.shape[2:]) for o in outputs))  # (M/K, K, ...) -> (M, ...)
+        # (M/K, K, ...) -> (M, ...); the trainer's means over K seeds' samples give each 1/K of its gradient
+        return ModelOutputs(*(_ScaleGradient.apply(o.reshape(m, *o.shape[2:]), float(self.k)) for o in outputs))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_all(x).logits
@@ -129,28 +154,40 @@ class StackedNetworks(nn.Module):
     def state_dicts(self) -> list[dict[str, torch.Tensor]]:
         """One plain state dict per seed (views of the stacks), loadable into the original network."""
         stacked = self.stacked_state()
-        return [{name: value[k] for name, value in stacked.items()} for k in range(self.k)]
+        return [{name: stacked[name][k].detach() for name in self._saved} for k in range(self.k)]
 
     def unstack(self) -> list[nn.Module]:
-        """K independent networks of the original class holding copies of the current weights."""
-        device = next(self.parameters()).device
+        """K independent networks of the original class holding copies of the current parameters and
+        buffers (their dtype and device included)."""
         plain = []
-        for state in self.state_dicts():
-            net = copy.deepcopy(self._template.net).to_empty(device=device)
-            net.load_state_dict({name: value.detach().clone() for name, value in state.items()})
-            net.train(self.training)
-            plain.append(net)
+        for k in range(self.k):
+            net = copy.deepcopy(self._template.net)  # on the meta device: every tensor is replaced below
+            for name, value in self.stacked_state().items():
+                owner, _, attr = name.rpartition(".")
+                module = net.get_submodule(owner)
+                if isinstance(value, nn.Parameter):
+                    module._parameters[attr] = nn.Parameter(value[k].detach().clone(), value.requires_grad)
+                else:
+                    module._buffers[attr] = value[k].detach().clone()
+            plain.append(net.train(self.training))
         return plain
+
+
+def _nhwc_slices(stack: torch.Tensor) -> torch.Tensor:
+    """(K, O, I, kh, kw) with every [k] (and so the (K * O, I, kh, kw) reshape) channels_last."""
+    return stack.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)
 
 
 def _check_same_architecture(networks: list[nn.Module]) -> None:
     def layout(net: nn.Module) -> dict:
-        return {name: (tuple(t.shape), t.dtype, t.device) for name, t in net.state_dict().items()}
+        tensors = [*net.named_parameters(), *net.named_buffers()]
+        return {name: (tuple(t.shape), t.dtype, t.device, t.requires_grad) for name, t in tensors}
 
     first = layout(networks[0])
     for k, net in enumerate(networks[1:], start=1):
         if type(net) is not type(networks[0]) or layout(net) != first:
             raise ValueError(
                 f"StackedNetworks: network {k} ({type(net).__name__}) differs from network 0 "
-                f"({type(networks[0]).__name__}) in class or in its parameters' names, shapes, dtypes or devices"
+                f"({type(networks[0]).__name__}) in class or in its parameters' and buffers' names, shapes, "
+                "dtypes, devices or requires_grad"
             )
