@@ -1,0 +1,56 @@
+"""benchmarks/profile_step.py: a step's time split into work and gaps, tried on the CPU."""
+
+import gzip
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from ait_testutils import REPO
+
+SCRIPT = REPO / "benchmarks" / "profile_step.py"
+
+
+def load_module():
+    spec = importlib.util.spec_from_file_location("benchmarks_profile_step", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(SCRIPT.parent))
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_busy_time_is_the_union_of_intervals():
+    union = load_module().union_us
+    assert union([]) == 0
+    assert union([(0, 10), (5, 12), (20, 25)]) == 17  # an overlap counts once
+    assert union([(0, 10), (2, 3), (4, 5)]) == 10  # nested intervals add nothing
+
+
+@pytest.mark.slow
+def test_a_cpu_profile_writes_its_summary_and_a_chrome_trace(tmp_path):
+    cmd = [sys.executable, str(SCRIPT), "--device", "cpu", "--model", "resnet20", "--batch", "16", "--steps", "2"]
+    cmd += ["--warmup", "1", "--seeds", "2", "--out", str(tmp_path)]
+    done = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=300, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "| eager |" in done.stdout
+    doc = json.loads((tmp_path / "profile.json").read_text())
+    assert doc["meta"]["seeds"] == 2 and [r["mode"] for r in doc["rows"]] == ["eager"]
+    row = doc["rows"][0]
+    assert 0 < row["busy_ms_per_step"] <= row["wall_ms_per_step"]  # a union of operator intervals inside the span
+    assert row["gap_ms_per_step"] == pytest.approx(row["wall_ms_per_step"] - row["busy_ms_per_step"])
+    assert row["kernels_per_step"] > 50 and row["launches_per_step"] is None  # no CUDA launches on the CPU
+    assert any("conv" in t["name"].lower() for t in row["top"])  # a ResNet's time is in its convolutions
+    trace = json.loads(gzip.decompress((tmp_path / row["trace"]).read_bytes()))
+    assert trace["traceEvents"]
+
+
+def test_graph_mode_off_cuda_is_refused_with_status_2():
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--device", "cpu", "--modes", "graph"], capture_output=True, text=True, cwd=REPO
+    )
+    assert done.returncode == 2 and "CUDA graphs need --device cuda" in done.stderr
