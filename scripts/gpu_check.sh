@@ -16,6 +16,7 @@
 #               wrapping, with SyncBatchNorm on CUDA, trains as the unwrapped step does (scripts/gpu_check_ddp.py)
 #   timm        an AIT run of a timm model (timm:test_resnet, or timm:resnet18 with an older timm)
 #   bench       benchmarks/gpu.py --smoke --strict inside --bench-budget-s seconds
+#   profile     benchmarks/profile_step.py on three steps of ResNet-20 (eager, and captured on CUDA)
 #
 # Options: --device auto|cuda|cpu (auto: cuda when torch sees one; on the CPU the CUDA tests are
 # selected and skip), --out DIR (default: $OUT when set, as on the device machine, else
@@ -34,7 +35,7 @@ while [ $# -gt 0 ]; do
         --device) DEVICE=$2; shift 2 ;;
         --out) DEST=$2; shift 2 ;;
         --bench-budget-s) BENCH_BUDGET=$2; shift 2 ;;
-        -h | --help) sed -n '2,23p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,24p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -161,6 +162,10 @@ fi
 # --- the benchmark, in its smoke sizes -----------------------------------------------------------
 run_step bench $((BENCH_BUDGET + 90)) "$PY" benchmarks/gpu.py --device "$DEVICE" --smoke --strict \
     --budget-s "$BENCH_BUDGET" --out "$DEST/bench"
+
+# --- a profiled step (eager, and captured on CUDA): the profiler runs there ---------------------------
+run_step profile 120 "$PY" benchmarks/profile_step.py --device "$DEVICE" --model resnet20 --batch 32 \
+    --steps 3 --warmup 4 --out "$DEST/profile"
 
 record total "$((SECONDS - START)) s, $FAILED failed step(s); logs in $DEST/logs"
 exit "$FAILED"
