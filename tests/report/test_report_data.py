@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 from report_testutils import make_run
@@ -38,3 +40,14 @@ def test_csv_and_json_hold_every_run_metric_and_config_key(runs, tmp_path, capsy
 def test_report_without_a_destination_is_refused(runs, capsys):
     assert main(["report", str(runs)]) == 2
     assert "--out DIR (report.md), --csv DIR or --json DIR" in capsys.readouterr().err
+
+
+def test_the_validation_top1_a_recipe_is_chosen_on_is_a_metric_of_its_own(tmp_path):
+    run = make_run(tmp_path / "runs", "tune", 0, 40.0, strategy="baseline")
+    summary = json.loads((run / "summary.json").read_text())
+    summary["networks"][0]["final_val_top1"] = 38.5  # as a run with data.val_fraction writes it
+    (run / "summary.json").write_text(json.dumps(summary))
+    assert main(["report", str(tmp_path / "runs"), "--csv", str(tmp_path / "csv")]) == 0
+    table = pd.read_csv(tmp_path / "csv" / "results.csv")
+    assert table[table.metric == "final_val_top1"].value.tolist() == [38.5]
+    assert table[table.metric == "final_top1"].value.tolist() == [40.0]

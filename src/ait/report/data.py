@@ -40,7 +40,9 @@ def run_metrics(run: RunRecord) -> list[tuple[str, str, float]]:
         networks.append({**run.summary["ensemble"], "key": "ensemble"})
     for net in networks:
         rows += [
-            (net["key"], m, float(net[m])) for m in ("final_top1", "final_top5", "best_top1") if net.get(m) is not None
+            (net["key"], m, float(net[m]))
+            for m in ("final_top1", "final_top5", "best_top1", "final_val_top1")
+            if net.get(m) is not None
         ]
     rows += [
         ("all", m, float(run.summary[m])) for m in ("train_seconds", "images_per_s") if run.summary.get(m) is not None
