@@ -24,10 +24,12 @@ import argparse
 import gzip
 import json
 import os
+import re
 import shutil
 import sys
 import time
-from collections import defaultdict
+import traceback
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import torch
@@ -38,7 +40,29 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_train import ait_step_fn, load_images, sync  # noqa: E402
 
-LAUNCHES = ("cudaLaunchKernel", "cuLaunchKernel", "cudaLaunchKernelExC", "cudaGraphLaunch", "cudaMemcpyAsync")
+from ait.engine.graphs import WARMUP_STEPS  # noqa: E402
+
+# Host calls that launch device work. Kineto names them from its own table in some builds and with
+# CUPTI's suffixes (_v7000, _ptsz) in others; a CUDA 13 build's __cudaLaunchKernel may even come out
+# as "INVALID", so launches are also counted by the correlation id they share with their kernels.
+LAUNCHES = (
+    "cudaLaunchKernel",
+    "cudaLaunchKernelExC",
+    "cudaLaunchCooperativeKernel",
+    "__cudaLaunchKernel",
+    "cuLaunchKernel",
+    "cuLaunchKernelEx",
+    "cudaGraphLaunch",
+    "cuGraphLaunch",
+    "cudaMemcpyAsync",
+    "cudaMemsetAsync",
+)
+API_SUFFIX = re.compile(r"(_ptsz|_ptds)?(_v\d+)?$")
+
+
+def api_name(name: str) -> str:
+    """A runtime or driver call's name without CUPTI's version suffix."""
+    return API_SUFFIX.sub("", name)
 
 
 def union_us(intervals: list[tuple[float, float]]) -> float:
@@ -52,36 +76,61 @@ def union_us(intervals: list[tuple[float, float]]) -> float:
     return total
 
 
-def device_time_us(event) -> float:
-    """An event's own device time (the attribute was renamed from *_cuda_* in torch 2.4)."""
-    return float(getattr(event, "self_device_time_total", None) or getattr(event, "self_cuda_time_total", 0.0))
+def duration_us(event) -> float:
+    return float(event.time_range.end - event.time_range.start)
+
+
+def device_work(events) -> list:
+    """Kernels, copies and fills on the device; not the spans kineto adds there for each
+    record_function range (such as "Optimizer.step#SGD.step"), which cover the gaps between kernels."""
+    return [e for e in events if e.device_type == DeviceType.CUDA and not getattr(e, "is_user_annotation", False)]
 
 
 def summarize(events, steps: int, wall_s: float, cuda: bool, top: int = 10) -> dict:
     """The profile of ``steps`` steps that took ``wall_s``: busy time, gaps, kernels, launches."""
+    events = list(events)
     if cuda:
-        work = [e for e in events if e.device_type == DeviceType.CUDA]
-        length = device_time_us
+        work, length = device_work(events), duration_us
     else:  # top-level operators: what runs between them is Python
         work = [e for e in events if e.device_type == DeviceType.CPU and e.cpu_parent is None]
         length = lambda e: float(e.cpu_time_total)  # noqa: E731
-    intervals = [(e.time_range.start, e.time_range.end) for e in work]
-    busy_ms = union_us(intervals) / 1000 / steps
+    busy_ms = union_us([(e.time_range.start, e.time_range.end) for e in work]) / 1000 / steps
     wall_ms = 1000 * wall_s / steps
     by_name: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
     for e in work:
         by_name[e.name][0] += length(e)
         by_name[e.name][1] += 1
     ranked = sorted(by_name.items(), key=lambda item: -item[1][0])[:top]
-    launches = sum(1 for e in events if e.device_type == DeviceType.CPU and e.name in LAUNCHES) if cuda else None
-    return {
+    row = {
         "wall_ms_per_step": wall_ms,
         "busy_ms_per_step": busy_ms,
         "busy_fraction": busy_ms / wall_ms if wall_ms > 0 else None,
         "gap_ms_per_step": wall_ms - busy_ms,
         "kernels_per_step": len(work) / steps,
-        "launches_per_step": None if launches is None else launches / steps,
+        "launches_per_step": None,
         "top": [{"name": n, "ms_per_step": t / 1000 / steps, "calls_per_step": c / steps} for n, (t, c) in ranked],
+    }
+    if cuda:
+        row.update(host_launches(events, work, steps))
+        if not work:
+            row["warning"] = "no device events: CUPTI recorded no GPU activity, so busy time and kernels are 0"
+    return row
+
+
+def host_launches(events, work: list, steps: int) -> dict:
+    """Per step: launches by name and by correlation id, graph launches, copies; the raw call names."""
+    host = [
+        e
+        for e in events
+        if e.device_type == DeviceType.CPU and (e.name.startswith(("cu", "__cu")) or e.name == "INVALID")
+    ]
+    device_ids = {e.id for e in work}  # a runtime call and the device work it started share CUPTI's correlation id
+    return {
+        "launches_per_step": sum(api_name(e.name) in LAUNCHES for e in host) / steps,
+        "launches_by_correlation_per_step": sum(e.id in device_ids for e in host) / steps,
+        "graph_launches_per_step": sum(api_name(e.name) in ("cudaGraphLaunch", "cuGraphLaunch") for e in host) / steps,
+        "copies_per_step": sum(e.name.startswith(("Memcpy", "Memset")) for e in work) / steps,
+        "runtime_calls": dict(Counter(e.name for e in host).most_common(15)),
     }
 
 
@@ -116,13 +165,16 @@ def profile_mode(args, mode: str, images, labels, out: Path) -> dict:
             step()
         sync(args.device)
         wall_s = time.perf_counter() - start
+    summary = summarize(prof.events(), args.steps, wall_s, cuda)  # before the export, which may fail
     trace = out / f"trace_{mode}.json.gz"  # tens of MB as plain JSON for a GPU step; Perfetto reads .gz
-    plain = trace.with_suffix("")
-    prof.export_chrome_trace(str(plain))
-    with plain.open("rb") as src, gzip.open(trace, "wb") as dst:
-        shutil.copyfileobj(src, dst)
-    plain.unlink()
-    summary = summarize(prof.events(), args.steps, wall_s, cuda)
+    try:
+        plain = trace.with_suffix("")
+        prof.export_chrome_trace(str(plain))
+        with plain.open("rb") as src, gzip.open(trace, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        plain.unlink()
+    except Exception as err:  # the numbers are kept without their trace
+        summary["trace_error"] = f"{type(err).__name__}: {err}"[:400]
     return {"mode": mode, "trace": trace.name, "unprofiled_ms_per_step": unprofiled_ms, **summary}
 
 
@@ -154,7 +206,12 @@ def parse_args(argv=None):
     p.add_argument("--seeds", type=int, default=1, help="networks stacked into one (ait.models.stacked)")
     p.add_argument("--modes", nargs="+", choices=["eager", "graph"], help="default: eager, and graph on CUDA")
     p.add_argument("--steps", type=int, default=20, help="profiled steps per mode")
-    p.add_argument("--warmup", type=int, default=5, help="steps before profiling (a capture needs 3)")
+    p.add_argument(
+        "--warmup",
+        type=int,
+        default=5,
+        help=f"steps before profiling (the captured mode captures on step {WARMUP_STEPS + 1}: at least that)",
+    )
     p.add_argument("--out", default=os.environ.get("OUT") or "runs/profile", help="folder for the JSON and traces")
     args = p.parse_args(argv)
     if args.modes is None:
@@ -163,19 +220,22 @@ def parse_args(argv=None):
         p.error("--modes graph: CUDA graphs need --device cuda")
     if min(args.steps, args.batch, args.seeds) < 1 or args.warmup < 0:
         p.error("--steps, --batch and --seeds must be positive, --warmup not negative")
+    if "graph" in args.modes and args.warmup < WARMUP_STEPS + 1:
+        p.error(f"--warmup {args.warmup}: the captured mode captures on step {WARMUP_STEPS + 1}, so at least that")
     return args
 
 
 def main(argv=None) -> int:
+    """Profile each mode; profile.json is rewritten after each, so a later failure keeps the earlier.
+    Exit status 1 when a mode failed or recorded no device work (the GPU check then fails)."""
     args = parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    images, labels = load_images(max(4096, 4 * args.batch * args.seeds))
-    rows = [profile_mode(args, mode, images, labels, out) for mode in args.modes]
     cuda = args.device.startswith("cuda")
     meta = {
-        "device": torch.cuda.get_device_name(0) if cuda else "cpu",
+        "device": torch.cuda.get_device_name(torch.device(args.device)) if cuda else "cpu",
         "torch": torch.__version__,
+        "cuda": torch.version.cuda,
         "model": args.model,
         "strategy": args.strategy,
         "batch": args.batch,
@@ -183,10 +243,23 @@ def main(argv=None) -> int:
         "steps": args.steps,
         "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
     }
-    (out / "profile.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
-    print(table(rows, cuda))
-    print(f"results in {out / 'profile.json'}; traces {', '.join(r['trace'] for r in rows)}")
-    return 0
+    images, labels = load_images(max(4096, 4 * args.batch * args.seeds))
+    rows, problems = [], []
+    for mode in args.modes:
+        try:
+            rows.append(profile_mode(args, mode, images, labels, out))
+        except Exception as err:
+            traceback.print_exc(limit=5)
+            problems.append(f"{mode}: {type(err).__name__}: {err}"[:400])
+            rows.append({"mode": mode, "error": problems[-1]})
+        if rows[-1].get("warning"):
+            problems.append(f"{mode}: {rows[-1]['warning']}")
+        (out / "profile.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+    print(table([r for r in rows if "error" not in r], cuda))
+    print(f"results in {out / 'profile.json'}")
+    for problem in problems:
+        print(f"profile_step: {problem}", file=sys.stderr)
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":

@@ -29,6 +29,46 @@ def test_busy_time_is_the_union_of_intervals():
     assert union([(0, 10), (2, 3), (4, 5)]) == 10  # nested intervals add nothing
 
 
+def cuda_event(i, name, start, end, device, annotation=False):
+    """A profiler event as torch.profiler reports one from a CUDA run (kernels, runtime calls, spans)."""
+    from torch.autograd import DeviceType
+    from torch.autograd.profiler_util import FunctionEvent
+
+    kind = DeviceType.CUDA if device else DeviceType.CPU
+    return FunctionEvent(
+        id=i,
+        name=name,
+        thread=0,
+        start_us=start,
+        end_us=end,
+        device_type=kind,
+        is_user_annotation=annotation,
+        use_device="cuda",
+        input_shapes=[],
+        stack=[],
+    )
+
+
+def test_a_cuda_profile_counts_kernels_not_annotation_spans_and_launches_by_name_or_correlation():
+    summarize = load_module().summarize
+    events = [
+        cuda_event(1, "cudaLaunchKernel", 0, 2, False),
+        cuda_event(2, "INVALID", 3, 4, False),  # a CUDA 13 build's __cudaLaunchKernel, unnamed by kineto
+        cuda_event(3, "cuLaunchKernelEx_v12000", 5, 6, False),
+        cuda_event(9, "cudaStreamSynchronize", 7, 30, False),
+        cuda_event(1, "k1", 2, 5, True),
+        cuda_event(2, "k2", 6, 8, True),
+        cuda_event(3, "Memcpy HtoD (Pageable -> Device)", 20, 21, True),
+        cuda_event(7, "Optimizer.step#SGD.step", 2, 21, True, annotation=True),  # a record_function span
+    ]
+    row = summarize(events, steps=1, wall_s=30e-6, cuda=True)
+    assert row["busy_ms_per_step"] == pytest.approx(6e-3)  # 3 + 2 + 1 us; the span's 19 us left out
+    assert row["kernels_per_step"] == 3 and row["copies_per_step"] == 1
+    assert row["launches_per_step"] == 2 and row["launches_by_correlation_per_step"] == 3
+    assert row["top"][0]["name"] == "k1" and "warning" not in row
+    assert "CUPTI recorded no GPU activity" in summarize([], steps=2, wall_s=0.01, cuda=True)["warning"]
+
+
 @pytest.mark.slow
 def test_a_cpu_profile_writes_its_summary_and_a_chrome_trace(tmp_path):
     cmd = [sys.executable, str(SCRIPT), "--device", "cpu", "--model", "resnet20", "--batch", "16", "--steps", "2"]
