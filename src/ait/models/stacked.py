@@ -94,7 +94,7 @@ class StackedNetworks(nn.Module):
         trainable = {name: p.requires_grad for name, p in networks[0].named_parameters()}
         persistent = set(networks[0].state_dict())
         self._names = list(params) + list(buffers)
-        self._saved = [name for name in self._names if name in params or name in persistent]  # a state_dict's
+        self._saved = [name for name in self._names if name in params or name in persistent]  # what a state_dict holds
         for name, value in params.items():
             self.register_parameter(_mangle(name), nn.Parameter(value.detach(), requires_grad=trainable[name]))
         for name, value in buffers.items():
