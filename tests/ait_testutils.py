@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from contextlib import contextmanager
@@ -140,3 +141,13 @@ def launch(config_path: Path, run_dir: Path, *extra: str) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def load_script(path: Path, name: str):
+    """A script of the repository (benchmarks/, configs/) imported as module ``name``; registered in
+    sys.modules, where dataclasses look their module up."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module

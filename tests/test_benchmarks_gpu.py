@@ -4,7 +4,6 @@ instead of ending the run, rows skipped by the budget and by --only / --skip. No
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 import os
 import subprocess
@@ -12,7 +11,7 @@ import sys
 
 import pytest
 
-from ait_testutils import REPO, one_torch_thread
+from ait_testutils import REPO, load_script, one_torch_thread
 
 SCRIPT = REPO / "benchmarks" / "gpu.py"
 FIELDS = {
@@ -30,11 +29,7 @@ FIELDS = {
 
 
 def load_gpu_module():
-    spec = importlib.util.spec_from_file_location("benchmarks_gpu", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT, "benchmarks_gpu")
 
 
 def test_a_failing_row_is_recorded_and_the_others_are_measured(tmp_path):

@@ -1,7 +1,6 @@
 """benchmarks/profile_step.py: a step's time split into work and gaps, tried on the CPU."""
 
 import gzip
-import importlib.util
 import json
 import os
 import subprocess
@@ -9,17 +8,13 @@ import sys
 
 import pytest
 
-from ait_testutils import REPO
+from ait_testutils import REPO, load_script
 
 SCRIPT = REPO / "benchmarks" / "profile_step.py"
 
 
 def load_module():
-    spec = importlib.util.spec_from_file_location("benchmarks_profile_step", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(SCRIPT.parent))
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT, "benchmarks_profile_step")
 
 
 def test_busy_time_is_the_union_of_intervals():

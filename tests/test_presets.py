@@ -7,7 +7,7 @@ import torch
 
 import ait
 from ait.config import load_config
-from ait_testutils import make_image_folder
+from ait_testutils import load_script, make_image_folder
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 PRESETS = sorted(CONFIGS.glob("*/*.yaml"))
@@ -46,11 +46,7 @@ def test_presets_exist_for_every_experiment_of_the_paper():
 
 
 def test_presets_are_up_to_date_with_their_generator():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("make_presets", CONFIGS / "make_presets.py")
-    gen = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gen)
+    gen = load_script(CONFIGS / "make_presets.py", "make_presets")
     expected = {
         **{f"paper/{k}": v for k, v in gen.paper_presets().items()},
         **{f"cpu/{k}": v for k, v in gen.cpu_presets().items()},

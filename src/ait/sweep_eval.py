@@ -16,6 +16,7 @@ baseline has not finished for a later pass; passes may run beside the sweep's tr
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -52,9 +53,7 @@ def eval_state(p: PlannedRun) -> str:
 def eval_summary(plan: Sequence[PlannedRun]) -> str | None:
     """``--status``'s line on the evaluations, e.g. "evaluate: 3 evaluated, 5 to evaluate"; None
     when no run of the plan has ``eval:``."""
-    counts: dict[str, int] = {}
-    for state in map(eval_state, _with_eval(plan)):
-        counts[state] = counts.get(state, 0) + 1
+    counts = Counter(map(eval_state, _with_eval(plan)))
     return "evaluate: " + ", ".join(f"{n} {s}" for s, n in counts.items()) if counts else None
 
 
@@ -63,7 +62,7 @@ def evaluate_plan(plan: Sequence[PlannedRun], log: Callable[[str], None] = print
     An evaluation's error (bad data, a damaged run) ends the pass, naming the run."""
     from ait.evaluate.cli import eval_arguments, run_eval  # late: the evaluation imports torch
 
-    counts: dict[str, int] = {}
+    counts: Counter[str] = Counter()
     due = _with_eval(plan)
     for i, p in enumerate(due, 1):
         state = eval_state(p)
@@ -75,6 +74,6 @@ def evaluate_plan(plan: Sequence[PlannedRun], log: Callable[[str], None] = print
             state = "evaluated now"
         else:
             log(f"[{i}/{len(due)}] {state}: {p.run_dir}")
-        counts[state] = counts.get(state, 0) + 1
+        counts[state] += 1
     log("evaluate: " + (", ".join(f"{n} {s}" for s, n in counts.items()) or "no run of this sweep has eval:"))
-    return counts
+    return dict(counts)
