@@ -216,6 +216,17 @@ def _lambda(c: Comparison) -> str:
     return f"{c.ait.weight:g}" if c.ait else "–"
 
 
+def _setting_cells(c: Comparison) -> list[str]:
+    """Dataset, network, augmentation, λ and what is compared: the columns every comparison table opens with."""
+    return [c.lead.dataset, c.lead.networks[0], c.lead.recipe, _lambda(c), c.text]
+
+
+def _top1_cells(c: Comparison) -> list[str]:
+    """Baseline and AIT final top-1, their difference, difference / std and its 95% interval."""
+    b, a = _stat(c.baseline), _stat(c.ait)
+    return [b.fmt(), a.fmt(), delta(b, a), effect_size(b, a), interval_text(b, a)]
+
+
 # ----------------------------------------------------------------------------------------------
 # The paper's tables
 
@@ -224,23 +235,7 @@ def table1(groups: list[Group]) -> Section | None:
     comps = compare(groups, lambda g: _single_net(g) and g.noise == 0 and g.fraction == 1)
     if not any(c.ait for c in comps):
         return None
-    rows = []
-    for c in comps:
-        b, a = _stat(c.baseline), _stat(c.ait)
-        rows.append(
-            [
-                c.lead.dataset,
-                c.lead.networks[0],
-                c.lead.recipe,
-                _lambda(c),
-                c.text,
-                b.fmt(),
-                a.fmt(),
-                delta(b, a),
-                effect_size(b, a),
-                interval_text(b, a),
-            ]
-        )
+    rows = [_setting_cells(c) + _top1_cells(c) for c in comps]
     body = f"Final-epoch test top-1 (%), mean ± std over seeds. Δ = AIT − baseline. {EFFECT_NOTE}\n\n" + md_table(
         ["Dataset", "Network", "Aug", "λ", "Comparison", "Baseline", "AIT", "Δ", "Δ / std", CI_HEADER], rows
     )
@@ -334,7 +329,6 @@ def table3(groups: list[Group]) -> Section | None:
         return None
     rows = []
     for c in comps:
-        b, a = _stat(c.baseline), _stat(c.ait)
         changed = [
             r.summary.get("data", {}).get("label_noise_changed_fraction")
             for g in (c.baseline, c.ait)
@@ -343,22 +337,7 @@ def table3(groups: list[Group]) -> Section | None:
         ]
         changed = [x for x in changed if isinstance(x, (int, float))]
         measured = percent(round(sum(changed) / len(changed), 4)) if changed else "–"
-        rows.append(
-            [
-                percent(c.lead.noise),
-                measured,
-                c.lead.dataset,
-                c.lead.networks[0],
-                c.lead.recipe,
-                _lambda(c),
-                c.text,
-                b.fmt(),
-                a.fmt(),
-                delta(b, a),
-                effect_size(b, a),
-                interval_text(b, a),
-            ]
-        )
+        rows.append([percent(c.lead.noise), measured] + _setting_cells(c) + _top1_cells(c))
     body = (
         "Training labels replaced by random classes (test labels intact). Final-epoch test top-1 (%), mean ± std "
         'over seeds. "Labels changed" is measured (a random class may equal the true one). '
@@ -399,19 +378,7 @@ def table4(groups: list[Group]) -> Section | None:
     for c in comps:
         d1 = delta(_stat(c.baseline), _stat(c.ait))
         d5 = delta(_stat(c.baseline, "final_top5"), _stat(c.ait, "final_top5"))
-        rows.append(
-            [
-                percent(c.lead.fraction),
-                c.lead.dataset,
-                c.lead.networks[0],
-                c.lead.recipe,
-                _lambda(c),
-                c.text,
-                both(c.baseline),
-                both(c.ait),
-                f"{d1} / {d5}",
-            ]
-        )
+        rows.append([percent(c.lead.fraction)] + _setting_cells(c) + [both(c.baseline), both(c.ait), f"{d1} / {d5}"])
     body = (
         "A stratified fraction of the training set; the test set is complete. Final-epoch top-1 / top-5 (%), "
         "mean ± std over seeds.\n\n"
