@@ -5,6 +5,7 @@ import json
 import yaml
 
 from ait.cli import main
+from ait.engine.lock import RunLock
 from ait_testutils import tiny_config
 
 # One corruption at one severity: a real evaluation with an mCE, in seconds.
@@ -60,3 +61,19 @@ def test_eval_arguments_are_checked_when_the_sweep_file_is_read(tmp_path, capsys
     assert main(["sweep", sweep, "--dry-run"]) == 2
     err = capsys.readouterr().err
     assert "experiments[0]: eval: args: argument --corruption-names: unknown corruption(s) ['fogg']" in err
+
+
+def test_a_run_held_by_another_process_is_skipped_as_busy_and_evaluated_by_a_later_pass(tmp_path, capsys):
+    sweep = write_sweep(tmp_path)
+    assert main(["sweep", sweep]) == 0
+    capsys.readouterr()
+    held = tmp_path / "runs" / "tiny_baseline" / "seed0"
+    with RunLock(held):  # a second --evaluate pass (or ait train) in this directory
+        assert main(["sweep", sweep, "--evaluate"]) == 0
+        out = capsys.readouterr().out
+    assert f"skipped, busy: {held} is in use by another run" in out
+    assert "evaluate: 1 busy in another process, 1 evaluated now" in out
+    assert not (held / "eval" / "corruptions.json").exists()
+    assert main(["sweep", sweep, "--evaluate"]) == 0
+    assert "evaluate: 1 evaluated now, 1 evaluated" in capsys.readouterr().out
+    assert (held / "eval" / "corruptions.json").is_file()

@@ -10,7 +10,9 @@ the config whose run of the same seed is their mCE baseline::
 
 Each pass evaluates every finished run not yet evaluated with these arguments (a record of them in
 ``RUN_DIR/eval/sweep_eval.json``, written after the evaluation succeeded), and leaves a run whose
-baseline has not finished for a later pass; passes may run beside the sweep's training workers.
+baseline has not finished for a later pass. Passes may run beside the sweep's training workers and
+beside each other: each evaluation holds its run's lock (:mod:`ait.engine.lock`), and a run held
+by another pass is skipped as busy.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from ait.engine.lock import RunLock, RunLocked
 from ait.runtime.files import write_text_atomic
 from ait.sweep import PlannedRun
 
@@ -60,20 +63,34 @@ def eval_summary(plan: Sequence[PlannedRun]) -> str | None:
 def evaluate_plan(plan: Sequence[PlannedRun], log: Callable[[str], None] = print) -> dict[str, int]:
     """Evaluate every run of ``plan`` that is due (:func:`eval_state`); the count of each state.
     An evaluation's error (bad data, a damaged run) ends the pass, naming the run."""
-    from ait.evaluate.cli import eval_arguments, run_eval  # late: the evaluation imports torch
-
     counts: Counter[str] = Counter()
     due = _with_eval(plan)
     for i, p in enumerate(due, 1):
-        state = eval_state(p)
+        where, state = f"[{i}/{len(due)}]", eval_state(p)
         if state == "to evaluate":
-            log(f"[{i}/{len(due)}] evaluating {p.run_dir}: ait eval {' '.join(p.eval_args)}")
-            baseline = ["--baseline", str(p.eval_baseline)] if p.eval_baseline else []
-            run_eval(eval_arguments([str(p.run_dir), *p.eval_args, *baseline]))
-            write_text_atomic(p.run_dir / RECORD, json.dumps(_wanted(p)) + "\n")
-            state = "evaluated now"
+            state = _evaluate_one(p, where, log)
         else:
-            log(f"[{i}/{len(due)}] {state}: {p.run_dir}")
+            log(f"{where} {state}: {p.run_dir}")
         counts[state] += 1
     log("evaluate: " + (", ".join(f"{n} {s}" for s, n in counts.items()) or "no run of this sweep has eval:"))
     return dict(counts)
+
+
+def _evaluate_one(p: PlannedRun, where: str, log: Callable[[str], None]) -> str:
+    """Evaluate ``p`` holding its run's lock, so that a second pass skips it (and ``ait train`` on the
+    directory is refused meanwhile); the run's state afterwards."""
+    from ait.evaluate.cli import eval_arguments, run_eval  # late: the evaluation imports torch
+
+    try:
+        with RunLock(p.run_dir):
+            if eval_state(p) == "evaluated":  # by another pass, since this one looked
+                log(f"{where} evaluated meanwhile by another pass: {p.run_dir}")
+                return "evaluated"
+            log(f"{where} evaluating {p.run_dir}: ait eval {' '.join(p.eval_args)}")
+            baseline = ["--baseline", str(p.eval_baseline)] if p.eval_baseline else []
+            run_eval(eval_arguments([str(p.run_dir), *p.eval_args, *baseline]))
+            write_text_atomic(p.run_dir / RECORD, json.dumps(_wanted(p)) + "\n")
+            return "evaluated now"
+    except RunLocked as err:
+        log(f"{where} skipped, busy: {err}")
+        return "busy in another process"
