@@ -4,6 +4,7 @@ import torch
 
 from ait.config import DataConfig
 from ait.data import ImageArrays, ImageFolderIndex
+from ait.data.sampler import EpochSampler
 from ait.runtime.rundata import build_data, evenly_spaced, first_samples, select_samples
 
 
@@ -84,3 +85,14 @@ def test_a_run_with_a_validation_split_reports_it_apart_from_the_test_set(tmp_pa
     assert 0 <= net["final_val_top1"] <= 100 and "final_top1" in net
     record = json.loads((Path(summary["run_dir"]) / "metrics.jsonl").read_text().splitlines()[-1])
     assert set(record["val"]) == set(record["test"]) == {"net0"}
+
+
+def test_seed_0s_noisy_labels_are_spread_over_epoch_0s_order():
+    # The noise draw once shared seed 0's stream with the sampler's epoch-0 permutation: the first
+    # 40% of epoch 0 were then exactly the noisy samples.
+    n, noise = 1000, 0.4
+    train, _, _, _ = select_samples(arrays(n, 10), arrays(10, 10), DataConfig(label_noise=noise), 0, first_samples)
+    noisy = train.labels != arrays(n, 10).labels
+    order = EpochSampler(n, 100, seed=0).permutation(0)
+    first_batches = noisy[order[: int(noise * n)]].float().mean().item()
+    assert first_batches < 0.5  # about 0.4 * 0.9 = 0.36 when independent; 0.9 with the shared stream

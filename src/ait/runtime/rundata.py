@@ -87,7 +87,7 @@ def select_samples(
         train = train.subset(stratified_subset(train.labels, cfg.train_fraction, seed))
     train, val = carve_validation(train, cfg.val_fraction, seed)
     if cfg.label_noise > 0:
-        labels, changed = corrupt_labels(train.labels, cfg.label_noise, train.num_classes, seed)
+        labels, changed = corrupt_labels(train.labels, cfg.label_noise, train.num_classes, seed + LABEL_NOISE_SEED_OFFSET)
         train = dataclasses.replace(train, labels=labels)
         info["label_noise_changed_fraction"] = changed
     if cfg.test_limit is not None and cfg.test_limit < len(test):
@@ -108,7 +108,12 @@ def carve_validation(train: Samples, fraction: float, seed: int) -> tuple[Sample
     return train.subset(keep.nonzero().flatten()), train.subset(held)
 
 
-VALIDATION_SEED_OFFSET = 7919  # the validation draw is not the training fraction's draw of the same seed
+# Each seeded draw of the data has its own stream. The validation split is not the training
+# fraction's draw of the same seed; the noisy samples are not the first of epoch 0's order (with
+# the bare seed, seed 0's noise permutation was the sampler's epoch-0 permutation: the first
+# batches of training were almost all noisy).
+VALIDATION_SEED_OFFSET = 7919
+LABEL_NOISE_SEED_OFFSET = 104_729
 
 
 @dataclass
