@@ -273,6 +273,8 @@ def test_models_options_are_typed_and_reach_every_name_by_override():
         (["strategy.networks=[my-nets:make]"], r"strategy.networks\[0\]: model name 'my-nets:make': expected"),
         (["optim.name=lamb"], "optim.name: 'lamb' is not one of sgd, adamw"),
         (["optim.betas=[0.9]"], r"optim.betas: expected two numbers \[beta1, beta2\]"),
+        (["optim.nesterov=true", "optim.momentum=0"], "optim.nesterov: expected false unless optim.name is sgd with"),
+        (["optim.nesterov=true", "optim.name=adamw"], "optim.nesterov: expected false unless optim.name is sgd with"),
         (["train.label_smoothing=1"], r"train.label_smoothing: expected a finite number in \[0, 1\)"),
     ],
 )

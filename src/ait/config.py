@@ -352,6 +352,12 @@ def _check_training(c: ConsistencyConfig, o: OptimConfig, t: TrainConfig, s: Str
     _choice("optim.name", o.name, OPTIMIZERS)
     _check("optim.betas", len(o.betas) == 2, "two numbers [beta1, beta2]", o.betas)
     _choice("optim.schedule", o.schedule, ("step", "cosine", "onecycle"))
+    _check(
+        "optim.nesterov",
+        not o.nesterov or (o.name == "sgd" and o.momentum > 0),
+        "false unless optim.name is sgd with optim.momentum > 0 (Nesterov's step needs a momentum)",
+        o.nesterov,
+    )
     _check("optim.milestones", list(o.milestones) == sorted(o.milestones), "increasing epochs", o.milestones)
     per_network = s.definition.views_per_network(len(s.networks), len(s.views))
     _check(
