@@ -87,6 +87,10 @@ def test_ait_predict_prints_the_top_classes_of_each_image(run, tmp_path, capsys)
     assert len(lines) == 2 and lines[0].startswith(f"{tmp_path / 'a.png'}: ") and lines[0].count("%") == 3
     assert main(["predict", str(tmp_path), str(tmp_path / "a.png")]) == 2
     assert "has no config.yaml" in capsys.readouterr().err
+    for device, why in (("bogus", "bogus"), ("cuda:99", "torch sees")):
+        assert main(["predict", str(run), str(tmp_path / "a.png"), "--device", device]) == 2
+        err = capsys.readouterr().err
+        assert f"cannot load '{run}' on device '{device}'" in err and why in err and len(err.strip().splitlines()) == 1
 
 
 def test_what_is_not_a_model_is_named(tmp_path, run):

@@ -33,6 +33,7 @@ from ait.engine.checkpoint import networks_from_checkpoint
 from ait.engine.rundir import RunDirError
 from ait.evaluate.loading import check_run_dir, read_config_and_checkpoint, read_model_input
 from ait.models.adapters import weights_target
+from ait.runtime.precision import resolve_device
 from ait.views import normalize
 
 MODEL_FORMAT = "ait-model-1"  # the metadata format of exported safetensors files (ait.evaluate.export)
@@ -129,13 +130,17 @@ def load_model(source: str | Path, network: int = 0, device: str | torch.device 
     """Network ``network`` of a run directory, or the network of an exported ``.safetensors`` file
     (``ait export``), for inference. A module named by the run is not imported (``--import``)."""
     path = Path(source).expanduser()
+    try:
+        torch_device = resolve_device(str(device))
+    except (ValueError, RuntimeError) as err:
+        raise ModelLoadError(f"cannot load {str(path)!r} on device {str(device)!r}: {err}") from None
     if path.is_dir():
         loaded = _from_run(path, network)
     elif path.suffix == ".safetensors" and path.is_file():
         loaded = _from_export(path)
     else:
         raise ModelLoadError(f"{str(path)!r}: expected a run directory or an exported .safetensors file")
-    loaded.network.to(device).eval()
+    loaded.network.to(torch_device).eval()
     return loaded
 
 
