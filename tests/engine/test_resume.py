@@ -105,6 +105,22 @@ def test_sigterm_saves_a_checkpoint_and_the_same_command_continues(tmp_path, ref
     assert without_timing(read_metrics(run)) == without_timing(read_metrics(reference))
 
 
+def test_sigterm_without_checkpoints_says_the_run_cannot_be_resumed(tmp_path):
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(resumable_config(tmp_path, epochs=20, checkpoint=False)))
+    run = tmp_path / "run"
+    proc = launch(path, run)
+    deadline = time.time() + 120
+    while not (run / "metrics.jsonl").is_file() and time.time() < deadline:  # the signal handler is in place
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "no checkpoint was written (train.checkpoint=false), so it cannot be resumed" in err
+    assert "--resume" not in err and not (run / "checkpoint.pt").exists()
+
+
 def test_mismatching_config_is_refused_with_the_differing_keys(tmp_path):
     cfg = resumable_config(tmp_path, epochs=1, max_steps_per_epoch=3)
     run = tmp_path / "run"

@@ -476,10 +476,13 @@ class RunLoop:
             self.pos.wall_seconds = time.perf_counter() - self.wall_start
             self.save(f"signal {stop} at epoch {epoch + 1} step {self.pos.step}")
             self.progress.close()
+            where = f"stopped by signal {stop} at epoch {epoch + 1}, step {self.pos.step}"
+            if self.cfg.train.checkpoint:
+                raise RunInterrupted(
+                    f"{where}; the checkpoint is saved: continue with `ait train --resume {self.run_path}`", stop
+                )
             raise RunInterrupted(
-                f"stopped by signal {stop} at epoch {epoch + 1}, step {self.pos.step}; the checkpoint "
-                f"is saved: continue with `ait train --resume {self.run_path}`",
-                stop,
+                f"{where}; no checkpoint was written (train.checkpoint=false), so it cannot be resumed", stop
             )
 
     def end_epoch(self) -> None:
