@@ -152,6 +152,15 @@ CASES = [
     Case("warmup-negative", with_override("optim.warmup_epochs=-5"), r"optim\.warmup_epochs: expected"),
     Case("momentum-negative", with_override("optim.momentum=-1"), r"optim\.momentum: expected .*\[0, 1\)"),
     Case("momentum-nan", with_override("optim.momentum=nan"), r"optim\.momentum: expected"),
+    Case(
+        "nesterov-without-momentum",
+        lambda tmp: with_override("optim.nesterov=true")(tmp) + ["--set", "optim.momentum=0"],
+        r"optim\.nesterov: expected false unless optim\.name is sgd with optim\.momentum > 0",
+    ),
+    Case(
+        "demo-epochs-zero", lambda tmp: ["demo", "--epochs", "0"], r"^ait demo: error: argument --epochs: expected an"
+    ),
+    Case("sweep-jobs-zero", lambda tmp: ["sweep", str(config(tmp)), "--jobs", "0"], r"argument --jobs: expected an"),
     Case("temperature-inf", with_override("consistency.temperature=.inf"), r"consistency\.temperature: .*finite"),
     Case("eval-batch-zero", with_override("train.eval_batch_size=0"), r"train\.eval_batch_size: expected"),
     Case("threads-negative", with_override("train.num_threads=-1"), r"train\.num_threads: expected"),

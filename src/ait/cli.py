@@ -28,6 +28,8 @@ import os
 import sys
 from pathlib import Path
 
+from ait.cli_args import CommandParser, positive_int
+
 
 def _add_imports(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -44,7 +46,7 @@ def _add_imports(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from ait.config import add_override_option  # light: no torch
 
-    parser = argparse.ArgumentParser(prog="ait", description="Augmentation-invariant training of image classifiers.")
+    parser = CommandParser(prog="ait", description="Augmentation-invariant training of image classifiers.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train one run from a YAML config, or continue one (--resume)")
@@ -72,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="the top classes of image files, by a trained network")
     p.add_argument("model", metavar="RUN_DIR", help="a run directory or an exported .safetensors file")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files of any size (resized and centre-cropped)")
-    p.add_argument("--top-k", type=int, default=5, help="classes shown per image (default: 5)")
+    p.add_argument("--top-k", type=positive_int, default=5, help="classes shown per image (default: 5)")
     p.add_argument("--network", type=int, default=0, help="which network of the run (default: 0)")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1, ...")
     p.set_defaults(handler=predict_command)
@@ -89,8 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="Fashion-MNIST IDX folder (default: /usr/share/datasets/fashion-mnist), or a folder "
         "with train*.npz and test.npz such as ../shared/data/cifar10",
     )
-    p.add_argument("--epochs", type=int, default=None, help="epochs per run (default: the demo's own)")
-    p.add_argument("--train-limit", type=int, default=None, help="training images used (default: the demo's own)")
+    p.add_argument("--epochs", type=positive_int, default=None, help="epochs per run (default: the demo's own)")
+    p.add_argument(
+        "--train-limit", type=positive_int, default=None, help="training images used (default: the demo's own)"
+    )
     p.add_argument("--out-dir", default="runs", help="where the demo's run directories go (default: runs)")
     p.set_defaults(handler=demo_command)
 
@@ -114,7 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        return run_handler(build_parser().parse_args(argv))
+        args = build_parser().parse_args(argv)
+    except SystemExit as stop:  # --help (0) or a refused argument (2, one line): a status, as for any error
+        return stop.code if isinstance(stop.code, int) else 2
+    try:
+        return run_handler(args)
     except BrokenPipeError:  # `ait sweep ... --dry-run | head`: the reader has gone; no traceback
         if not _stdout_reader_gone():
             raise  # another pipe or socket: not the user's `| head`
@@ -188,11 +196,8 @@ def export_command(args: argparse.Namespace) -> None:
 
 
 def predict_command(args: argparse.Namespace) -> None:
-    from ait.config import ConfigError
     from ait.evaluate.inference import load_model
 
-    if args.top_k < 1:
-        raise ConfigError(f"--top-k: expected an integer >= 1, got {args.top_k}")
     model = load_model(args.model, args.network, args.device)
     for path, ranked in zip(args.images, model.top_k(args.images, args.top_k)):
         print(f"{path}: " + ", ".join(f"{name} {100 * p:.1f}%" for name, p in ranked))

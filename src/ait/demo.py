@@ -121,7 +121,7 @@ def run_demo(
 ) -> list[dict[str, Any]]:
     """Train the two demo runs, print the comparison table and the run directories."""
     data_cfg = demo_data_config(data, 10_000 if train_limit is None else train_limit)
-    epochs = epochs or 4
+    epochs = 4 if epochs is None else epochs
     stamp = time.strftime("%Y%m%d-%H%M%S")
     run_dirs = []
     for cfg in demo_configs(data_cfg, epochs, stamp):

@@ -13,6 +13,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
+from ait.cli_args import positive_int
 from ait.config import add_override_option
 from ait.sweep import (
     Experiment,
@@ -85,7 +86,9 @@ def _add_scale_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="only runs I, I+N, I+2N, ... of the plan (default: from SLURM_ARRAY_TASK_ID and _COUNT when set)",
     )
-    p.add_argument("--jobs", type=int, default=1, metavar="N", help="N worker processes at once on this machine")
+    p.add_argument(
+        "--jobs", type=positive_int, default=1, metavar="N", help="N worker processes at once on this machine"
+    )
     p.add_argument(
         "--budget-s",
         type=float,
@@ -96,11 +99,13 @@ def _add_scale_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--launcher", choices=("local", "submitit"), default="local", help="submitit: a SLURM job array")
     p.add_argument("--cluster", default=None, help="submitit's cluster: slurm (default where sbatch exists) or local")
-    p.add_argument("--array-size", type=int, default=None, metavar="N", help="submitit: tasks (default: runs to do)")
-    p.add_argument("--array-parallelism", type=int, default=None, metavar="N", help="submitit: tasks at once")
+    p.add_argument(
+        "--array-size", type=positive_int, default=None, metavar="N", help="submitit: tasks (default: runs to do)"
+    )
+    p.add_argument("--array-parallelism", type=positive_int, default=None, metavar="N", help="submitit: tasks at once")
     p.add_argument("--partition", default=None, help="submitit: the SLURM partition")
     p.add_argument("--gpus-per-run", type=int, default=0, metavar="G", help="submitit: GPUs of each task")
-    p.add_argument("--time-min", type=int, default=60, metavar="MIN", help="submitit: time limit of a task")
+    p.add_argument("--time-min", type=positive_int, default=60, metavar="MIN", help="submitit: time limit of a task")
     p.add_argument("--submitit-dir", default="runs/submitit", metavar="DIR", help="submitit: its logs and pickles")
     p.add_argument("--wait", action="store_true", help="submitit: wait for every task to end")
 
@@ -138,8 +143,6 @@ def worker_argv(args: argparse.Namespace) -> list[str]:
 
 def run_sweep_command(args: argparse.Namespace) -> int:
     """``ait sweep``: 0 when every run is done, 1 when some failed (errors: see :func:`ait.cli.run_handler`)."""
-    if args.jobs < 1:
-        raise SweepError(f"--jobs: expected an integer >= 1, got {args.jobs}")
     experiments = experiments_from_args(args)
     plan = plan_experiments(experiments)
     selected = parse_shard(args.shard)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 
+from ait.cli_args import positive_int
 from ait.config import ConfigError, add_override_option
 from ait.evaluate.corruption_eval import check_selection
 from ait.evaluate.corruptions import CONSTANTS, CORRUPTIONS, SEVERITIES
@@ -24,16 +25,6 @@ from ait.evaluate.loading import check_run_dir
 from ait.evaluate.markdown import accuracy_markdown, corruptions_markdown, transfer_markdown, variation_markdown
 from ait.evaluate.outside import load_outside_model
 from ait.evaluate.pipeline import CorruptionOptions, EvalOptions, evaluate_loaded, evaluate_runs
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return value
 
 
 def _name_list(text: str) -> list[str]:
@@ -83,7 +74,7 @@ def add_eval_parser(subparsers) -> argparse.ArgumentParser:
         default=None,
         help="where generated test sets are cached (default: $AIT_CACHE_DIR/testsets or ~/.cache/ait/testsets)",
     )
-    p.add_argument("--batch-size", type=_positive_int, default=None, help="evaluation batch size (default: the run's)")
+    p.add_argument("--batch-size", type=positive_int, default=None, help="evaluation batch size (default: the run's)")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1 ... (default: auto)")
     p.add_argument(
         "--allow-data-change",
@@ -91,10 +82,10 @@ def add_eval_parser(subparsers) -> argparse.ArgumentParser:
         help="evaluate although the data's fingerprint differs from the one the checkpoint recorded",
     )
     p.add_argument(
-        "--tsne-samples", type=_positive_int, default=14, help="test images in the t-SNE (default: 14, as the paper)"
+        "--tsne-samples", type=positive_int, default=14, help="test images in the t-SNE (default: 14, as the paper)"
     )
     p.add_argument(
-        "--tsne-variants", type=_positive_int, default=16, help="variants per image in the t-SNE (default: 16)"
+        "--tsne-variants", type=positive_int, default=16, help="variants per image in the t-SNE (default: 16)"
     )
     p.set_defaults(handler=run_eval)
     return p

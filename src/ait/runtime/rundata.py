@@ -87,7 +87,9 @@ def select_samples(
         train = train.subset(stratified_subset(train.labels, cfg.train_fraction, seed))
     train, val = carve_validation(train, cfg.val_fraction, seed)
     if cfg.label_noise > 0:
-        labels, changed = corrupt_labels(train.labels, cfg.label_noise, train.num_classes, seed + LABEL_NOISE_SEED_OFFSET)
+        labels, changed = corrupt_labels(
+            train.labels, cfg.label_noise, train.num_classes, seed + LABEL_NOISE_SEED_OFFSET
+        )
         train = dataclasses.replace(train, labels=labels)
         info["label_noise_changed_fraction"] = changed
     if cfg.test_limit is not None and cfg.test_limit < len(test):

@@ -1,0 +1,25 @@
+"""Argument types shared by the ``ait`` commands' parsers (argparse names the option in its error)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1, for counts and sizes (``--epochs``, ``--jobs``, ``--top-k``, ...)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+class CommandParser(argparse.ArgumentParser):
+    """argparse with a one-line error (the command, the option and what was expected; exit status
+    2) instead of the usage block before it; ``--help`` still prints the usage. Subcommands made by
+    ``add_subparsers`` are of this class too."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
