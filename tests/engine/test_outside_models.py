@@ -301,3 +301,12 @@ def test_a_model_ait_did_not_train_is_evaluated_like_a_run(tmp_path, data, timm_
     assert json.loads((out / "model.json").read_text())["model"] == "timm:test_resnet"
     missing = ait("eval", "--model", "timm:test_resnet", "--device", "cpu", cwd=tmp_path, check=2)
     assert "--model NAME needs --weights FILE" in missing.stderr
+    # --out never overwrites a run's or another model's results.
+    published = ["--model", "timm:test_resnet", "--weights", tmp_path / "published.safetensors", "--device", "cpu"]
+    into_run = ait("eval", *published, "--out", timm_run, *sets, cwd=tmp_path, check=2)
+    assert "holds files but no model.json" in into_run.stderr and len(into_run.stderr.strip().splitlines()) == 1
+    assert json.loads((timm_run / "eval" / "accuracy.json").read_text()) == ours
+    save_file({k: v + 1 for k, v in weights.items()}, str(tmp_path / "other.safetensors"))
+    other = ["--weights", tmp_path / "other.safetensors", "--out", out]
+    refused = ait("eval", "--model", "timm:test_resnet", *other, "--device", "cpu", *sets, cwd=tmp_path, check=2)
+    assert "holds the evaluation of 'timm:test_resnet' with" in refused.stderr

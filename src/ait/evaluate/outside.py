@@ -14,6 +14,7 @@ OUT/model.json, which says what was evaluated.
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -61,10 +62,30 @@ def load_outside_model(
     if precision.channels_last:
         net = net.to(memory_format=torch.channels_last)
     models.check_outputs(net, model, num_classes, tuple(data.test.image_shape))
-    out = Path(out_dir)
+    out, record = Path(out_dir), _record(model, Path(weights), config.to_dict())
+    _check_out_dir(out, record)
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "model.json", _record(model, Path(weights), config.to_dict()))
+    write_json(out / "model.json", record)
     return LoadedRun(out, config, [net.eval()], data, precision, None)
+
+
+def _check_out_dir(out: Path, record: dict[str, Any]) -> None:
+    """``--out`` must be new, empty, or this model's and weights' earlier evaluation: the results of
+    a run directory or of another model are never overwritten."""
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    try:
+        held = json.loads((out / "model.json").read_text())
+    except (OSError, ValueError):
+        raise RunLoadError(
+            f"--out {str(out)!r} holds files but no model.json of an earlier `ait eval --model`; "
+            "choose a new or empty folder (a run directory is evaluated with `ait eval RUN_DIR`)"
+        ) from None
+    if (held.get("model"), held.get("weights_sha256")) != (record["model"], record["weights_sha256"]):
+        raise RunLoadError(
+            f"--out {str(out)!r} holds the evaluation of {held.get('model')!r} with {held.get('weights')!r}; "
+            f"choose another folder for {record['model']!r} with {record['weights']!r}"
+        )
 
 
 def _record(model: str, weights: Path, config: dict[str, Any]) -> dict[str, Any]:
