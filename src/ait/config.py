@@ -114,6 +114,7 @@ class DataConfig:
     label_noise: float = ranged(0.0, 0, 1)  # fraction of training labels replaced by random classes (Table 3)
     train_fraction: float = ranged(1.0, 0, 1, lo_open=True)  # stratified fraction of the training set kept (Table 4)
     val_fraction: float = ranged(0.0, 0, 1, hi_open=True)  # class-balanced share of those held out as a validation set
+    # Both limits warn when the samples kept leave out classes of the whole set (a file sorted by class).
     train_limit: int | None = ranged(None, 1)  # keep the first N training samples (imagefolder: N evenly spaced)
     test_limit: int | None = ranged(None, 1)  # evaluate on the first N test samples only (imagefolder: N evenly spaced)
     synthetic_size: int = ranged(512, 1, 1_000_000)  # synthetic: number of training samples (tests and smoke runs)

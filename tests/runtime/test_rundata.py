@@ -1,5 +1,8 @@
 """A run's data: one subset pipeline for arrays and image folders, in the config's order."""
 
+import warnings
+
+import pytest
 import torch
 
 from ait.config import DataConfig
@@ -96,3 +99,14 @@ def test_seed_0s_noisy_labels_are_spread_over_epoch_0s_order():
     order = EpochSampler(n, 100, seed=0).permutation(0)
     first_batches = noisy[order[: int(noise * n)]].float().mean().item()
     assert first_batches < 0.5  # about 0.4 * 0.9 = 0.36 when independent; 0.9 with the shared stream
+
+
+def test_a_limit_that_leaves_out_classes_is_warned_about():
+    sorted_by_class = ImageArrays(
+        torch.zeros(40, 1, 8, 8, dtype=torch.uint8), torch.arange(40) // 10, ["a", "b", "c", "d"], "toy"
+    )
+    with pytest.warns(RuntimeWarning, match=r"data.train_limit=10 keeps 1 of the 4 classes of 40 samples"):
+        select_samples(sorted_by_class, arrays(8), DataConfig(train_limit=10), 0, first_samples)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        select_samples(arrays(40), arrays(8), DataConfig(train_limit=10, test_limit=4), 0, first_samples)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -82,7 +83,7 @@ def select_samples(
     done for the run record)."""
     info: dict[str, Any] = {}
     if cfg.train_limit is not None and cfg.train_limit < len(train):
-        train = train.subset(limit(len(train), cfg.train_limit))
+        train = _limited(train, cfg.train_limit, limit, "data.train_limit")
     if cfg.train_fraction < 1.0:
         train = train.subset(stratified_subset(train.labels, cfg.train_fraction, seed))
     train, val = carve_validation(train, cfg.val_fraction, seed)
@@ -93,8 +94,23 @@ def select_samples(
         train = dataclasses.replace(train, labels=labels)
         info["label_noise_changed_fraction"] = changed
     if cfg.test_limit is not None and cfg.test_limit < len(test):
-        test = test.subset(limit(len(test), cfg.test_limit))
+        test = _limited(test, cfg.test_limit, limit, "data.test_limit")
     return train, val, test, info
+
+
+def _limited(samples: Samples, k: int, limit: Callable[[int, int], Sequence[int]], key: str) -> Samples:
+    """The k samples ``limit`` picks, with a warning when they leave out classes the whole set has
+    (the first k of a file sorted by class: a run on a few classes that looks like any other)."""
+    picked = samples.subset(limit(len(samples), k))
+    kept, present = len(picked.labels.unique()), len(samples.labels.unique())
+    if kept < present:
+        warnings.warn(
+            f"{key}={k} keeps {kept} of the {present} classes of {len(samples)} samples "
+            "(a file sorted by class?); shuffle the file, or raise the limit",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return picked
 
 
 def carve_validation(train: Samples, fraction: float, seed: int) -> tuple[Samples, Samples | None]:
