@@ -122,6 +122,23 @@ def test_a_heartbeat_lock_refuses_a_fresh_holder_and_takes_over_a_stale_one(tmp_
     taken.release()
 
 
+def test_a_heartbeat_lock_beats_on_its_own_until_released(tmp_path, monkeypatch):
+    import time
+
+    from ait.engine import lock as lock_mod
+
+    monkeypatch.setenv("AIT_LOCK_HEARTBEAT", "1")
+    monkeypatch.setattr(lock_mod, "HEARTBEAT_S", 0.05)
+    held = lock_mod.RunLock(tmp_path / "run").acquire()
+    first = json.loads((tmp_path / "run" / ".lock").read_text())["heartbeat"]
+    time.sleep(0.5)  # no step, no beat() call: a long evaluation or save
+    assert json.loads((tmp_path / "run" / ".lock").read_text())["heartbeat"] > first
+    held.release()
+    assert (tmp_path / "run" / ".lock").read_text() == ""
+    time.sleep(0.2)
+    assert (tmp_path / "run" / ".lock").read_text() == ""  # the thread has stopped beating
+
+
 def test_a_torn_last_metrics_line_is_dropped_on_resume(tmp_path):
     cfg = tiny_config(tmp_path, "baseline", train={"epochs": 3, "eval_every": 3})
     run = Path(ait.train(cfg)["run_dir"])

@@ -7,7 +7,8 @@ pid, since when). The file holds that description as JSON; it is emptied, not de
 (deleting it would let a third process lock a file the second still has open).
 
 On a network file system (NFS, Lustre, GPFS, CIFS, ...) ``flock`` may not reach other hosts, so
-the holder also writes a heartbeat into the file at least every ``HEARTBEAT_S`` seconds, and a
+the holder also writes a heartbeat into the file every ``HEARTBEAT_S`` seconds (from a thread of
+its own, so that a long evaluation or save between steps keeps it fresh), and a
 new writer refuses a lock whose heartbeat is younger than ``STALE_S`` seconds, whoever holds the
 ``flock``. A run killed there leaves its lock for ``STALE_S`` seconds; the message says so.
 ``AIT_LOCK_HEARTBEAT=1`` turns heartbeats on for any file system (0 turns them off).
@@ -19,6 +20,7 @@ import fcntl
 import json
 import os
 import socket
+import threading
 import time
 from pathlib import Path
 
@@ -71,6 +73,9 @@ class RunLock:
         self.heartbeat = heartbeats_needed(self.run_dir)
         self.last_beat = 0.0
         self.started = time.time()
+        self._mutex = threading.Lock()  # the beating thread and release() share the file
+        self._stop = threading.Event()
+        self._beater: threading.Thread | None = None
 
     def acquire(self) -> RunLock:
         """Lock the directory (created if absent) or raise RunLocked naming the holder."""
@@ -96,31 +101,45 @@ class RunLock:
             )
         self.fd = fd
         self.beat(force=True)
+        self._stop.clear()
+        if self.heartbeat:  # beats in the background: evaluations, saves and set-up take no steps
+            self._beater = threading.Thread(target=self._beat_until_released, name="ait-lock-heartbeat", daemon=True)
+            self._beater.start()
         return self
+
+    def _beat_until_released(self) -> None:
+        while not self._stop.wait(HEARTBEAT_S):
+            self.beat(force=True)
 
     def beat(self, force: bool = False) -> None:
         """Refresh the holder's record (every HEARTBEAT_S seconds with heartbeats; once otherwise)."""
-        now = time.time()
-        if self.fd is None or not (force or (self.heartbeat and now - self.last_beat >= HEARTBEAT_S)):
-            return
-        record = {"host": socket.gethostname(), "pid": os.getpid(), "started": self.started, "heartbeat": now}
-        data = json.dumps(record).encode()
-        os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, data, 0)
-        self.last_beat = now
+        with self._mutex:
+            now = time.time()
+            if self.fd is None or not (force or (self.heartbeat and now - self.last_beat >= HEARTBEAT_S)):
+                return
+            record = {"host": socket.gethostname(), "pid": os.getpid(), "started": self.started, "heartbeat": now}
+            data = json.dumps(record).encode()
+            os.ftruncate(self.fd, 0)
+            os.pwrite(self.fd, data, 0)
+            self.last_beat = now
 
     def release(self, discard: bool = False) -> None:
         """Unlock; ``discard`` also removes the lock file (a directory that turned out not to be a run's)."""
         if self.fd is None:
             return
-        try:
-            os.ftruncate(self.fd, 0)  # no heartbeat left behind for the next writer to wait on
-            if discard:
-                self.path.unlink(missing_ok=True)
-        finally:
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
-            os.close(self.fd)
-            self.fd = None
+        self._stop.set()
+        if self._beater is not None:
+            self._beater.join()
+            self._beater = None
+        with self._mutex:
+            try:
+                os.ftruncate(self.fd, 0)  # no heartbeat left behind for the next writer to wait on
+                if discard:
+                    self.path.unlink(missing_ok=True)
+            finally:
+                fcntl.flock(self.fd, fcntl.LOCK_UN)
+                os.close(self.fd)
+                self.fd = None
 
     def __enter__(self) -> RunLock:
         return self.acquire()

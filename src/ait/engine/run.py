@@ -413,8 +413,6 @@ class RunLoop:
                 self.log_step(stats)
             pos.epoch_seconds = time.perf_counter() - resumed_from
             self.progress.step(step, stats, pos)
-            if self.lock is not None:
-                self.lock.beat()
             every = t.checkpoint_every_steps
             if every and pos.step % every == 0 and pos.step < self.steps_per_epoch:
                 self.save(f"epoch {epoch + 1} step {pos.step}")
