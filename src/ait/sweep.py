@@ -478,21 +478,8 @@ def execute_plan(
     rate = _rate(result.skipped, to_do, train_fn, log) if budget_s is not None and to_do else None
     for i, p in enumerate(to_do, 1):
         where = f"[{i}/{len(to_do)}]"
-        p.status, p.reason = run_state(p.config, p.run_dir)  # another worker may have got there first
-        if p.status == "done":
-            result.skipped.append(p)
-            log(f"{where} done meanwhile by another worker: {p.run_dir}")
-            continue
-        if rate is not None:
-            predicted, left = rate.predict(p.config), budget_s - (time.perf_counter() - started)
-            if predicted > left:
-                result.over_budget.append(p)
-                log(f"{where} not started, over budget: {p.run_dir} (predicted {predicted:.0f} s, {left:.0f} s left)")
-                continue
-        holder = _lock_holder(p.run_dir)
-        if holder:  # another worker trains it now: say so rather than announce it (the lock decides anyway)
-            result.busy.append(p)
-            log(f"{where} skipped, busy: {p.run_dir} is being trained by {holder}")
+        left = None if budget_s is None else budget_s - (time.perf_counter() - started)
+        if not _still_to_start(p, where, result, rate, left, log):
             continue
         log(f"{where} training {p.name} seed {p.seed} -> {p.run_dir}{_resume_note(p, restart_interrupted)}")
         start = time.perf_counter()
@@ -518,6 +505,37 @@ def execute_plan(
             rate = budget.from_finished([(q.config, q.run_dir) for q in result.skipped + result.trained]) or rate
         tops = ", ".join(f"{n['key']} {n['final_top1']:.2f}" for n in summary.get("networks", []))
         log(f"{where} done in {time.perf_counter() - start:.1f} s: {p.run_dir}: final top-1 {tops}")
+    _log_outcome(plan, result, log)
+    return result
+
+
+def _still_to_start(
+    p: PlannedRun, where: str, result: SweepResult, rate: budget.Rate | None, left_s: float | None, log
+) -> bool:
+    """Whether ``p`` is to be trained now: not finished meanwhile by another worker, predicted to
+    fit in the ``left_s`` seconds of the budget, not held by another process. A run that is not
+    goes into ``result`` with a line saying why."""
+    p.status, p.reason = run_state(p.config, p.run_dir)  # another worker may have got there first
+    if p.status == "done":
+        result.skipped.append(p)
+        log(f"{where} done meanwhile by another worker: {p.run_dir}")
+        return False
+    if rate is not None and left_s is not None:
+        predicted = rate.predict(p.config)
+        if predicted > left_s:
+            result.over_budget.append(p)
+            log(f"{where} not started, over budget: {p.run_dir} (predicted {predicted:.0f} s, {left_s:.0f} s left)")
+            return False
+    holder = _lock_holder(p.run_dir)
+    if holder:  # another worker trains it now: say so rather than announce it (the lock decides anyway)
+        result.busy.append(p)
+        log(f"{where} skipped, busy: {p.run_dir} is being trained by {holder}")
+        return False
+    return True
+
+
+def _log_outcome(plan: Sequence[PlannedRun], result: SweepResult, log) -> None:
+    """The sweep's closing lines: the counts, then each run ok or FAILED (with why)."""
     busy = f", {len(result.busy)} busy in another process" if result.busy else ""
     over = f", {len(result.over_budget)} over budget" if result.over_budget else ""
     log(
@@ -527,7 +545,6 @@ def execute_plan(
     for p in plan:
         failed = next((m for q, m in result.failures if q is p), None)
         log(f"  {'FAILED' if failed else 'ok    '} {p.run_dir}" + (f"  ({failed})" if failed else ""))
-    return result
 
 
 def _rate(done: list[PlannedRun], to_do: list[PlannedRun], train_fn, log) -> budget.Rate:
