@@ -207,6 +207,20 @@ def test_resume_refuses_changed_data_unless_allowed(tmp_path, capsys):
     assert load_run(run, device="cpu", allow_data_change=True).data.train.images.float().mean() == 1
 
 
+def test_a_changed_training_fingerprint_with_label_noise_names_the_old_noise_draw():
+    from ait.engine.rundir import RunDirError, check_data_unchanged
+
+    saved, now = {"train": "aaa", "test": "ttt"}, {"train": "bbb", "test": "ttt"}
+    with pytest.raises(RunDirError, match=r"train aaa -> bbb\); do this\. With data\.label_noise .* before 2026-12-01"):
+        check_data_unchanged(saved, now, "run", False, "do this", label_noise=0.2)
+    with pytest.raises(RunDirError) as plain:
+        check_data_unchanged(saved, now, "run", False, "do this", label_noise=0.0)
+    assert "label_noise" not in str(plain.value)
+    with pytest.raises(RunDirError) as test_only:
+        check_data_unchanged({"train": "aaa", "test": "t1"}, {"train": "aaa", "test": "t2"}, "run", False, "x", 0.2)
+    assert "label_noise" not in str(test_only.value)
+
+
 def test_eval_refuses_a_checkpoint_of_another_config(tmp_path):
     a = ait.train(tiny_config(tmp_path, "baseline", train={"epochs": 1}))
     b = ait.train(tiny_config(tmp_path, "baseline", name="other", optim={"lr": 0.05}, train={"epochs": 1}))

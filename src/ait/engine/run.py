@@ -262,7 +262,8 @@ def open_run(cfg: Config, ctx, run_path: Path, opening: Opening, networks, preci
                 hint = "pass --allow-data-change to go on with the data as it is now, or --overwrite to start again"
                 saved = resumed.get("fingerprints", {}).get("data") or {}
                 now = header["fingerprints"]["data"] or {}
-                check_data_unchanged(saved, now, str(run_path), opening.allow_data_change, hint)
+                allowed, noise = opening.allow_data_change, cfg.data.label_noise
+                check_data_unchanged(saved, now, str(run_path), allowed, hint, noise)
             if cfg.train.checkpoint:  # a run that writes no checkpoint needs no room for one
                 check_free_space(run_path, checkpoint_size_estimate(networks))
             outcome = ("resume" if resumed else "new", "")

@@ -277,13 +277,24 @@ def open_run_directory(cfg: Config, run_path: Path, overwrite: bool, resume: boo
     return state
 
 
-def check_data_unchanged(saved: dict[str, Any], current: dict[str, str], where: str, allowed: bool, hint: str) -> None:
+# The noisy labels are part of the training fingerprint; their draw changed once (2026-12-01: the
+# noise has its own random stream, ait.runtime.rundata.LABEL_NOISE_SEED_OFFSET).
+NOISE_DRAW_NOTE = (
+    ". With data.label_noise the files may be unchanged: a run made before 2026-12-01 drew its noisy labels "
+    "from another random stream (its evaluation uses the test set only)"
+)
+
+
+def check_data_unchanged(
+    saved: dict[str, Any], current: dict[str, str], where: str, allowed: bool, hint: str, label_noise: float = 0.0
+) -> None:
     """Refuse data whose fingerprint differs from the one a checkpoint recorded, naming the split.
 
     ``saved``: the checkpoint's ``fingerprints["data"]`` ({"train": hex, "test": hex}; absent in
     checkpoints written before fingerprints, which are not checked); ``current``: the same of the
     data as it is now. ``allowed`` (--allow-data-change) lets a changed split through; ``hint``
-    ends the message with what to do.
+    ends the message with what to do; ``label_noise`` (the run's ``data.label_noise``) adds the one
+    cause of a changed training fingerprint that is not in the files.
     """
     changed = [split for split in ("train", "test") if saved.get(split) and saved.get(split) != current.get(split)]
     if changed and not allowed:
@@ -291,4 +302,5 @@ def check_data_unchanged(saved: dict[str, Any], current: dict[str, str], where: 
             f"{where}: the {' and '.join(changed)} data changed since the checkpoint was written (fingerprint "
             + ", ".join(f"{s} {saved[s]} -> {current.get(s)}" for s in changed)
             + f"); {hint}"
+            + (NOISE_DRAW_NOTE if "train" in changed and label_noise > 0 else "")
         )

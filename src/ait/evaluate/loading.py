@@ -131,7 +131,8 @@ def load_run(
         hint = "pass --allow-data-change to evaluate on the data as it is now"
         saved = state.get("fingerprints", {}).get("data") or {}
         where = f"run directory {str(path)!r}"
-        check_data_unchanged(saved, run_data.info["fingerprint"], where, allow_data_change, hint)
+        noise = config.data.label_noise
+        check_data_unchanged(saved, run_data.info["fingerprint"], where, allow_data_change, hint, noise)
     except RunDirError as err:
         raise RunLoadError(str(err)) from None
     test = run_data.test
