@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as stop:  # --help (0) or a refused argument (2, one line): a status, as for any error
-        return stop.code if isinstance(stop.code, int) else 2
+        return 0 if stop.code is None else stop.code if isinstance(stop.code, int) else 2
     try:
         return run_handler(args)
     except BrokenPipeError:  # `ait sweep ... --dry-run | head`: the reader has gone; no traceback

@@ -82,7 +82,7 @@ def _evaluate_one(p: PlannedRun, where: str, log: Callable[[str], None]) -> str:
     from ait.evaluate.cli import eval_arguments, run_eval  # late: the evaluation imports torch
 
     try:
-        with RunLock(p.run_dir):
+        with RunLock(p.run_dir, purpose="evaluation"):
             if eval_state(p) == "evaluated":  # by another pass, since this one looked
                 log(f"{where} evaluated meanwhile by another pass: {p.run_dir}")
                 return "evaluated"

@@ -73,7 +73,9 @@ def test_two_writers_on_one_run_directory_never_interleave(tmp_path):
         procs = [launch(path, run_dir) for _ in range(2)]
         outcomes = sorted((p.wait(timeout=180), p.stderr.read()) for p in procs)
         assert [code for code, _ in outcomes] == [0, 2], outcomes
-        assert re.search(r"is in use by another run \(pid \d+ on .*, since", outcomes[1][1]), outcomes[1][1]
+        assert re.search(r"is in use by another process \(training, pid \d+ on .*, since", outcomes[1][1]), outcomes[1][
+            1
+        ]
         epochs = [json.loads(line)["epoch"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
         assert epochs == [1, 2, 3]
         assert not list(run_dir.glob(".*.tmp"))
@@ -240,3 +242,28 @@ def test_a_run_stopped_before_its_first_checkpoint_is_simply_started_again(tmp_p
     assert summary["epochs"] == 1 and "starting again" in capsys.readouterr().err
     with pytest.raises(RunDirError, match="finished run"):
         ait.train(cfg)
+
+
+def test_a_heartbeat_that_fails_once_is_retried(tmp_path, monkeypatch, capsys):
+    import time
+
+    from ait.engine import lock as lock_mod
+
+    monkeypatch.setenv("AIT_LOCK_HEARTBEAT", "1")
+    monkeypatch.setattr(lock_mod, "HEARTBEAT_S", 0.05)
+    held = lock_mod.RunLock(tmp_path / "run", purpose="evaluation").acquire()
+    real_pwrite, failures = lock_mod.os.pwrite, []
+
+    def flaky(fd, data, offset):
+        if not failures:
+            failures.append(1)
+            raise OSError(116, "Stale file handle")
+        return real_pwrite(fd, data, offset)
+
+    monkeypatch.setattr(lock_mod.os, "pwrite", flaky)
+    first = json.loads((tmp_path / "run" / ".lock").read_text())["heartbeat"]
+    time.sleep(0.5)
+    record = json.loads((tmp_path / "run" / ".lock").read_text())
+    held.release()
+    assert failures and record["heartbeat"] > first and record["purpose"] == "evaluation"
+    assert "cannot refresh the heartbeat" in capsys.readouterr().err

@@ -2,9 +2,10 @@
 
 ``RUN_DIR/.lock`` is locked with ``flock``: the operating system releases it when its process
 ends, however it ends, so no stale lock survives a SIGKILL on a local disk. A second ``ait train``
-(or ``--resume``, or a sweep worker) on the same directory is refused with the holder named (host,
-pid, since when). The file holds that description as JSON; it is emptied, not deleted, on release
-(deleting it would let a third process lock a file the second still has open).
+(or ``--resume``, a sweep worker, or an ``ait sweep --evaluate`` pass) on the same directory is
+refused with the holder named (what it does, host, pid, since when). The file holds that
+description as JSON; it is emptied, not deleted, on release (deleting it would let a third process
+lock a file the second still has open).
 
 On a network file system (NFS, Lustre, GPFS, CIFS, ...) ``flock`` may not reach other hosts, so
 the holder also writes a heartbeat into the file every ``HEARTBEAT_S`` seconds (from a thread of
@@ -20,6 +21,7 @@ import fcntl
 import json
 import os
 import socket
+import sys
 import threading
 import time
 from pathlib import Path
@@ -66,8 +68,9 @@ def heartbeats_needed(path: Path) -> bool:
 class RunLock:
     """The exclusive lock of one run directory (see the module docstring)."""
 
-    def __init__(self, run_dir: str | Path):
+    def __init__(self, run_dir: str | Path, purpose: str = "training"):
         self.run_dir = Path(run_dir)
+        self.purpose = purpose  # what the holder does, for the message of a refused second writer
         self.path = self.run_dir / LOCK_NAME
         self.fd: int | None = None
         self.heartbeat = heartbeats_needed(self.run_dir)
@@ -87,8 +90,8 @@ class RunLock:
             holder = _describe(_read_holder(fd))
             os.close(fd)
             raise RunLocked(
-                f"{self.run_dir} is in use by another run ({holder}); wait for it to end, stop it, "
-                "or choose another --run-dir"
+                f"{self.run_dir} is in use by another process ({holder}); wait for it to end or stop it "
+                "(to train elsewhere: --run-dir)"
             ) from None
         held = _read(fd)
         age = time.time() - float(held.get("heartbeat", 0) or 0)
@@ -96,8 +99,8 @@ class RunLock:
         if self.heartbeat and held.get("pid") and not mine and age < STALE_S:
             os.close(fd)
             raise RunLocked(
-                f"{self.run_dir} is in use by another run ({_describe(held)}, heartbeat {age:.0f} s ago, on a network "
-                f"file system); a lock whose heartbeat is over {STALE_S:.0f} s old is taken over"
+                f"{self.run_dir} is in use by another process ({_describe(held)}, heartbeat {age:.0f} s ago, on a "
+                f"network file system); a lock whose heartbeat is over {STALE_S:.0f} s old is taken over"
             )
         self.fd = fd
         self.beat(force=True)
@@ -108,8 +111,14 @@ class RunLock:
         return self
 
     def _beat_until_released(self) -> None:
+        warned = False
         while not self._stop.wait(HEARTBEAT_S):
-            self.beat(force=True)
+            try:
+                self.beat(force=True)
+            except OSError as err:  # a network file system's hiccup (ESTALE, EIO): try again next time
+                if not warned:
+                    print(f"ait: cannot refresh the heartbeat of {self.path} ({err}); retrying", file=sys.stderr)
+                    warned = True
 
     def beat(self, force: bool = False) -> None:
         """Refresh the holder's record (every HEARTBEAT_S seconds with heartbeats; once otherwise)."""
@@ -118,9 +127,10 @@ class RunLock:
             if self.fd is None or not (force or (self.heartbeat and now - self.last_beat >= HEARTBEAT_S)):
                 return
             record = {"host": socket.gethostname(), "pid": os.getpid(), "started": self.started, "heartbeat": now}
+            record["purpose"] = self.purpose
             data = json.dumps(record).encode()
-            os.ftruncate(self.fd, 0)
-            os.pwrite(self.fd, data, 0)
+            os.pwrite(self.fd, data, 0)  # written, then cut to length: a reader never finds it empty
+            os.ftruncate(self.fd, len(data))
             self.last_beat = now
 
     def release(self, discard: bool = False) -> None:
@@ -171,7 +181,8 @@ def _describe(record: dict) -> str:
     if not record.get("pid"):
         return "holder unknown"
     since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(record.get("started", 0))))
-    return f"pid {record['pid']} on {record.get('host', '?')}, since {since}"
+    doing = f"{record['purpose']}, " if record.get("purpose") else ""
+    return f"{doing}pid {record['pid']} on {record.get('host', '?')}, since {since}"
 
 
 def lock_holder(run_dir: str | Path) -> str | None:

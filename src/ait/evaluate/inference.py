@@ -131,7 +131,7 @@ def load_model(source: str | Path, network: int = 0, device: str | torch.device 
     (``ait export``), for inference. A module named by the run is not imported (``--import``)."""
     path = Path(source).expanduser()
     try:
-        torch_device = resolve_device(str(device))
+        torch_device = resolve_device(str(device), key="device")
     except (ValueError, RuntimeError) as err:
         raise ModelLoadError(f"cannot load {str(path)!r} on device {str(device)!r}: {err}") from None
     if path.is_dir():

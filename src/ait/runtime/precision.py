@@ -48,16 +48,18 @@ class Precision:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
 
-def resolve_device(spec: str) -> torch.device:
+def resolve_device(spec: str, key: str = "train.device") -> torch.device:
+    """The torch device ``spec`` names ("auto": CUDA when there is one); ConfigError naming ``key``
+    for a device this machine does not have."""
     if spec == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(spec)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"train.device: {spec!r} was asked for, but torch sees no CUDA device")
+        raise ConfigError(f"{key}: {spec!r} was asked for, but torch sees no CUDA device")
     if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise ConfigError(f"train.device: {spec!r} was asked for, but torch sees {torch.cuda.device_count()} GPU(s)")
+        raise ConfigError(f"{key}: {spec!r} was asked for, but torch sees {torch.cuda.device_count()} GPU(s)")
     if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError(f"train.device: {spec!r} was asked for, but torch sees no Apple GPU (MPS)")
+        raise ConfigError(f"{key}: {spec!r} was asked for, but torch sees no Apple GPU (MPS)")
     return device
 
 
