@@ -71,7 +71,7 @@ def test_a_run_held_by_another_process_is_skipped_as_busy_and_evaluated_by_a_lat
     with RunLock(held):  # a second --evaluate pass (or ait train) in this directory
         assert main(["sweep", sweep, "--evaluate"]) == 0
         out = capsys.readouterr().out
-    assert f"skipped, busy: {held} is in use by another process (training, pid" in out
+    assert f"skipped, busy: {held} is in use by another process (pid" in out
     assert "evaluate: 1 busy in another process, 1 evaluated now" in out
     assert not (held / "eval" / "corruptions.json").exists()
     assert main(["sweep", sweep, "--evaluate"]) == 0

@@ -181,7 +181,7 @@ def _describe(record: dict) -> str:
     if not record.get("pid"):
         return "holder unknown"
     since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(record.get("started", 0))))
-    doing = f"{record['purpose']}, " if record.get("purpose") else ""
+    doing = f"{record['purpose']}, " if record.get("purpose") not in (None, "training") else ""  # the usual holder
     return f"{doing}pid {record['pid']} on {record.get('host', '?')}, since {since}"
 
 
