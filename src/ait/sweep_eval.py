@@ -22,7 +22,6 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ait.engine.lock import RunLock, RunLocked
 from ait.runtime.files import write_text_atomic
 from ait.sweep import PlannedRun
 
@@ -79,7 +78,8 @@ def evaluate_plan(plan: Sequence[PlannedRun], log: Callable[[str], None] = print
 def _evaluate_one(p: PlannedRun, where: str, log: Callable[[str], None]) -> str:
     """Evaluate ``p`` holding its run's lock, so that a second pass skips it (and ``ait train`` on the
     directory is refused meanwhile); the run's state afterwards."""
-    from ait.evaluate.cli import eval_arguments, run_eval  # late: the evaluation imports torch
+    from ait.engine.lock import RunLock, RunLocked  # late, as the evaluation: ait.engine imports torch
+    from ait.evaluate.cli import eval_arguments, run_eval
 
     try:
         with RunLock(p.run_dir, purpose="evaluation"):
