@@ -1,0 +1,41 @@
+"""The data paths of a config: resolved against ``$AIT_DATA`` (or the working directory) when a run
+starts, so that it can be evaluated and resumed from anywhere."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import typing
+
+if typing.TYPE_CHECKING:
+    from ait.config.schema import Config
+
+# The data keys that name files or folders: a run resolves them when it starts (resolve_data_paths).
+DATA_PATH_KEYS = ("root", "train_file", "test_file")
+DATA_ROOT_VARIABLE = "AIT_DATA"
+
+
+def resolve_data_path(path: str) -> str:
+    """``path`` as an absolute path: ``~`` expanded, a relative path taken under ``$AIT_DATA`` when
+    that is set and under the working directory otherwise (no symlink is followed)."""
+    path = os.path.expanduser(path)
+    if os.path.isabs(path):
+        return os.path.normpath(path)
+    return os.path.abspath(os.path.join(os.environ.get(DATA_ROOT_VARIABLE) or os.getcwd(), path))
+
+
+def resolve_data_paths(config: Config) -> Config:
+    """The config with every data path absolute (:func:`resolve_data_path`), so that its run can be
+    evaluated and resumed from any folder, and a relative path and its absolute form are one run."""
+    resolved = {k: resolve_data_path(v) for k in DATA_PATH_KEYS if (v := getattr(config.data, k))}
+    return dataclasses.replace(config, data=dataclasses.replace(config.data, **resolved))
+
+
+def data_paths_written(config: Config) -> dict[str, dict[str, str]]:
+    """{"data.KEY": {"written": as in the config, "resolved": absolute}} for each data path: what
+    env.json records of a run's paths."""
+    return {
+        f"data.{k}": {"written": v, "resolved": resolve_data_path(v)}
+        for k in DATA_PATH_KEYS
+        if (v := getattr(config.data, k))
+    }
