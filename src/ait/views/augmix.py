@@ -23,13 +23,14 @@ import torch
 from torch.nn import functional as F
 
 from ait.views.constants import device_constant
+from ait.views.kernels import uniform
 
 WIDTH, MAX_DEPTH = 3, 3
 
 
 def _u(n: int, generator, device) -> torch.Tensor:
-    draw_on = generator.device if generator is not None else device
-    return torch.rand(n, generator=generator, device=draw_on).to(device)
+    """(n,) float32 uniform in [0, 1) on ``device``."""
+    return uniform(n, 0.0, 1.0, generator, device)
 
 
 def _levels(n: int, severity: float, generator, device) -> torch.Tensor:
