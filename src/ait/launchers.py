@@ -54,9 +54,16 @@ def run_workers(argv: Sequence[str], jobs: int, gpus: Sequence[str] | None = Non
         )
         processes.append(subprocess.Popen([sys.executable, "-m", "ait", "sweep", *argv, *extra], env=env))
     try:
-        return max(p.wait() for p in processes)
+        return worst_status([p.wait() for p in processes])
     except KeyboardInterrupt:  # the workers got the signal too: each saves its run and stops
-        return max(p.wait() for p in processes) or 130
+        return worst_status([p.wait() for p in processes]) or 130
+
+
+def worst_status(returncodes: Sequence[int]) -> int:
+    """The exit status a shell would report for the worst of these: a worker killed by signal N
+    (returncode -N: the OOM killer's SIGKILL, a segfault) counts as 128 + N, so it is not taken
+    for success beside a worker that ended with 0."""
+    return max((128 - code if code < 0 else code for code in returncodes), default=0)
 
 
 @dataclass(frozen=True)
