@@ -17,6 +17,13 @@ def test_the_folder_of_a_hugging_face_dataset_tells_runs_apart_where_a_cifar_fol
     assert dataset_label(config("hf", "/data/beans")) == "hf:beans"
 
 
+def test_two_image_folders_are_two_datasets_not_seeds_of_one():
+    imagenet100, imagenet = config("imagefolder", "/data/imagenet100"), config("imagefolder", "/data/imagenet")
+    assert group_key(imagenet100) != group_key(imagenet)
+    assert group_key(imagenet100) == group_key({**imagenet100, "seed": 1})
+    assert (dataset_label(imagenet100), dataset_label(imagenet)) == ("imagefolder:imagenet100", "imagefolder:imagenet")
+
+
 def machine_run(root, seed: int, device: str, data_dir: str, fingerprint: str | None):
     """A fake finished run trained on ``device`` from npz files under ``data_dir``."""
     import json

@@ -77,9 +77,13 @@ def _without(config: dict[str, Any], dotted_keys: Iterable[str]) -> dict[str, An
     return data
 
 
+# Datasets whose data.root is the data itself (which folder), not where a named dataset lies.
+ROOT_NAMES_THE_DATA = ("hf", "imagefolder")
+
+
 def ignored_keys(config: dict[str, Any]) -> tuple[str, ...]:
-    """IGNORED_KEYS, but for data.root where the folder is what names the data (a Hugging Face dataset)."""
-    if _get(config, "data.dataset") == "hf":
+    """IGNORED_KEYS, but for data.root where the folder is what names the data (ROOT_NAMES_THE_DATA)."""
+    if _get(config, "data.dataset") in ROOT_NAMES_THE_DATA:
         return tuple(k for k in IGNORED_KEYS if k != "data.root")
     return IGNORED_KEYS
 
@@ -117,8 +121,8 @@ def dataset_label(config: dict[str, Any]) -> str:
     if name == "npz" and data.get("train_file"):
         train = Path(str(data["train_file"]))
         name = f"{train.parent.name}/{train.stem}" if train.parent.name else train.stem
-    elif name == "hf" and data.get("root"):
-        name = f"hf:{Path(str(data['root'])).name}"
+    elif name in ROOT_NAMES_THE_DATA and data.get("root"):
+        name = f"{name}:{Path(str(data['root'])).name}"
     elif name == "synthetic":
         name = f"synthetic ({data.get('synthetic_size')})"
     if data.get("train_limit"):
