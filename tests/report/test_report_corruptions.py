@@ -47,3 +47,15 @@ def test_no_corruption_files_is_listed_as_missing(tmp_path):
     make_run(tmp_path / "runs", "base", 0, 60.0, strategy="baseline")
     report = build_report([tmp_path / "runs"], tmp_path / "out").read_text()
     assert "Corruption robustness: no run has eval/corruptions.json" in report
+
+
+def test_a_run_evaluated_at_other_severities_is_left_out_and_named_not_averaged_in(tmp_path):
+    runs = tmp_path / "runs"
+    for seed in (0, 1):
+        make_run(runs, "base", seed, 80.0, strategy="baseline", corruptions={"fog": {"1": 70.0, "5": 50.0}})
+    odd = make_run(runs, "base", 2, 80.0, strategy="baseline", corruptions={"fog": {"1": 88.0}})
+    report = build_report([runs], tmp_path / "out").read_text()
+    assert "at severities 1, 5 (generated locally)" in report
+    assert "| 60.00 ± 0.00 (n=2) |" in report  # seeds 0 and 1 only: (70 + 50) / 2 each
+    assert "88" not in report.split("## Not in this report")[0].split("common-corruption robustness")[1]
+    assert f"Corruptions of {odd}: evaluated on 1 corruption at severities 1 (generated locally), not on 1 corruption at severities 1,5" in report

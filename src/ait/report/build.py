@@ -217,10 +217,8 @@ class _Builder:
                 "Corruption robustness: no run has eval/corruptions.json (`ait eval RUN_DIR --corruptions` writes it)."
             )
             return None
-        first = groups[0].eval_runs("corruptions")[0].corruptions
-        names = list(first.get("corruptions") or [])
-        severities = [str(s) for s in first.get("severities") or []]
-        source = first.get("source", "local")
+        groups, setting = self._one_corruption_setting(groups)
+        names, severities, source = list(setting[1]), [str(s) for s in setting[2]], setting[0]
         rows = [[g.label, g.stat().fmt(), g.corruption_stat().fmt(), g.mce_stat().fmt()] for g in groups]
         origin = "generated locally" if source == "local" else f"official files from {source}"
         body = (
@@ -251,6 +249,24 @@ class _Builder:
             body = _img(images, rel, "top-1 against corruption severity") + "\n" + body
         return Section("Beyond the paper: common-corruption robustness", body, groups, images)
 
+    def _one_corruption_setting(self, groups: list[Group]) -> tuple[list[Group], tuple]:
+        """The groups with only the runs evaluated like most (:func:`corruption_setting`), so that
+        no mean mixes severities or sources; each run left out is named under "Not in this report"."""
+        settings = [corruption_setting(r) for g in groups for r in g.eval_runs("corruptions")]
+        common = max(settings, key=settings.count)  # ties: the first found
+        kept = []
+        for g in groups:
+            odd = [r for r in g.eval_runs("corruptions") if corruption_setting(r) != common]
+            self.missing += [
+                f"Corruptions of {display_path(r.path)}: evaluated {_setting_text(corruption_setting(r))}, "
+                f"not {_setting_text(common)} as the others; left out of that section."
+                for r in odd
+            ]
+            runs = [r for r in g.runs if r not in odd]
+            if any(r.corruptions is not None for r in runs):
+                kept.append(Group(g.key, runs, g.label, g.repeats))
+        return kept, common
+
     # -- accuracy curves -----------------------------------------------------------------------
     def curves(self) -> Section | None:
         from ait.report import plots
@@ -268,6 +284,27 @@ class _Builder:
         if not images:
             return None
         return Section("Accuracy curves (test top-1 per evaluated epoch, every seed)", body, [], images)
+
+
+def corruption_setting(run) -> tuple:
+    """(source, corruptions, severities, constants) of a run's eval/corruptions.json: what its
+    corruption numbers can be averaged with."""
+    c = run.corruptions
+    return (
+        c.get("source", "local"),
+        tuple(c.get("corruptions") or ()),
+        tuple(c.get("severities") or ()),
+        c.get("constants"),
+    )
+
+
+def _setting_text(setting: tuple) -> str:
+    """ "on 15 corruptions at severities 1,2,3,4,5 (generated locally, cifar constants)" """
+    source, names, severities, constants = setting
+    where = ["generated locally" if source == "local" else f"files from {source}"]
+    where += [f"{constants} constants"] if constants else []
+    at = ",".join(map(str, severities))
+    return f"on {len(names)} corruption{'s' * (len(names) != 1)} at severities {at} ({', '.join(where)})"
 
 
 def _matplotlib_available() -> bool:
