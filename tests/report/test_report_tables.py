@@ -255,6 +255,18 @@ def test_discovery_from_parent_directories(tmp_path):
         build(tmp_path, tmp_path / "missing")
 
 
+def test_a_folder_of_links_to_runs_is_discovered_each_run_once(tmp_path):
+    real = make_run(tmp_path / "runs", "x", 0, 60.0)
+    other = make_run(tmp_path / "runs", "x", 1, 61.0)
+    collected = tmp_path / "collected"
+    collected.mkdir()
+    (collected / "x_seed0").symlink_to(real, target_is_directory=True)
+    (collected / "x_seed1").symlink_to(other, target_is_directory=True)
+    (collected / "loop").symlink_to(collected, target_is_directory=True)  # a link back up is walked once
+    assert discover_run_dirs([collected])[0] == [collected / "x_seed0", collected / "x_seed1"]
+    assert discover_run_dirs([collected, tmp_path / "runs"])[0] == [collected / "x_seed0", collected / "x_seed1"]
+
+
 def test_malformed_summary_is_skipped_and_named(tmp_path):
     runs = tmp_path / "runs"
     make_run(runs, "good", 0, 60.0)

@@ -48,23 +48,30 @@ def discover_run_dirs(paths: Iterable[str | Path]) -> tuple[list[Path], list[Pat
     """(run dirs with summary.json, incomplete run dirs with config.yaml but no summary.json).
 
     Each path may be a run directory or any parent of run directories; hidden folders are skipped.
+    Symbolic links are followed (a results folder of links to runs is common), and a run reached
+    by two paths counts once, under the first.
     """
-    found: dict[Path, None] = {}
-    incomplete: dict[Path, None] = {}
+    found: dict[Path, Path] = {}  # resolved -> as reached
+    incomplete: dict[Path, Path] = {}
+    visited: set[Path] = set()  # resolved folders walked: a link back up is not walked again
     for raw in paths:
         root = Path(raw)
         if not root.exists():
             raise ReportError(f"{root}: no such file or directory")
         if root.is_file():
             root = root.parent  # a summary.json or config.yaml given directly
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
             here = Path(dirpath)
+            if here.resolve() in visited:
+                dirnames[:] = []
+                continue
+            visited.add(here.resolve())
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             if "summary.json" in filenames:
-                found.setdefault(here, None)
+                found.setdefault(here.resolve(), here)
             elif "config.yaml" in filenames and ("metrics.jsonl" in filenames or "env.json" in filenames):
-                incomplete.setdefault(here, None)
-    return sorted(found), sorted(incomplete)
+                incomplete.setdefault(here.resolve(), here)
+    return sorted(found.values()), sorted(incomplete.values())
 
 
 def _defaults() -> dict[str, Any]:
