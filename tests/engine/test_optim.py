@@ -1,6 +1,7 @@
 """Optimisers (SGD, AdamW), learning-rate schedules and the paper's weight decay per architecture."""
 
 import copy
+import warnings
 
 import pytest
 import torch
@@ -142,3 +143,13 @@ def test_onecycle_follows_pytorchs_onecycle_lr():
         assert base * lr_factor(cfg, step, 10, 5) == pytest.approx(reference.param_groups[0]["lr"], rel=1e-6), step
         reference.step()
         one_cycle.step()
+
+
+def test_a_warm_up_the_one_cycle_schedule_does_not_use_is_said_not_silently_dropped():
+    optimizer = torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=0.1)
+    with pytest.warns(UserWarning, match=r"optim\.warmup_epochs=1 is not used with optim\.schedule=onecycle"):
+        build_scheduler(optimizer, OptimConfig(schedule="onecycle", warmup_epochs=1), 10, 5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing to say without a warm-up, or with a schedule that uses it
+        build_scheduler(optimizer, OptimConfig(schedule="onecycle"), 10, 5)
+        build_scheduler(optimizer, OptimConfig(schedule="cosine", warmup_epochs=1), 10, 5)

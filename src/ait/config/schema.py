@@ -132,7 +132,7 @@ class OptimConfig:
     betas: list[float] = ranged(lo=0, hi=1, hi_open=True, factory=lambda: [0.9, 0.999])  # adamw
     nesterov: bool = False
     weight_decay: float | None = ranged(None, 0)  # None: sgd 5e-4 for wide ResNets, else 1e-4; adamw 0.05
-    schedule: str = "step"  # "step" (the paper's), "cosine", or "onecycle" (OneCycleLR's curve; no warm-up key)
+    schedule: str = "step"  # "step" (the paper's), "cosine", or "onecycle" (OneCycleLR's curve, its own warm-up)
     milestones: list[int] = ranged(lo=0, factory=lambda: [80, 120])  # epochs, for "step"
     gamma: float = ranged(0.1, 0, 1, lo_open=True)
     warmup_epochs: float = ranged(0.0, 0)  # linear warm-up from lr / 10, in epochs
