@@ -158,6 +158,13 @@ CASES = [
         r"optim\.nesterov: expected false unless optim\.name is sgd with optim\.momentum > 0",
     ),
     Case(
+        "split-bn-with-sync-batchnorm",
+        lambda tmp: with_override("strategy.name=ait")(tmp)
+        + ["--set", "strategy.views=[rp, rp]", "--set", "train.sync_batchnorm=true"]
+        + ["--set", f"models.{tiny_config(tmp, 'baseline')['strategy']['networks'][0]}.split_bn=true"],
+        r"train\.sync_batchnorm: expected false with models\.NAME\.split_bn",
+    ),
+    Case(
         "demo-epochs-zero", lambda tmp: ["demo", "--epochs", "0"], r"^ait demo: error: argument --epochs: expected an"
     ),
     Case("sweep-jobs-zero", lambda tmp: ["sweep", str(config(tmp)), "--jobs", "0"], r"argument --jobs: expected an"),

@@ -35,6 +35,13 @@ def check_config(config: Config) -> None:
     s = config.strategy
     _check_models(config.models, s.networks, s.definition.views_per_network(len(s.networks), len(s.views)))
     _check_training(config.consistency, config.optim, config.train, config.strategy)
+    _check(
+        "train.sync_batchnorm",
+        not (config.train.sync_batchnorm and any(o.split_bn for o in config.models.values())),
+        "false with models.NAME.split_bn (SyncBatchNorm's conversion would make each split BatchNorm one "
+        "shared by all views)",
+        True,
+    )
 
 
 def _choice(key: str, value: Any, allowed) -> None:
