@@ -31,20 +31,18 @@ def finish_epoch(
     t = cfg.train
     n_nets, device = len(networks), precision.device
     zeros = torch.zeros(n_nets, device=device)
-    ce = ctx.all_reduce_sum(pos.ce_sum if pos.ce_sum is not None else zeros) / ctx.world_size
-    cons = ctx.all_reduce_sum(pos.consistency_sum if pos.consistency_sum is not None else zeros.sum()) / ctx.world_size
+    train_ce, train_consistency = pos.train_means(ctx, n_nets, device)
     correct = ctx.all_reduce_sum(pos.correct if pos.correct is not None else zeros).tolist()
     seen_local = torch.tensor(pos.seen or [0] * n_nets, dtype=torch.float64, device=device)
     seen = ctx.all_reduce_sum(seen_local).tolist()
-    steps = max(pos.epoch_steps, 1)
     images = int(sum(seen))
     pos.train_seconds += pos.epoch_seconds
     pos.images_trained += images
     record: dict[str, Any] = {
         "epoch": epoch + 1,
         "lr": pos.epoch_lr,
-        "train_ce": [round(v / steps, 6) for v in ce.tolist()],
-        "train_consistency": round(cons.item() / steps, 6),
+        "train_ce": [round(v, 6) for v in train_ce],
+        "train_consistency": round(train_consistency, 6),
         "train_top1": [round(100.0 * c / n, 4) if n else None for c, n in zip(correct, seen)],
         "images_per_s": round(images / pos.epoch_seconds, 2) if pos.epoch_seconds > 0 else None,
         "epoch_seconds": round(pos.epoch_seconds, 3),

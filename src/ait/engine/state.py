@@ -26,14 +26,21 @@ def step_seed(seed: int, epoch: int, step: int) -> int:
     return ((seed * 1_000_003 + epoch) * 1_000_033 + step) % (1 << 63)
 
 
+def _times(values: torch.Tensor, counts: list[int]) -> torch.Tensor:
+    """(num_networks,) ``values`` each times its network's count (no host-to-device copy)."""
+    if len(set(counts)) == 1:
+        return values * counts[0]
+    return torch.stack([v * k for v, k in zip(values, counts)])
+
+
 @dataclass
 class Position:
     """Where the run is, and the partial sums of the epoch in progress."""
 
     epoch: int = 0  # epoch in progress (0-based)
     step: int = 0  # next step of that epoch
-    ce_sum: torch.Tensor | None = None  # (num_networks,) sum of per-step CE
-    consistency_sum: torch.Tensor | None = None  # ()
+    ce_sum: torch.Tensor | None = None  # (num_networks,) sum over steps of CE x images of the step
+    consistency_sum: torch.Tensor | None = None  # () sum over steps of the AiLoss x network 0's images
     correct: torch.Tensor | None = None  # (num_networks,) correct training images
     seen: list[int] = field(default_factory=list)  # training images per network
     epoch_lr: float = 0.0  # learning rate at the start of the epoch (logged)
@@ -43,16 +50,22 @@ class Position:
     images_trained: int = 0
     nonfinite_skips: int = 0
     epoch_steps: int = 0  # steps of this epoch that trained (skipped non-finite steps do not)
+    # The sums are weighted by the step's images, so that a short last batch counts for what it
+    # holds; False only for an epoch resumed from a checkpoint written before (plain sums of means).
+    sums_per_image: bool = True
 
     def add(self, stats) -> None:
         """Add one step's :class:`ait.engine.trainer.StepStats` to the epoch's sums."""
         self.epoch_steps += 1
+        ce, consistency = stats.ce, stats.consistency
+        if self.sums_per_image:
+            ce, consistency = _times(ce, stats.images), consistency * stats.images[0]
         if self.ce_sum is None:
-            self.ce_sum, self.consistency_sum, self.correct = stats.ce, stats.consistency, stats.correct
+            self.ce_sum, self.consistency_sum, self.correct = ce, consistency, stats.correct
             self.seen = list(stats.images)
         else:
-            self.ce_sum = self.ce_sum + stats.ce
-            self.consistency_sum = self.consistency_sum + stats.consistency
+            self.ce_sum = self.ce_sum + ce
+            self.consistency_sum = self.consistency_sum + consistency
             self.correct = self.correct + stats.correct
             self.seen = [a + b for a, b in zip(self.seen, stats.images)]
 
@@ -60,13 +73,29 @@ class Position:
         self.epoch, self.step = self.epoch + 1, 0
         self.ce_sum = self.consistency_sum = self.correct = None
         self.seen, self.epoch_seconds, self.epoch_steps = [], 0.0, 0
+        self.sums_per_image = True
+
+    def train_means(self, ctx, num_networks: int, device: torch.device) -> tuple[list[float], float]:
+        """(CE of each network, consistency): the epoch's means over its training images, summed
+        over the ranks of ``ctx`` (an :class:`ait.engine.distributed.DistContext`); a rank that
+        trained no step adds zeros of the same shape."""
+        zeros = torch.zeros(num_networks, device=device)
+        ce = ctx.all_reduce_sum(self.ce_sum if self.ce_sum is not None else zeros)
+        cons = ctx.all_reduce_sum(self.consistency_sum if self.consistency_sum is not None else zeros.sum())
+        if self.sums_per_image:
+            seen = torch.tensor(self.seen or [0] * num_networks, dtype=torch.float64, device=device)
+            images = [max(k, 1.0) for k in ctx.all_reduce_sum(seen).tolist()]
+            return [c / k for c, k in zip(ce.tolist(), images)], cons.item() / images[0]
+        steps = max(self.epoch_steps, 1) * ctx.world_size  # the old form: a mean of per-step means
+        return [c / steps for c in ce.tolist()], cons.item() / steps
 
     def to_state(self) -> dict[str, Any]:
         return {k: (v.detach().cpu() if isinstance(v, torch.Tensor) else v) for k, v in self.__dict__.items()}
 
     @classmethod
     def from_state(cls, state: dict[str, Any], device: torch.device) -> Position:
-        pos = cls(**state)
+        # A checkpoint without the key summed per-step means: go on so until its epoch ends.
+        pos = cls(**{"sums_per_image": state.get("ce_sum") is None, **state})
         for name in ("ce_sum", "consistency_sum", "correct"):
             value = getattr(pos, name)
             if value is not None:
