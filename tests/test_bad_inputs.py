@@ -167,6 +167,8 @@ CASES = [
     Case(
         "demo-epochs-zero", lambda tmp: ["demo", "--epochs", "0"], r"^ait demo: error: argument --epochs: expected an"
     ),
+    Case("eval-seed-too-large", lambda tmp: ["eval", str(tmp), "--seed", str(2**64)], r"argument --seed: expected an"),
+    Case("sweep-seed-negative", lambda tmp: ["sweep", str(config(tmp)), "--seeds", "-1"], r"--seeds: expected"),
     Case("sweep-jobs-zero", lambda tmp: ["sweep", str(config(tmp)), "--jobs", "0"], r"argument --jobs: expected an"),
     Case("temperature-inf", with_override("consistency.temperature=.inf"), r"consistency\.temperature: .*finite"),
     Case("eval-batch-zero", with_override("train.eval_batch_size=0"), r"train\.eval_batch_size: expected"),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ait.config import SEED_MAX
+
 
 def positive_int(text: str) -> int:
     """An integer >= 1, for counts and sizes (``--epochs``, ``--jobs``, ``--top-k``, ...)."""
@@ -13,6 +15,17 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+def seed_int(text: str) -> int:
+    """A seed as the config takes one (``seed``): an integer in [0, 2**63 - 1]."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"expected an integer in [0, {SEED_MAX}], got {text!r}")
     return value
 
 

@@ -13,7 +13,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from ait.cli_args import positive_int
+from ait.cli_args import positive_int, seed_int
 from ait.config import add_override_option
 from ait.sweep import (
     Experiment,
@@ -41,7 +41,7 @@ def add_sweep_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument(
         "--seeds",
         nargs="+",
-        type=int,
+        type=seed_int,
         default=None,
         metavar="SEED",
         help="seeds to run for every config and grid point (default: each config's own seed)",

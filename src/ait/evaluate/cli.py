@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import argparse
 
-from ait.cli_args import positive_int
+from ait.cli_args import positive_int, seed_int
 from ait.config import ConfigError, add_override_option
 from ait.evaluate.corruption_eval import check_selection
 from ait.evaluate.corruptions import CONSTANTS, CORRUPTIONS, SEVERITIES
@@ -68,7 +68,9 @@ def add_eval_parser(subparsers) -> argparse.ArgumentParser:
         help="all of the above (not --corruptions, which is slow: 75 test sets; ask for it on its own)",
     )
     _add_corruption_arguments(p)
-    p.add_argument("--seed", type=int, default=0, help="seed of the fixed test sets and t-SNE samples (default: 0)")
+    p.add_argument(
+        "--seed", type=seed_int, default=0, help="seed of the fixed test sets and t-SNE samples (default: 0)"
+    )
     p.add_argument(
         "--cache-dir",
         default=None,
