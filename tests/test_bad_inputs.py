@@ -159,9 +159,11 @@ CASES = [
     ),
     Case(
         "split-bn-with-sync-batchnorm",
-        lambda tmp: with_override("strategy.name=ait")(tmp)
-        + ["--set", "strategy.views=[rp, rp]", "--set", "train.sync_batchnorm=true"]
-        + ["--set", f"models.{tiny_config(tmp, 'baseline')['strategy']['networks'][0]}.split_bn=true"],
+        lambda tmp: (
+            with_override("strategy.name=ait")(tmp)
+            + ["--set", "strategy.views=[rp, rp]", "--set", "train.sync_batchnorm=true"]
+            + ["--set", f"models.{tiny_config(tmp, 'baseline')['strategy']['networks'][0]}.split_bn=true"]
+        ),
         r"train\.sync_batchnorm: expected false with models\.NAME\.split_bn",
     ),
     Case(
