@@ -62,7 +62,15 @@ def test_safetensors_of_several_networks_prefixes_each(runs, tmp_path):
     with safe_open(str(out), framework="pt") as f:
         metadata, keys = f.metadata(), set(f.keys())
     assert {k.split(".")[0] for k in keys} == {"net0", "net1"} and metadata["net1.architecture"] == "test_tiny"
+    for k in (0, 1):  # the file of both loads each, as the run does
+        assert torch.equal(ait.load_model(out, k).predict(images(2)), ait.load_model(runs["two"], k).predict(images(2)))
+    assert ait.load_model(out).architecture == "test_tiny"  # network 0 unless asked, as for a run
+    with pytest.raises(ModelLoadError, match="network 2 asked for; it has networks 0..1"):
+        ait.load_model(out, 2)
+    export(out, tmp_path / "net1.onnx", network=1)  # an export of the export, as of the run
     export(runs["two"], tmp_path / "second.safetensors", network=1)
+    with pytest.raises(ModelLoadError, match="network 1 asked for; it has networks 0..0"):
+        ait.load_model(tmp_path / "second.safetensors", 1)  # one network: 1 is not silently 0
     assert torch.equal(
         ait.load_model(tmp_path / "second.safetensors").predict(images(2)),
         ait.load_model(runs["two"], 1).predict(images(2)),

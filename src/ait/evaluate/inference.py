@@ -19,6 +19,7 @@ normalisation. ``ait predict RUN IMAGE...`` prints the top classes of image file
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,7 +138,7 @@ def load_model(source: str | Path, network: int = 0, device: str | torch.device 
     if path.is_dir():
         loaded = _from_run(path, network)
     elif path.suffix == ".safetensors" and path.is_file():
-        loaded = _from_export(path)
+        loaded = _from_export(path, network)
     else:
         raise ModelLoadError(f"{str(path)!r}: expected a run directory or an exported .safetensors file")
     loaded.network.to(torch_device).eval()
@@ -166,12 +167,23 @@ def _kwargs(config: Config, name: str) -> dict[str, Any]:
     return dict(config.models[name].kwargs) if name in config.models else {}
 
 
+def _network_prefix(metadata: dict[str, str], network: int, path: Path) -> str:
+    """The key prefix of network ``network`` in an export: "" in a file of one network, "netK."
+    in a file of several (``ait export RUN`` of a DML or multi-AIT run)."""
+    if "architecture" in metadata:
+        _check_index(network, 1, str(path))
+        return ""
+    count = sum(1 for key in metadata if re.fullmatch(r"net\d+\.architecture", key))
+    _check_index(network, count, str(path))
+    return f"net{network}."
+
+
 def _check_index(network: int, count: int, where: str) -> None:
     if not 0 <= network < count:
         raise ModelLoadError(f"{where}: network {network} asked for; it has networks 0..{count - 1}")
 
 
-def _from_export(path: Path) -> LoadedModel:
+def _from_export(path: Path, network: int) -> LoadedModel:
     from safetensors import safe_open
 
     try:
@@ -187,7 +199,9 @@ def _from_export(path: Path) -> LoadedModel:
             "with `ait eval --model NAME --weights FILE`"
         )
     prep = Preprocessing.from_record(json.loads(metadata["model_input"]))
-    name, kwargs = metadata["architecture"], json.loads(metadata.get("kwargs", "{}"))
+    prefix = _network_prefix(metadata, network, path)
+    name, kwargs = metadata[f"{prefix}architecture"], json.loads(metadata.get(f"{prefix}kwargs", "{}"))
+    tensors = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
     try:
         net = models.create(name, len(prep.classes), prep.input_shape[0], kwargs=kwargs, allow_import=False)
         weights_target(net)[0].load_state_dict(tensors)
