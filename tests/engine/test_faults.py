@@ -204,7 +204,13 @@ def test_resume_refuses_changed_data_unless_allowed(tmp_path, capsys):
     np.savez(data, images=np.ones((64, 16, 16, 3), np.uint8), labels=np.arange(64) % 4)
     with pytest.raises(RunLoadError, match="train data changed"):  # ait eval checks the same
         load_run(run, device="cpu")
-    assert load_run(run, device="cpu", allow_data_change=True).data.train.images.float().mean() == 1
+    changed = load_run(run, device="cpu", allow_data_change=True)
+    assert changed.data.train.images.float().mean() == 1  # evaluated on the data as it is now...
+    trained = json.loads((run / "env.json").read_text())["model_input"]
+    x = torch.full((1, 3, 16, 16), 128, dtype=torch.uint8)
+    expected = (128 / 255 - torch.tensor(trained["mean"])) / torch.tensor(trained["std"])
+    assert torch.allclose(changed.prepare(x).float()[0, :, 0, 0], expected, atol=1e-2)  # ...normalised as trained
+    assert list(changed.data.mean) != list(trained["mean"])  # (the changed data's own statistics differ)
 
 
 def test_a_changed_training_fingerprint_with_label_noise_names_the_old_noise_draw():

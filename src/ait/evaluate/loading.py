@@ -47,7 +47,8 @@ class LoadedRun:
         arrays, or for image-folder runs the folders' indexes with a streamed test set
         (:func:`ait.evaluate.folders.folder_run_data`); None when loaded with ``data=False``.
     summary: summary.json as a dict, or None when the run has not finished.
-    normalisation: (mean, std) of the network input; default the data's.
+    normalisation: (mean, std) of the network input, as recorded in training; default the data's
+        (runs recorded before env.json had it).
     """
 
     run_dir: Path
@@ -137,7 +138,11 @@ def load_run(
         raise RunLoadError(str(err)) from None
     test = run_data.test
     networks = _networks(path, state, test.num_classes, test.image_shape[0], torch_device, precision)
-    return LoadedRun(path, config, networks, run_data, precision, _read_summary(path, state))
+    # The normalisation the networks were trained with (env.json), not one recomputed from the data
+    # as it is now: they differ when the data changed (allow_data_change).
+    record = read_model_input(path) or {}
+    trained = (record["mean"], record["std"]) if "mean" in record and "std" in record else None
+    return LoadedRun(path, config, networks, run_data, precision, _read_summary(path, state), trained)
 
 
 def evaluation_data(config: Config) -> RunData:
