@@ -62,3 +62,28 @@ def test_split_batchnorm_needs_views_to_split_by():
                 "models": {"resnet20": {"split_bn": True}},
             }
         )
+
+
+def test_a_plain_checkpoint_starts_a_split_run_each_view_s_batchnorm_a_copy_of_the_main_one(tmp_path):
+    from safetensors.torch import save_file
+
+    torch.manual_seed(3)
+    plain = models.create("test_tiny", num_classes=10)
+    save_file({k: v.contiguous() for k, v in plain.state_dict().items()}, str(tmp_path / "start.safetensors"))
+    split = convert(models.create("test_tiny", num_classes=10), num_splits=2)
+    models.load_weights(split, tmp_path / "start.safetensors", "test_tiny")
+    state, start = split.state_dict(), plain.state_dict()
+    aux = [k for k in state if ".aux_bn.0." in k]
+    assert aux and all(torch.equal(state[k], start[k.replace("aux_bn.0.", "")]) for k in aux)
+    assert all(torch.equal(state[k], v) for k, v in start.items())
+
+
+def test_split_bn_on_a_model_with_nothing_to_split_is_refused_not_ignored():
+    timm = pytest.importorskip("timm")
+    act_bn = timm.create_model("test_efficientnet", num_classes=10)  # timm's BatchNormAct2d throughout
+    convert(act_bn, num_splits=2)
+    with pytest.raises(models.ModelError, match=r"models.timm:x.split_bn: nothing to split .*BatchNormAct2d"):
+        models.split_bn.check_split(act_bn, "timm:x")
+    with pytest.raises(models.ModelError, match="it has no BatchNorm layer"):
+        models.split_bn.check_split(nn.Sequential(nn.Conv2d(3, 4, 3), nn.LayerNorm(4)), "mine")
+    models.split_bn.check_split(convert(models.create("test_tiny", num_classes=10), 2), "test_tiny")  # splits: fine

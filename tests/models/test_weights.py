@@ -103,3 +103,12 @@ def test_timm_weights_go_into_the_wrapped_model(tmp_path):
     net = models.create("timm:test_resnet", num_classes=10)
     assert models.load_weights(net, path, "timm:test_resnet", replace_head=True) == ["fc.weight", "fc.bias"]
     assert torch.equal(net.model.conv1[0].weight, published.conv1[0].weight)
+
+
+def test_a_file_without_batchnorm_step_counters_loads_as_torch_loads_it(tmp_path):
+    source, target = zoo(seed=1), zoo(seed=2)
+    state = {k: v for k, v in source.state_dict().items() if not k.endswith("num_batches_tracked")}
+    target.load_state_dict(state, strict=True)  # what torch accepts
+    models.load_weights(zoo(seed=2), saved(tmp_path, state), "resnet20")
+    with pytest.raises(models.ModelError, match="1 missing: head.weight"):  # every other tensor is still needed
+        models.load_weights(zoo(), saved(tmp_path, {k: v for k, v in state.items() if k != "head.weight"}, "b.pt"), "r")

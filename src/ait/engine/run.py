@@ -225,6 +225,7 @@ def build_networks(cfg: Config, stream, precision: Precision, fresh: bool = True
         if options.split_bn:  # one BatchNorm per view: the trainer feeds a network its views view-major
             s = cfg.strategy
             models.split_bn.convert(net, s.definition.views_per_network(len(s.networks), len(s.views)))
+            models.split_bn.check_split(net, name)
         net = net.to(precision.device)
         if precision.channels_last:
             net = net.to(memory_format=torch.channels_last)

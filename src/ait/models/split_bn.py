@@ -18,8 +18,12 @@ and ``ait export`` do (no cleaning script, unlike timm's ``clean_checkpoint.py``
 
 from __future__ import annotations
 
+import re
+
 import torch
 from torch import nn
+
+from ait.models.errors import ModelError
 
 AUX = ".aux_bn."
 
@@ -59,6 +63,29 @@ def convert(module: nn.Module, num_splits: int) -> nn.Module:
         else:
             convert(child, num_splits)
     return module
+
+
+def with_aux_copies(state: dict[str, torch.Tensor], wanted) -> dict[str, torch.Tensor]:
+    """``state`` (a plain model's) with each auxiliary BatchNorm tensor that ``wanted`` (a split
+    model's keys) holds and ``state`` lacks, copied from its main layer: how :func:`convert` starts
+    them, so a plain checkpoint loads into a split model as it would before the split."""
+    out = dict(state)
+    for key in wanted:
+        if key not in out and AUX in f".{key}":
+            main = re.sub(r"(^|\.)aux_bn\.\d+\.", r"\1", key)
+            if main in state:
+                out[key] = state[main]
+    return out
+
+
+def check_split(module: nn.Module, name: str) -> None:
+    """ModelError when :func:`convert` split nothing in ``module`` (its BatchNorms are subclasses such
+    as timm's BatchNormAct2d, or it has none): ``models.NAME.split_bn`` would change nothing, silently."""
+    if any(isinstance(m, SplitBatchNorm2d) for m in module.modules()):
+        return
+    kinds = sorted({type(m).__name__ for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)})
+    found = f"its BatchNorm layers are {', '.join(kinds)}" if kinds else "it has no BatchNorm layer"
+    raise ModelError(f"models.{name}.split_bn: nothing to split in {name!r} ({found}; only nn.BatchNorm2d splits)")
 
 
 def main_only(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ait.models import split_bn
 from ait.models.adapters import weights_target
 from ait.models.errors import ModelError
 
@@ -68,11 +69,14 @@ def load_weights(net: nn.Module, path: str | Path, text: str, replace_head: bool
     own = target.state_dict()
     if state and all(k.startswith("model.") for k in state) and not all(k.startswith("model.") for k in own):
         state = {k[len("model.") :]: v for k, v in state.items()}  # a checkpoint of the adapter, not the model
+    state = split_bn.with_aux_copies(state, own)  # a plain file into a split model
     is_head = (lambda name: head is not None and name.startswith(head + ".")) if replace_head else (lambda name: False)
     misshapen = [k for k in own if k in state and state[k].shape != own[k].shape]
     replaced = [k for k in misshapen if is_head(k)]
     problems = []
-    missing = [k for k in own if k not in state and not is_head(k)]  # a head left out of the file: fresh too
+    # A head left out of the file stays fresh too; BatchNorm's step counters, which many published
+    # files leave out and torch's own strict load accepts missing, keep theirs.
+    missing = [k for k in own if k not in state and not is_head(k) and not k.endswith(".num_batches_tracked")]
     unexpected = [k for k in state if k not in own]
     wrong = [
         f"{k} {tuple(state[k].shape)} in the file, {tuple(own[k].shape)} here" for k in misshapen if k not in replaced
