@@ -297,3 +297,13 @@ def test_eval_loader_is_sequential(index):
     labels = torch.cat([y for _, y in loader])
     assert labels.tolist() == clean.labels.tolist()
     assert math.ceil(len(clean) / 5) == len(loader)
+
+
+def test_a_sixteen_bit_image_is_refused_by_name_not_clipped_to_white(tmp_path):
+    from ait.data.imagefolder import load_rgb
+
+    Image.fromarray((np.arange(40 * 50, dtype=np.uint16).reshape(40, 50) * 30).astype(np.uint16)).save(
+        tmp_path / "deep.png"
+    )
+    with pytest.raises(DataError, match=r"deep.png has 'I;16' pixels \(16-bit or float\); ait takes 8-bit images"):
+        load_rgb(str(tmp_path / "deep.png"))

@@ -79,6 +79,31 @@ def test_images_of_any_size_are_resized_and_centre_cropped(tmp_path):
         prep.image_tensor(tmp_path / "broken.png")
 
 
+def test_a_photo_is_cropped_for_prediction_exactly_as_an_image_folder_run_evaluates_it(tmp_path):
+    from ait.data.imagefolder import eval_transform
+
+    folder = Preprocessing((3, 224, 224), (0.5,) * 3, (0.25,) * 3, ("a",), eval_resize=256)
+    for w, h in ((640, 427), (451, 300), (375, 500)):  # sizes whose long side rounds and truncates apart
+        pixels = np.random.default_rng(w).integers(0, 256, (h, w, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(tmp_path / f"{w}.png")
+        expected = np.array(eval_transform(Image.fromarray(pixels), 224, 256), dtype=np.uint8)
+        assert torch.equal(folder.image_tensor(tmp_path / f"{w}.png"), torch.from_numpy(expected).permute(2, 0, 1))
+
+
+def test_sixteen_bit_images_are_refused_and_four_channel_models_read_rgba(tmp_path):
+    deep = (np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) * 16).astype(np.uint16)
+    Image.fromarray(deep).save(tmp_path / "deep.png")  # mode I;16: convert("RGB") clips 99% to 255
+    prep = Preprocessing((3, 32, 32), (0.5,) * 3, (0.25,) * 3, ("a",))
+    with pytest.raises(ModelLoadError, match=r"deep.png has 'I;16' pixels \(16-bit or float\)"):
+        prep.image_tensor(tmp_path / "deep.png")
+    rgba = np.random.default_rng(1).integers(0, 256, (32, 32, 4), dtype=np.uint8)
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "rgba.png")
+    four = Preprocessing((4, 32, 32), (0.5,) * 4, (0.25,) * 4, ("a",))
+    assert torch.equal(four.image_tensor(tmp_path / "rgba.png"), torch.from_numpy(rgba).permute(2, 0, 1))
+    with pytest.raises(ModelLoadError, match="takes 5-channel input"):
+        Preprocessing((5, 32, 32), (0.5,) * 5, (0.25,) * 5, ("a",)).image_tensor(tmp_path / "rgba.png")
+
+
 def test_ait_predict_prints_the_top_classes_of_each_image(run, tmp_path, capsys):
     for name, size in (("a.png", (32, 32)), ("b.jpg", (64, 48))):
         Image.fromarray(np.full((*size, 3), 120, np.uint8)).save(tmp_path / name)

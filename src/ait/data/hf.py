@@ -24,6 +24,7 @@ import torch
 
 from ait.data.arrays import MAX_UNNAMED_CLASSES, ImageArrays
 from ait.data.errors import DataError
+from ait.data.pixels import check_eight_bit
 
 __all__ = ["INSTALL", "hf_split_size", "load_hf", "load_hf_splits"]
 
@@ -343,8 +344,7 @@ def _decode(item: dict | None, i: int, where: str) -> np.ndarray:
     # As datasets' own Image decoding does: a photo stored sideways is turned upright.
     if image.getexif().get(EXIF_ORIENTATION) is not None:
         image = PIL.ImageOps.exif_transpose(image)
-    if image.mode.startswith(("I", "F")):  # converting to 8 bits would clip: say so rather than guess a scale
-        raise DataError(f"{where}: image {i} has {image.mode!r} pixels (16-bit or float); in-memory data is uint8")
+    check_eight_bit(image.mode, f"{where}: image {i}")
     mode = "L" if image.mode in ("1", "L", "LA") else "RGB"
     if image.mode != mode:  # convert() copies even when the mode is already right
         image = image.convert(mode)

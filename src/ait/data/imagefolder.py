@@ -50,6 +50,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ait.data.errors import DataError
 from ait.data.fractions import stratified_subset
+from ait.data.pixels import check_eight_bit
 from ait.data.sampler import EpochSampler
 
 __all__ = [
@@ -220,7 +221,10 @@ def load_rgb(path: str) -> Image.Image:
     try:
         with open(path, "rb") as f:
             img = Image.open(f)
+            check_eight_bit(img.mode, path)
             return img.convert("RGB")  # convert() loads the pixels, so truncation shows here
+    except DataError:
+        raise
     except Exception as err:  # Pillow raises OSError, ValueError, SyntaxError, struct.error, ...
         raise DataError(f"{path}: cannot decode image ({type(err).__name__}: {err})") from err
 

@@ -30,6 +30,9 @@ from torch import nn
 
 from ait import models
 from ait.config import Config
+from ait.data.errors import DataError
+from ait.data.imagefolder import eval_transform
+from ait.data.pixels import check_eight_bit
 from ait.engine.checkpoint import networks_from_checkpoint
 from ait.engine.rundir import RunDirError
 from ait.evaluate.loading import check_run_dir, read_config_and_checkpoint, read_model_input
@@ -76,20 +79,22 @@ class Preprocessing:
         }
 
     def image_tensor(self, path: str | Path) -> torch.Tensor:
-        """An image file of any size as uint8 (C, H, W): shorter side resized, centre crop."""
+        """An image file of any size as uint8 (C, H, W): shorter side resized, centre crop; for a
+        square input exactly the evaluation transform of an image-folder run (torchvision's rule)."""
         from PIL import Image, UnidentifiedImageError
 
         channels, height, width = self.input_shape
+        if channels not in CHANNEL_MODES:
+            raise ModelLoadError(f"{path}: this model takes {channels}-channel input, which no image file mode holds")
         try:
             with Image.open(path) as img:
-                img = img.convert("RGB" if channels == 3 else "L")
+                check_eight_bit(img.mode, str(path))
+                img = img.convert(CHANNEL_MODES[channels])
                 side = self.eval_resize or max(height, width)
-                scale = side / min(img.size)
-                size = (max(width, round(img.size[0] * scale)), max(height, round(img.size[1] * scale)))
-                img = img.resize(size, Image.BILINEAR)
-                left, top = (img.size[0] - width) // 2, (img.size[1] - height) // 2
-                img = img.crop((left, top, left + width, top + height))
+                img = eval_transform(img, height, side) if height == width else _fit(img, height, width, side)
                 data = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8)
+        except DataError as err:
+            raise ModelLoadError(str(err)) from None
         except (OSError, UnidentifiedImageError) as err:
             raise ModelLoadError(f"{path}: not an image file that can be read ({err})") from None
         return data.view(height, width, channels).permute(2, 0, 1).contiguous()
@@ -125,6 +130,21 @@ class LoadedModel:
         probabilities = self.predict(images)
         values, indices = probabilities.topk(min(k, probabilities.shape[1]), dim=1)
         return [[(self.classes[i], float(v)) for v, i in zip(vs, ix)] for vs, ix in zip(values, indices)]
+
+
+# The Pillow mode an image file is converted to for a model of C input channels.
+CHANNEL_MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+
+
+def _fit(img, height: int, width: int, side: int):
+    """A non-square input: the shorter side resized to ``side``, then the centre (height, width)."""
+    from PIL import Image
+
+    scale = side / min(img.size)
+    size = (max(width, round(img.size[0] * scale)), max(height, round(img.size[1] * scale)))
+    img = img.resize(size, Image.BILINEAR)
+    left, top = (img.size[0] - width) // 2, (img.size[1] - height) // 2
+    return img.crop((left, top, left + width, top + height))
 
 
 def load_model(source: str | Path, network: int = 0, device: str | torch.device = "cpu") -> LoadedModel:
