@@ -66,8 +66,15 @@ def test_keyword_arguments_reach_the_library():
 
 
 def test_a_keyword_the_model_does_not_take_is_an_error_naming_it():
-    with pytest.raises(models.ModelError, match=r"'torchvision:resnet18' with kwargs \{'img_size': 32\}"):
+    with pytest.raises(
+        models.ModelError, match=r"'torchvision:resnet18' cannot be built with kwargs \{'img_size': 32\}"
+    ):
         models.create("torchvision:resnet18", num_classes=3, kwargs={"img_size": 32})
+
+
+def test_a_keyword_value_the_model_refuses_is_an_error_naming_it_not_a_traceback():
+    with pytest.raises(models.ModelError, match=r"'timm:resnet10t' cannot be built with kwargs \{'output_stride': 7\}"):
+        models.create("timm:resnet10t", num_classes=3, kwargs={"output_stride": 7})
 
 
 @pytest.mark.parametrize("text,close", [("timm:resnet181", "resnet18"), ("torchvision:resnet181", "resnet18")])
@@ -193,3 +200,11 @@ def test_import_plugins_takes_a_file_path_and_registers_its_models(tmp_path):
         sys.modules.pop("my_zoo", None)
     with pytest.raises(models.ModelError, match="--import nothing_here.py: no such file"):
         models.import_plugins(["nothing_here.py"])
+
+
+def test_a_torchvision_model_with_auxiliary_logits_is_refused_before_training_with_the_fix():
+    with pytest.raises(models.ModelError, match=r"set models.torchvision:googlenet.kwargs.aux_logits=false"):
+        models.create("torchvision:googlenet", num_classes=3)
+    net = models.create("torchvision:googlenet", num_classes=3, kwargs={"aux_logits": False, "init_weights": False})
+    net.train()
+    assert net(torch.rand(2, 3, 64, 64)).shape == (2, 3)  # trains as a plain classifier

@@ -69,11 +69,9 @@ def build_timm(spec: ModelSpec, num_classes: int, in_channels: int, kwargs: dict
             model = timm.create_model(
                 spec.name, pretrained=pretrained, num_classes=num_classes, in_chans=in_channels, **kwargs
             )
-    except TypeError as err:  # a keyword argument the model does not take
-        raise ModelError(f"{spec.text!r} with kwargs {kwargs}: {err}") from None
     except Exception as err:
-        if not pretrained:
-            raise
+        if not pretrained or isinstance(err, KWARG_ERRORS):
+            raise _kwargs_error(spec, kwargs, err) from None
         home = os.environ.get("HF_HOME", "~/.cache/huggingface")
         raise ModelError(
             f"{spec.text!r}: pretrained weights are not in the local cache ({home}/hub; "
@@ -99,12 +97,27 @@ def _offline():
         constants.HF_HUB_OFFLINE = saved
 
 
+# What a model's constructor raises for a keyword argument it does not take (TypeError) or a
+# value it refuses (timm and torchvision assert or raise ValueError: output_stride=7, ...).
+KWARG_ERRORS = (TypeError, ValueError, AssertionError)
+
+
+def _kwargs_error(spec: ModelSpec, kwargs: dict, err: Exception) -> ModelError:
+    said = str(err).splitlines()[0][:200] if str(err) else "no message"
+    return ModelError(f"{spec.text!r} cannot be built with kwargs {kwargs} ({type(err).__name__}: {said})")
+
+
 def build_torchvision(spec: ModelSpec, num_classes: int, in_channels: int, kwargs: dict) -> nn.Module:
     tv = library("torchvision")
     try:
         model = tv.models.get_model(spec.name, weights=None, num_classes=num_classes, **kwargs)
-    except TypeError as err:
-        raise ModelError(f"{spec.text!r} with kwargs {kwargs}: {err}") from None
+    except Exception as err:
+        raise _kwargs_error(spec, kwargs, err) from None
+    if getattr(model, "aux_logits", False):  # GoogLeNet, Inception v3: a tuple of outputs in training
+        raise ModelError(
+            f"{spec.text!r} returns auxiliary logits in training, which a branch does not take: set "
+            f"models.{spec.text}.kwargs.aux_logits=false"
+        )
     if in_channels != 3:
         _replace_first_conv(model, in_channels, spec.text)
     return HookedClassifier(model)
