@@ -123,3 +123,29 @@ def test_bad_export_requests_are_named(runs, tmp_path):
     with pytest.raises(ModelLoadError, match="exists; choose another path"):
         export(runs["one"], tmp_path / "taken.onnx")
     assert (tmp_path / "taken.onnx").read_text() == "mine"
+
+
+def test_an_export_into_a_new_folder_creates_it_and_leaves_no_temporary_file(runs, tmp_path):
+    out = tmp_path / "new" / "deeper" / "model.onnx"
+    export(runs["one"], out)
+    assert out.is_file() and [p.name for p in out.parent.iterdir()] == ["model.onnx"]
+    (tmp_path / "a_file").write_text("mine")
+    with pytest.raises(ModelLoadError, match="is a file, not a folder"):
+        export(runs["one"], tmp_path / "a_file" / "model.onnx")
+
+
+def test_weights_with_nan_are_exported_in_no_format(runs, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    good = tmp_path / "good.safetensors"
+    export(runs["one"], good)
+    with safe_open(str(good), framework="pt") as f:
+        metadata = f.metadata()
+    tensors = load_file(str(good))
+    first = next(k for k, v in tensors.items() if v.is_floating_point())
+    tensors[first] = torch.full_like(tensors[first], float("nan"))
+    save_file(tensors, str(tmp_path / "nan.safetensors"), metadata=metadata)
+    for name in ("again.safetensors", "again.onnx", "again.pt2"):
+        with pytest.raises(ModelLoadError, match="hold NaN or infinite values; nothing exported"):
+            export(tmp_path / "nan.safetensors", tmp_path / name)
+        assert not (tmp_path / name).exists()

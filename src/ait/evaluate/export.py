@@ -20,6 +20,7 @@ An existing file is never overwritten.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -57,23 +58,43 @@ def export(source: str | Path, out: str | Path, fmt: str | None = None, network:
         raise ModelLoadError(f"{out}: give --format safetensors, onnx or exported (or a .safetensors/.onnx/.pt2 name)")
     if out.exists():
         raise ModelLoadError(f"{str(out)!r} exists; choose another path (nothing was overwritten)")
+    if out.parent.exists() and not out.parent.is_dir():
+        raise ModelLoadError(f"{out}: {str(out.parent)!r} is a file, not a folder")
     if fmt == "safetensors" and network is None and Path(source).is_dir():
         return _all_networks(Path(source), out)
     model = load_model(source, network or 0)
-    if fmt == "safetensors":
-        write_safetensors(out, {"": model})
-    elif fmt == "onnx":
-        write_onnx(model, out)
-    else:
-        write_exported(model, out)
+    _check_finite(model)
+    write = {"safetensors": lambda m, path: write_safetensors(path, {"": m}), "onnx": write_onnx}
+    _write_whole(out, lambda path: write.get(fmt, write_exported)(model, path))
     return f"{out}: {model.architecture} ({fmt}, {len(model.classes)} classes, input {model.preprocessing.input_shape})"
+
+
+def _write_whole(out: Path, write) -> None:
+    """``write(path)`` to a temporary file beside ``out``, renamed onto it once complete: a crash or
+    an exporter's error leaves no partial file behind (which the no-overwrite rule would then block)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.stem}.{os.getpid()}.tmp{out.suffix}")
+    try:
+        write(tmp)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _check_finite(model: LoadedModel) -> None:
+    from ait.engine.checkpoint import nonfinite_tensors
+
+    if nonfinite_tensors({"networks": [weights_target(model.network)[0].state_dict()]}):
+        raise ModelLoadError(f"{model.source}: weight tensors hold NaN or infinite values; nothing exported")
 
 
 def _all_networks(run_dir: Path, out: Path) -> str:
     first = load_model(run_dir, 0)
     count = len(_network_names(run_dir))
     loaded = {"": first} if count == 1 else {f"net{k}.": load_model(run_dir, k) for k in range(count)}
-    write_safetensors(out, loaded)
+    for model in loaded.values():
+        _check_finite(model)
+    _write_whole(out, lambda path: write_safetensors(path, loaded))
     names = ", ".join(m.architecture for m in loaded.values())
     return f"{out}: {names} (safetensors, {len(first.classes)} classes, input {first.preprocessing.input_shape})"
 
@@ -88,17 +109,10 @@ def write_safetensors(out: Path, loaded: dict[str, LoadedModel]) -> None:
     """Weights of each model under its prefix ("" for one), with the metadata ait.load_model reads."""
     from safetensors.torch import save_file
 
-    from ait.engine.checkpoint import nonfinite_tensors
-
     tensors, metadata = {}, {"format": MODEL_FORMAT}
     for prefix, model in loaded.items():
         own = main_only(weights_target(model.network)[0].state_dict())  # a split BatchNorm's main layers
         state = {k: v.detach().contiguous().cpu() for k, v in own.items()}
-        bad = nonfinite_tensors({"networks": [state]})
-        if bad:
-            raise ModelLoadError(
-                f"{model.source}: {len(bad)} weight tensor(s) hold NaN or infinite values; nothing exported"
-            )
         tensors.update({prefix + k: v for k, v in state.items()})
         key = prefix.rstrip(".")
         metadata[f"{key}.architecture" if key else "architecture"] = model.architecture
