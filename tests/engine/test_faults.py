@@ -201,6 +201,12 @@ def test_resume_refuses_changed_data_unless_allowed(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "the train data changed since the checkpoint was written" in err and "--allow-data-change" in err
     assert main(["train", "--resume", str(run), "--allow-data-change"]) == 0
+    recorded = json.loads((run / "env.json").read_text())["model_input"]
+    said = capsys.readouterr().err
+    assert (
+        f"training goes on normalised as it began (mean, std {(tuple(recorded['mean']), tuple(recorded['std']))})"
+        in said
+    )
     np.savez(data, images=np.ones((64, 16, 16, 3), np.uint8), labels=np.arange(64) % 4)
     with pytest.raises(RunLoadError, match="train data changed"):  # ait eval checks the same
         load_run(run, device="cpu")

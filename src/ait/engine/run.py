@@ -71,6 +71,7 @@ from ait.engine.rundir import (
     default_run_dir,
     environment_record,
     import_hint,
+    keep_trained_normalisation,
     model_input,
     network_sources,
     open_run_directory,
@@ -197,6 +198,8 @@ def _train(cfg: Config, ctx, run_path: Path, opening: Opening, resources: ExitSt
     lock, saved = open_run(cfg, ctx, run_path, opening, networks, precision, header)
     if lock is not None:
         resources.callback(lock.release)
+    if saved is not None:
+        keep_trained_normalisation(stream, run_path, cfg.name)
     trainer = build_trainer(cfg, ctx, networks, stream, precision)
     loop = RunLoop(cfg, ctx, stream, trainer, precision, run_path, lock, fingerprints)
     if ctx.is_main:  # rank 0 alone logs

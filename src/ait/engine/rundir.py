@@ -206,6 +206,23 @@ def model_input(stream) -> dict[str, Any]:
     }
 
 
+def keep_trained_normalisation(stream, run_dir: Path, name: str) -> None:
+    """A resumed run goes on with the normalisation its networks began with (env.json), not one
+    recomputed from data that changed since (``--allow-data-change``); said when the two differ."""
+    try:
+        recorded = json.loads((run_dir / "env.json").read_text()).get("model_input") or {}
+    except (OSError, ValueError, AttributeError):
+        return
+    if "mean" not in recorded or "std" not in recorded:
+        return
+    trained = (tuple(recorded["mean"]), tuple(recorded["std"]))
+    if trained != (tuple(stream.mean), tuple(stream.std)):
+        print(
+            f"[{name}] the data changed: training goes on normalised as it began (mean, std {trained})", file=sys.stderr
+        )
+        stream.mean, stream.std = trained
+
+
 def import_hint(run_dir: Path, model: str) -> str:
     """The end of an error message naming the module the run recorded for ``model`` (env.json),
     "; the run recorded ... pass --import MODULE", or "" when it recorded none."""
