@@ -87,8 +87,16 @@ class Callbacks(Callback):
             c.on_run_end(summary)
 
     def close(self) -> None:
+        """Close every callback, even when one fails (the others' runs would be left open); the first
+        error is raised after all were tried."""
+        errors = []
         for c in self.callbacks:
-            c.close()
+            try:
+                c.close()
+            except Exception as err:
+                errors.append(err)
+        if errors:
+            raise errors[0]
 
 
 Factory = Callable[[], Callback]

@@ -117,6 +117,34 @@ def test_tensorboard_holds_the_config(runs):
     assert "config/text_summary" in events.Tags()["tensors"]
 
 
+def test_tensorboard_hparams_name_the_metric_the_run_logs(runs):
+    straight, _ = runs
+    events = EventAccumulator(str(straight / "tensorboard"), size_guidance={"tensors": 0, "scalars": 0})
+    events.Reload()
+    experiment = events.SummaryMetadata("_hparams_/experiment").plugin_data.content  # what the dashboard shows
+    assert b"epoch/test/net0/top1" in experiment and "epoch/test/net0/top1" in events.Tags()["scalars"]
+
+
+def test_a_relative_mlflow_tracking_uri_is_recorded_so_a_resume_elsewhere_finds_its_run(tmp_path, monkeypatch):
+    from ait.engine.loggers import absolute_uri
+
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///store.db")
+    cfg = tiny_config(tmp_path, "baseline", train={"epochs": 1, "loggers": ["mlflow"]})
+    train(cfg, tmp_path / "run")
+    record = json.loads((tmp_path / "run" / "mlflow.json").read_text())
+    assert record["tracking_uri"] == f"sqlite:///{here / 'store.db'}"
+    monkeypatch.chdir(tmp_path)  # another folder: the record still names the same store
+    assert MlflowClient(tracking_uri=record["tracking_uri"]).get_run(record["run_id"]).info.status == "FINISHED"
+    assert (
+        absolute_uri("mlruns") == (tmp_path / "mlruns").as_uri()
+        and absolute_uri("http://host:5000") == "http://host:5000"
+    )
+    assert absolute_uri("file:runs/ml") == (tmp_path / "runs" / "ml").as_uri()
+
+
 def test_wandb_offline_runs_write_their_config_and_a_resumed_one_names_its_first(tmp_path, monkeypatch):
     """W&B has no public reader of offline runs: what its files allow is checked (docs/README say so)."""
     monkeypatch.setenv("WANDB_SILENT", "true")
@@ -138,6 +166,8 @@ def test_wandb_offline_runs_write_their_config_and_a_resumed_one_names_its_first
         time.sleep(0.5)
     assert not missing, f"{missing} not in {log} ({len(data)} bytes)"
     assert len(list((run / "wandb").glob("offline-run-*"))) == 2
+    (crashed,) = (run / "wandb").glob(f"offline-run-*-{first['id']}/logs/debug.log")
+    assert "exitcode: 1" in crashed.read_text()  # the crashed run is not marked a success
 
 
 class Recorder(Callback):
@@ -178,6 +208,19 @@ def test_callbacks_from_python_and_by_registered_name(tmp_path):
 
     train({**cfg, "train": {**cfg["train"], "loggers": ["test_recorder"]}}, tmp_path / "named")
     assert made and made[0].calls[-1] == ("close",)
+
+
+def test_a_callback_that_fails_to_close_leaves_the_others_closed_and_is_said():
+    from ait.callbacks import Callbacks
+
+    class BadClose(Callback):
+        def close(self):
+            raise ConnectionError("the tracking server went away")
+
+    after = Recorder()
+    with pytest.raises(ConnectionError, match="went away"):
+        Callbacks([BadClose(), after]).close()
+    assert after.calls == [("close",)]
 
 
 def test_unknown_or_missing_loggers_are_refused_as_the_config_is_read():

@@ -25,6 +25,7 @@ import csv
 import io
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 from ait import callbacks
@@ -119,7 +120,9 @@ class TensorBoardLogger(Callback):
     def _hparams(self, config: dict[str, Any]) -> None:
         from torch.utils.tensorboard.summary import hparams
 
-        for summary in hparams(flat(config), {"epoch/test/top1/net0": 0.0}):
+        networks = (config.get("strategy") or {}).get("networks") or [None]
+        metrics = {f"epoch/test/net{k}/top1": 0.0 for k in range(len(networks))}  # tags epoch_scalars writes
+        for summary in hparams(flat(config), metrics):
             self.writer.file_writer.add_summary(summary)
 
     def on_step(self, step: int, scalars: dict[str, float]) -> None:
@@ -136,15 +139,47 @@ class TensorBoardLogger(Callback):
             self.writer = None
 
 
+def absolute_uri(uri: str | None) -> str | None:
+    """An MLflow tracking URI that names the same store from any working directory: a plain path,
+    a ``file:`` URI or a relative ``sqlite:///`` path made absolute (a resume may start elsewhere:
+    a SLURM requeue, another shell); server URIs as they are."""
+    if not uri:
+        return uri
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        return f"sqlite:///{Path(uri[len('sqlite:///') :]).resolve()}"
+    if uri.startswith("file:"):
+        return Path(uri[len("file:") :].removeprefix("//")).resolve().as_uri()
+    if "://" not in uri:
+        return Path(uri).resolve().as_uri()
+    return uri
+
+
+class LoggerError(RuntimeError):
+    """A logger that cannot open its store: named with what it tried, one line."""
+
+    exit_status = 2  # bad setting: a tracking URI, a store the library refuses (ait.cli.run_handler)
+
+
 class MLflowLogger(Callback):
     """An MLflow run per ait run (experiment: the config's name), resumed by its id."""
 
     def on_run_start(self, info: RunInfo) -> None:
+        try:
+            self._start(info)
+        except Exception as err:
+            if type(err).__module__.split(".")[0] != "mlflow":
+                raise
+            said = str(err).splitlines()[0][:300] if str(err) else type(err).__name__
+            raise LoggerError(f"train.loggers mlflow: cannot open the tracking store ({said})") from None
+
+    def _start(self, info: RunInfo) -> None:
         from mlflow.tracking import MlflowClient
 
         self.steps_per_epoch, self.record = info.steps_per_epoch, info.run_dir / "mlflow.json"
         saved = json.loads(self.record.read_text()) if info.resumed and self.record.is_file() else None
-        uri = saved["tracking_uri"] if saved else os.environ.get("MLFLOW_TRACKING_URI") or self._local(info)
+        uri = (
+            saved["tracking_uri"] if saved else absolute_uri(os.environ.get("MLFLOW_TRACKING_URI")) or self._local(info)
+        )
         self.client = MlflowClient(tracking_uri=uri)
         self.logged: dict[str, int] = {}  # metric -> the last step the MLflow run holds
         if saved:
@@ -221,10 +256,12 @@ class WandbLogger(Callback):
 
     def on_run_end(self, summary: dict[str, Any]) -> None:
         self.run.summary.update({f"final/{n['key']}": n["final_top1"] for n in summary.get("networks", [])})
+        self.finished = True
 
     def close(self) -> None:
         if getattr(self, "run", None) is not None:
-            self.run.finish()
+            # A run that did not reach its end (an error, a signal) is not marked a success.
+            self.run.finish(exit_code=0 if getattr(self, "finished", False) else 1)
             self.run = None
 
 
