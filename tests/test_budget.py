@@ -20,6 +20,10 @@ def test_work_counts_images_through_every_network(tmp_path):
     data = {"dataset": "npz", "train_file": str(tmp_path / "a.npz"), "test_file": "b.npz", "train_fraction": 0.5}
     npz = load_config({"data": data})
     assert budget.train_size(npz) == 25
+    held_out = load_config(
+        tiny_config(tmp_path, "ait", data={"dataset": "synthetic", "synthetic_size": 320, "val_fraction": 0.5})
+    )
+    assert budget.train_size(held_out) == 160  # the validation half trains nothing
 
 
 def test_a_calibration_measures_the_machine(tmp_path):

@@ -47,7 +47,9 @@ def train_size(config: Config) -> int:
         size = sum(1 for c in (Path(d.root) / "train").iterdir() if c.is_dir() for _ in c.iterdir())
     if d.train_limit:
         size = min(size, d.train_limit)
-    return max(1, math.floor(size * d.train_fraction))
+    kept = math.floor(size * d.train_fraction)
+    # The validation split is carved from those (per class, rounded: within a few samples).
+    return max(1, kept - math.floor(kept * d.val_fraction + 0.5))
 
 
 def work(config: Config) -> float:
