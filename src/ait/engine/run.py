@@ -371,11 +371,12 @@ class RunLoop:
         resumed_at = (pos.epoch, pos.step) if self.resumed else None
         self.progress.start(self.run_path, self.stream.info, self.precision.name, self.precision.device, resumed_at)
         self.wall_start = time.perf_counter() - pos.wall_seconds
-        self._logged_at = time.perf_counter()
         info = RunInfo(
             self.run_path, self.cfg.name, self.cfg.to_dict(), self.global_step, self.steps_per_epoch, self.resumed
         )
         self.callbacks.on_run_start(info)
+        # The loggers' speed counts from here: their set-up (W&B's takes seconds) trained nothing.
+        self._logged_at, self._logged_step = time.perf_counter(), self.global_step
         with stop_on_signals() as signals:
             while self.pos.epoch < self.cfg.train.epochs:
                 self.train_one_epoch(signals)
@@ -436,9 +437,10 @@ class RunLoop:
         scalars.update({f"loss/ce/{n}": v for n, v in zip(names, stats.ce.tolist())})
         if stats.grad_norm is not None:
             scalars.update({f"grad_norm/{n}": v for n, v in zip(names, stats.grad_norm.tolist())})
-        images = self.cfg.train.log_every * sum(stats.images)  # since the last log (fewer right after a resume)
+        # The steps since the last log: log_every, or fewer right after a resume.
+        images = (self.global_step - self._logged_step) * sum(stats.images)
         scalars["images_per_s"] = images / max(now - self._logged_at, 1e-9)
-        self._logged_at = now
+        self._logged_at, self._logged_step = now, self.global_step
         self.callbacks.on_step(self.global_step, scalars)
 
     def guarded_step(self, epoch: int, step: int, batch, grad_norm: bool = False) -> Any:
