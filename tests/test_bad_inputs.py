@@ -171,6 +171,8 @@ CASES = [
     ),
     Case("eval-seed-too-large", lambda tmp: ["eval", str(tmp), "--seed", str(2**64)], r"argument --seed: expected an"),
     Case("sweep-seed-negative", lambda tmp: ["sweep", str(config(tmp)), "--seeds", "-1"], r"--seeds: expected"),
+    Case("sweep-budget-nan", lambda tmp: ["sweep", str(config(tmp)), "--budget-s", "nan"], r"--budget-s: expected a"),
+    Case("sweep-cluster-unknown", lambda tmp: ["sweep", str(config(tmp)), "--cluster", "foo"], r"--cluster: invalid"),
     Case("sweep-jobs-zero", lambda tmp: ["sweep", str(config(tmp)), "--jobs", "0"], r"argument --jobs: expected an"),
     Case("temperature-inf", with_override("consistency.temperature=.inf"), r"consistency\.temperature: .*finite"),
     Case("eval-batch-zero", with_override("train.eval_batch_size=0"), r"train\.eval_batch_size: expected"),

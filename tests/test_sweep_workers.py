@@ -84,3 +84,20 @@ def test_a_submitit_job_array_completes_the_sweep_and_status_says_so(tmp_path):
     status = sweep(path, "--status", cwd=tmp_path)
     lines = status.communicate(timeout=120)[0].strip().splitlines()
     assert lines[-1] == "sweep: 4 runs: 4 done", lines
+
+
+def test_a_job_array_shares_out_only_the_runs_left_and_names_a_failed_task_in_one_line(tmp_path):
+    path = two_by_two(tmp_path)
+    first = sweep(path, "--shard", "0/2", cwd=tmp_path)  # runs 0 and 2 of the plan done here first
+    assert first.wait(timeout=600) == 0
+    folder = tmp_path / "submitit"
+    args = ["--launcher", "submitit", "--cluster", "local", "--submitit-dir", folder, "--wait"]
+    submit = sweep(path, *args, cwd=tmp_path)
+    output = submit.communicate(timeout=600)[0]
+    assert submit.returncode == 0 and output.count("submitted task") == 2, output  # a task per run left
+    per_task = [len(trained_dirs(p.read_text())) for p in folder.glob("*_log.out")]
+    assert sorted(per_task) == [1, 1]  # each trains one; none idles on a done run while another trains two
+    failing = sweep(path, *args, "--set", "optim.lr=1e38", "--set", "name=huge", "--continue-on-error", cwd=tmp_path)
+    said = failing.communicate(timeout=600)[0]
+    assert failing.returncode == 1 and "Traceback" not in said, said
+    assert re.search(r"ait sweep: error: 4 of 4 tasks failed: task \S+ \(log: \S+_log\.err\)", said), said

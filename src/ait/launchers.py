@@ -74,6 +74,9 @@ class ShardOptions:
     restart_interrupted: bool = False
     imports: list[str] = field(default_factory=list)  # --import modules, imported in the task first
     budget_s: float | None = None  # --budget-s, from the task's start
+    # The run directories to do when the array was submitted: task i of n takes runs i, i+n, ...
+    # of them; None: of the whole plan.
+    run_dirs: list[str] | None = None
 
 
 def run_shard(experiments: Sequence[Experiment], options: ShardOptions, index: int, count: int) -> int:
@@ -82,7 +85,12 @@ def run_shard(experiments: Sequence[Experiment], options: ShardOptions, index: i
         from ait.models import import_plugins
 
         import_plugins(options.imports)
-    plan = shard(plan_experiments(experiments), index, count)
+    plan = plan_experiments(experiments)
+    if options.run_dirs is None:
+        plan = shard(plan, index, count)
+    else:
+        mine = set(options.run_dirs[index::count])
+        plan = [p for p in plan if str(p.run_dir) in mine]
     result = execute_plan(
         plan,
         continue_on_error=options.continue_on_error,
@@ -114,7 +122,10 @@ def submit_array(
         import submitit
     except ImportError:
         raise SweepError("--launcher submitit needs submitit: pip install 'ait-train[slurm]'") from None
-    executor = submitit.AutoExecutor(folder=str(folder), cluster=cluster)
+    try:
+        executor = submitit.AutoExecutor(folder=str(folder), cluster=cluster)
+    except OSError as err:
+        raise SweepError(f"--submitit-dir {str(folder)!r}: cannot be made ({err.strerror or err})") from None
     parameters: dict = {"timeout_min": time_min, "name": "ait-sweep"}
     if partition:
         parameters["slurm_partition"] = partition
@@ -128,6 +139,26 @@ def submit_array(
     for job in jobs:
         print(f"submitted task {job.job_id} ({folder})", flush=True)
     if wait:
-        for job in jobs:
-            job.result()  # raises naming the task when it failed
+        failed = _wait_for(jobs)
+        if failed:
+            raise SweepFailed(f"{len(failed)} of {len(jobs)} tasks failed: {'; '.join(failed)}")
     return jobs
+
+
+class SweepFailed(RuntimeError):
+    """Runs of a sweep failed (their tasks' logs say why)."""
+
+    exit_status = 1  # the sweep ran; some of its runs failed, as when ait sweep ends with 1
+
+
+def _wait_for(jobs: list) -> list[str]:
+    """Wait for every task; one line per failed task, naming its log."""
+    from submitit.core.utils import UncompletedJobError
+
+    failed = []
+    for job in jobs:
+        try:
+            job.result()
+        except UncompletedJobError:  # FailedJobError too: the task raised, or never finished
+            failed.append(f"task {job.job_id} (log: {job.paths.stderr})")
+    return failed

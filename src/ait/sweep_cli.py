@@ -13,7 +13,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from ait.cli_args import positive_int, seed_int
+from ait.cli_args import count_int, positive_int, positive_seconds, seed_int
 from ait.config import add_override_option
 from ait.sweep import (
     Experiment,
@@ -91,20 +91,25 @@ def _add_scale_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--budget-s",
-        type=float,
+        type=positive_seconds,
         default=None,
         metavar="S",
         help="start a run only when its predicted time fits in the S seconds from the sweep's start "
         "(predicted from finished runs, or a short calibration)",
     )
     p.add_argument("--launcher", choices=("local", "submitit"), default="local", help="submitit: a SLURM job array")
-    p.add_argument("--cluster", default=None, help="submitit's cluster: slurm (default where sbatch exists) or local")
+    p.add_argument(
+        "--cluster",
+        choices=("slurm", "local", "debug"),
+        default=None,
+        help="submitit's cluster: slurm (default where sbatch exists), local or debug",
+    )
     p.add_argument(
         "--array-size", type=positive_int, default=None, metavar="N", help="submitit: tasks (default: runs to do)"
     )
     p.add_argument("--array-parallelism", type=positive_int, default=None, metavar="N", help="submitit: tasks at once")
     p.add_argument("--partition", default=None, help="submitit: the SLURM partition")
-    p.add_argument("--gpus-per-run", type=int, default=0, metavar="G", help="submitit: GPUs of each task")
+    p.add_argument("--gpus-per-run", type=count_int, default=0, metavar="G", help="submitit: GPUs of each task")
     p.add_argument("--time-min", type=positive_int, default=60, metavar="MIN", help="submitit: time limit of a task")
     p.add_argument("--submitit-dir", default="runs/submitit", metavar="DIR", help="submitit: its logs and pickles")
     p.add_argument("--wait", action="store_true", help="submitit: wait for every task to end")
@@ -162,11 +167,12 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     if args.launcher == "submitit" and not args.dry_run:
         from ait.launchers import ShardOptions, submit_array
 
-        to_do = sum(p.status in ("todo", "interrupted") for p in plan)
-        count = args.array_size or max(1, to_do)
+        # The tasks share out the runs to do now (not the whole plan: done runs would leave tasks idle).
+        to_do = [str(p.run_dir) for p in plan if p.status in ("todo", "interrupted")]
+        count = args.array_size or max(1, len(to_do))
         folder = Path(args.submitit_dir).resolve()
         imports = list(getattr(args, "imports", []))
-        options = ShardOptions(args.continue_on_error, args.restart_interrupted, imports, args.budget_s)
+        options = ShardOptions(args.continue_on_error, args.restart_interrupted, imports, args.budget_s, to_do)
         # The tasks may start in another folder (a node's): the configs by absolute path.
         experiments = [dataclasses.replace(e, configs=[_absolute(c) for c in e.configs]) for e in experiments]
         cluster = (args.cluster, args.partition, args.gpus_per_run, args.time_min, args.array_parallelism, args.wait)
