@@ -4,52 +4,41 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Callable
+from typing import Any
 
 from ait.config import SEED_MAX
 
 
+def _checked(text: str, parse: Callable[[str], Any], ok: Callable[[Any], bool], expected: str) -> Any:
+    """``parse(text)`` when it parses and ``ok`` holds; else argparse's error saying ``expected``."""
+    try:
+        value = parse(text)
+    except ValueError:
+        value = None
+    if value is None or not ok(value):
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+    return value
+
+
 def positive_int(text: str) -> int:
     """An integer >= 1, for counts and sizes (``--epochs``, ``--jobs``, ``--top-k``, ...)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return value
+    return _checked(text, int, lambda v: v >= 1, "an integer >= 1")
 
 
 def count_int(text: str) -> int:
     """An integer >= 0 (``--gpus-per-run``: 0 for none)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
+    return _checked(text, int, lambda v: v >= 0, "an integer >= 0")
 
 
 def positive_seconds(text: str) -> float:
     """A finite number of seconds > 0 (``--budget-s``: nan would turn the budget off, silently)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a finite number of seconds > 0, got {text!r}")
-    return value
+    return _checked(text, float, lambda v: math.isfinite(v) and v > 0, "a finite number of seconds > 0")
 
 
 def seed_int(text: str) -> int:
     """A seed as the config takes one (``seed``): an integer in [0, 2**63 - 1]."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not 0 <= value <= SEED_MAX:
-        raise argparse.ArgumentTypeError(f"expected an integer in [0, {SEED_MAX}], got {text!r}")
-    return value
+    return _checked(text, int, lambda v: 0 <= v <= SEED_MAX, f"an integer in [0, {SEED_MAX}]")
 
 
 class CommandParser(argparse.ArgumentParser):
