@@ -1,6 +1,7 @@
 """`ait sweep` from the command line: sweep files, --status, --shard, several workers, job arrays."""
 
 import argparse
+from pathlib import Path
 
 import pytest
 import yaml
@@ -145,3 +146,15 @@ def test_a_run_another_worker_trains_is_reported_busy_without_being_announced(tm
         held.release()
     out = capsys.readouterr().out
     assert f"skipped, busy: {held_dir} is being trained by pid" in out and "training tiny_baseline seed 1" not in out
+
+
+def test_a_job_array_is_not_submitted_while_a_run_directory_is_in_conflict(tmp_path, capsys):
+    path = write_config(tmp_path)
+    assert main(["sweep", str(path), "--dry-run"]) == 0
+    run_dir = capsys.readouterr().out.split("todo        ")[1].split()[0]  # where the plan puts its run
+    Path(run_dir).parent.mkdir(parents=True)
+    Path(run_dir).write_text("not a run")  # a file where the run directory belongs: no task could train it
+    folder = tmp_path / "submitit"
+    args = ["--launcher", "submitit", "--cluster", "local", "--submitit-dir", str(folder)]
+    assert main(["sweep", str(path), *args]) == 2
+    assert "1 run directories are in conflict" in capsys.readouterr().err and not folder.exists()

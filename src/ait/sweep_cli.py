@@ -100,9 +100,9 @@ def _add_scale_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--launcher", choices=("local", "submitit"), default="local", help="submitit: a SLURM job array")
     p.add_argument(
         "--cluster",
-        choices=("slurm", "local", "debug"),
+        choices=("slurm", "local"),
         default=None,
-        help="submitit's cluster: slurm (default where sbatch exists), local or debug",
+        help="submitit's cluster: slurm (default where sbatch exists) or local",
     )
     p.add_argument(
         "--array-size", type=positive_int, default=None, metavar="N", help="submitit: tasks (default: runs to do)"
@@ -167,6 +167,9 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     if args.launcher == "submitit" and not args.dry_run:
         from ait.launchers import ShardOptions, submit_array
 
+        conflicts = [p for p in plan if p.status == "conflict"]
+        if conflicts:  # as execute_plan refuses them: no task would train them
+            raise SweepError(f"{len(conflicts)} run directories are in conflict; first: {conflicts[0].reason}")
         # The tasks share out the runs to do now (not the whole plan: done runs would leave tasks idle).
         to_do = [str(p.run_dir) for p in plan if p.status in ("todo", "interrupted")]
         count = args.array_size or max(1, len(to_do))

@@ -143,6 +143,7 @@ def test_a_relative_mlflow_tracking_uri_is_recorded_so_a_resume_elsewhere_finds_
         and absolute_uri("http://host:5000") == "http://host:5000"
     )
     assert absolute_uri("file:runs/ml") == (tmp_path / "runs" / "ml").as_uri()
+    assert absolute_uri("file://localhost/srv/ml") == "file:///srv/ml" and absolute_uri("databricks") == "databricks"
 
 
 def test_wandb_offline_runs_write_their_config_and_a_resumed_one_names_its_first(tmp_path, monkeypatch):

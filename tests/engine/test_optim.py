@@ -1,13 +1,21 @@
 """Optimisers (SGD, AdamW), learning-rate schedules and the paper's weight decay per architecture."""
 
 import copy
-import warnings
 
 import pytest
 import torch
 
+import ait
 from ait.config import OptimConfig
-from ait.engine.optim import build_optimizer, build_scheduler, default_weight_decay, lr_factor, masked_step
+from ait.engine.optim import (
+    build_optimizer,
+    build_scheduler,
+    default_weight_decay,
+    lr_factor,
+    masked_step,
+    unused_warmup,
+)
+from ait_testutils import one_torch_thread, tiny_config
 
 
 def test_step_schedule_divides_by_ten_at_the_papers_milestones():
@@ -145,11 +153,14 @@ def test_onecycle_follows_pytorchs_onecycle_lr():
         one_cycle.step()
 
 
-def test_a_warm_up_the_one_cycle_schedule_does_not_use_is_said_not_silently_dropped():
-    optimizer = torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=0.1)
-    with pytest.warns(UserWarning, match=r"optim\.warmup_epochs=1 is not used with optim\.schedule=onecycle"):
-        build_scheduler(optimizer, OptimConfig(schedule="onecycle", warmup_epochs=1), 10, 5)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # nothing to say without a warm-up, or with a schedule that uses it
-        build_scheduler(optimizer, OptimConfig(schedule="onecycle"), 10, 5)
-        build_scheduler(optimizer, OptimConfig(schedule="cosine", warmup_epochs=1), 10, 5)
+def test_a_warm_up_the_one_cycle_schedule_does_not_use_is_said_by_every_run_not_silently_dropped(tmp_path, capsys):
+    assert "optim.warmup_epochs=1 is not used with optim.schedule=onecycle" in unused_warmup(
+        OptimConfig(schedule="onecycle", warmup_epochs=1)
+    )
+    assert unused_warmup(OptimConfig(schedule="onecycle")) is None  # nothing to say without a warm-up
+    assert unused_warmup(OptimConfig(schedule="cosine", warmup_epochs=1)) is None  # or where it is used
+    cfg = tiny_config(tmp_path, "baseline", optim={"schedule": "onecycle", "warmup_epochs": 1}, train={"epochs": 1})
+    for name in ("first", "second"):  # two runs of one process: each says it
+        with one_torch_thread():
+            ait.train({**cfg, "name": name})
+        assert f"[{name}] optim.warmup_epochs=1 is not used" in capsys.readouterr().err

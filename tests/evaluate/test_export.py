@@ -130,7 +130,7 @@ def test_an_export_into_a_new_folder_creates_it_and_leaves_no_temporary_file(run
     export(runs["one"], out)
     assert out.is_file() and [p.name for p in out.parent.iterdir()] == ["model.onnx"]
     (tmp_path / "a_file").write_text("mine")
-    with pytest.raises(ModelLoadError, match="is a file, not a folder"):
+    with pytest.raises(ModelLoadError, match="cannot make its folder"):
         export(runs["one"], tmp_path / "a_file" / "model.onnx")
 
 

@@ -25,6 +25,7 @@ import csv
 import io
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -142,16 +143,17 @@ class TensorBoardLogger(Callback):
 def absolute_uri(uri: str | None) -> str | None:
     """An MLflow tracking URI that names the same store from any working directory: a plain path,
     a ``file:`` URI or a relative ``sqlite:///`` path made absolute (a resume may start elsewhere:
-    a SLURM requeue, another shell); server URIs as they are."""
-    if not uri:
+    a SLURM requeue, another shell); any other scheme (http, databricks, ...) as it is."""
+    if not uri or uri in ("databricks", "databricks-uc"):
         return uri
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        return f"sqlite:///{Path(uri[len('sqlite:///') :]).resolve()}"
+        return f"sqlite:///{Path(uri[len('sqlite:///') :]).expanduser().resolve()}"
     if uri.startswith("file:"):
-        return Path(uri[len("file:") :].removeprefix("//")).resolve().as_uri()
-    if "://" not in uri:
-        return Path(uri).resolve().as_uri()
-    return uri
+        path = uri[len("file:") :].removeprefix("//localhost").removeprefix("//")
+        return Path(path).expanduser().resolve().as_uri()
+    if re.match(r"[A-Za-z][\w+.-]*:", uri):  # a scheme of its own
+        return uri
+    return Path(uri).expanduser().resolve().as_uri()
 
 
 class LoggerError(RuntimeError):

@@ -7,7 +7,6 @@ and so that a resumed run lands on exactly the same learning rate.
 from __future__ import annotations
 
 import math
-import warnings
 
 import torch
 from torch import nn
@@ -91,16 +90,20 @@ def masked_step(optimizer: torch.optim.Optimizer, skip: torch.Tensor) -> None:
         optimizer.step()
 
 
+def unused_warmup(cfg: OptimConfig) -> str | None:
+    """What to tell a user whose ``optim.warmup_epochs`` the schedule does not use, or None. Not
+    refused: runs and sweeps made before set both (a preset's warm-up under a grid over schedules),
+    and what they computed is the one-cycle curve alone."""
+    if cfg.schedule == "onecycle" and cfg.warmup_epochs > 0:
+        return (
+            f"optim.warmup_epochs={cfg.warmup_epochs:g} is not used with optim.schedule=onecycle: its curve "
+            f"rises from lr / {ONECYCLE_DIV:g} over the first {ONECYCLE_PCT:.0%} of the steps instead"
+        )
+    return None
+
+
 def build_scheduler(
     optimizer: torch.optim.Optimizer, cfg: OptimConfig, steps_per_epoch: int, epochs: int
 ) -> torch.optim.lr_scheduler.LambdaLR:
     """Stepped once per training step."""
-    if cfg.schedule == "onecycle" and cfg.warmup_epochs > 0:
-        # Not refused: runs and sweeps made before this warning set both (a preset's warm-up under a
-        # grid over schedules), and what they computed is the one-cycle curve alone.
-        warnings.warn(
-            f"optim.warmup_epochs={cfg.warmup_epochs:g} is not used with optim.schedule=onecycle: its curve "
-            f"rises from lr / {ONECYCLE_DIV:g} over the first {ONECYCLE_PCT:.0%} of the steps instead",
-            stacklevel=2,
-        )
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(cfg, step, steps_per_epoch, epochs))

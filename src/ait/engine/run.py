@@ -58,7 +58,7 @@ from ait.engine import distributed, loggers
 from ait.engine.checkpoint import load_checkpoint, save_checkpoint
 from ait.engine.graphs import GraphedStep, check_cuda_graphs
 from ait.engine.lock import RunLock, RunLocked
-from ait.engine.optim import build_optimizer, build_scheduler
+from ait.engine.optim import build_optimizer, build_scheduler, unused_warmup
 from ait.engine.progress import Progress
 from ait.engine.records import TIMING_FIELDS, build_summary, finish_epoch, read_history
 from ait.engine.rundir import (
@@ -199,7 +199,7 @@ def _train(cfg: Config, ctx, run_path: Path, opening: Opening, resources: ExitSt
     if lock is not None:
         resources.callback(lock.release)
     if saved is not None:
-        keep_trained_normalisation(stream, run_path, cfg.name)
+        keep_trained_normalisation(stream, run_path, cfg.name if ctx.is_main else None)
     trainer = build_trainer(cfg, ctx, networks, stream, precision)
     loop = RunLoop(cfg, ctx, stream, trainer, precision, run_path, lock, fingerprints)
     if ctx.is_main:  # rank 0 alone logs
@@ -333,6 +333,8 @@ class RunLoop:
         networks = trainer.networks
         optimizers = [build_optimizer(net, name, cfg.optim) for net, name in zip(networks, cfg.strategy.networks)]
         schedulers = [build_scheduler(opt, cfg.optim, self.steps_per_epoch, t.epochs) for opt in optimizers]
+        if (note := unused_warmup(cfg.optim)) and ctx.is_main:
+            print(f"[{cfg.name}] {note}", file=sys.stderr)  # every run that sets it, not once a process
         self.state = TrainingState(cfg, networks, optimizers, schedulers, Position(), precision.device)
         self.state.position.epoch_lr = self.state.lr
         self.generator = torch.Generator(device=precision.device)  # the trainer's views (in-memory data)

@@ -206,9 +206,10 @@ def model_input(stream) -> dict[str, Any]:
     }
 
 
-def keep_trained_normalisation(stream, run_dir: Path, name: str) -> None:
+def keep_trained_normalisation(stream, run_dir: Path, name: str | None) -> None:
     """A resumed run goes on with the normalisation its networks began with (env.json), not one
-    recomputed from data that changed since (``--allow-data-change``); said when the two differ."""
+    recomputed from data that changed since (``--allow-data-change``); said when the two differ
+    (by the process that logs, ``name`` given; None on the other ranks)."""
     try:
         recorded = json.loads((run_dir / "env.json").read_text()).get("model_input") or {}
     except (OSError, ValueError, AttributeError):
@@ -217,9 +218,9 @@ def keep_trained_normalisation(stream, run_dir: Path, name: str) -> None:
         return
     trained = (tuple(recorded["mean"]), tuple(recorded["std"]))
     if trained != (tuple(stream.mean), tuple(stream.std)):
-        print(
-            f"[{name}] the data changed: training goes on normalised as it began (mean, std {trained})", file=sys.stderr
-        )
+        if name is not None:
+            said = f"[{name}] the data changed: training goes on normalised as it began (mean, std {trained})"
+            print(said, file=sys.stderr)
         stream.mean, stream.std = trained
 
 

@@ -13,8 +13,9 @@ table of what each strategy trains, and docs/design.md how the pieces fit. Each 
 CE is averaged over all the images of a network's CE branches in the step, as in the authors'
 code: for AIT that is the mean of the per-view CEs, and for DML / multi-AIT each network contributes
 its own CE. The paper's eq. 3 writes the sum over the V views; the mean is (1/V)(sum + V lambda AiLoss),
-so lambda here is eq. 3's V x lambda at 1/V of the learning rate (AIT's lambda = 1: eq. 3's 2 at half
-the rate), not only a rescaled rate: keep that in mind beside the paper's lambda sweep (Figure 4).
+so under SGD a step here is eq. 3's with V x lambda, at 1/V of the learning rate and V x the weight
+decay (AIT's lambda = 1: eq. 3's 2); under AdamW the loss scale hardly matters. Not only a rescaled
+rate: keep that in mind beside the paper's lambda sweep (Figure 4).
 """
 
 from __future__ import annotations

@@ -58,8 +58,10 @@ def export(source: str | Path, out: str | Path, fmt: str | None = None, network:
         raise ModelLoadError(f"{out}: give --format safetensors, onnx or exported (or a .safetensors/.onnx/.pt2 name)")
     if out.exists():
         raise ModelLoadError(f"{str(out)!r} exists; choose another path (nothing was overwritten)")
-    if out.parent.exists() and not out.parent.is_dir():
-        raise ModelLoadError(f"{out}: {str(out.parent)!r} is a file, not a folder")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)  # before the model is loaded: a bad path fails fast
+    except OSError as err:
+        raise ModelLoadError(f"{out}: cannot make its folder {str(out.parent)!r} ({err.strerror or err})") from None
     if fmt == "safetensors" and network is None and Path(source).is_dir():
         return _all_networks(Path(source), out)
     model = load_model(source, network or 0)
@@ -72,7 +74,6 @@ def export(source: str | Path, out: str | Path, fmt: str | None = None, network:
 def _write_whole(out: Path, write) -> None:
     """``write(path)`` to a temporary file beside ``out``, renamed onto it once complete: a crash or
     an exporter's error leaves no partial file behind (which the no-overwrite rule would then block)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.stem}.{os.getpid()}.tmp{out.suffix}")
     try:
         write(tmp)

@@ -194,6 +194,8 @@ def _network_prefix(metadata: dict[str, str], network: int, path: Path) -> str:
         _check_index(network, 1, str(path))
         return ""
     count = sum(1 for key in metadata if re.fullmatch(r"net\d+\.architecture", key))
+    if not count:
+        raise ModelLoadError(f"{path}: its metadata describes no network (no architecture key); export it again")
     _check_index(network, count, str(path))
     return f"net{network}."
 

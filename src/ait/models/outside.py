@@ -70,7 +70,8 @@ def build_timm(spec: ModelSpec, num_classes: int, in_channels: int, kwargs: dict
                 spec.name, pretrained=pretrained, num_classes=num_classes, in_chans=in_channels, **kwargs
             )
     except Exception as err:
-        if not pretrained or isinstance(err, KWARG_ERRORS):
+        # The hub's cache misses are OSErrors (LocalEntryNotFoundError: also a ValueError in hub 0.x).
+        if not (pretrained and isinstance(err, OSError)):
             raise _kwargs_error(spec, kwargs, err) from None
         home = os.environ.get("HF_HOME", "~/.cache/huggingface")
         raise ModelError(
@@ -97,12 +98,9 @@ def _offline():
         constants.HF_HUB_OFFLINE = saved
 
 
-# What a model's constructor raises for a keyword argument it does not take (TypeError) or a
-# value it refuses (timm and torchvision assert or raise ValueError: output_stride=7, ...).
-KWARG_ERRORS = (TypeError, ValueError, AssertionError)
-
-
 def _kwargs_error(spec: ModelSpec, kwargs: dict, err: Exception) -> ModelError:
+    """What a constructor raised, for a keyword argument it does not take (TypeError) or a value it
+    refuses (timm and torchvision assert or raise ValueError: output_stride=7, ...)."""
     said = str(err).splitlines()[0][:200] if str(err) else "no message"
     return ModelError(f"{spec.text!r} cannot be built with kwargs {kwargs} ({type(err).__name__}: {said})")
 
