@@ -28,7 +28,7 @@ import os
 import sys
 from pathlib import Path
 
-from ait.cli_args import CommandParser, positive_int
+from ait.cli_args import CommandParser, count_int, positive_int
 
 
 def _add_imports(parser: argparse.ArgumentParser) -> None:
@@ -68,14 +68,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory (or an exported .safetensors file)")
     p.add_argument("--out", required=True, help="output file (never overwritten): .safetensors, .onnx or .pt2")
     p.add_argument("--format", choices=("safetensors", "onnx", "exported"), help="default: from --out's suffix")
-    p.add_argument("--network", type=int, default=None, help="which network (default: all for safetensors, else 0)")
+    p.add_argument(
+        "--network",
+        type=count_int,
+        default=None,
+        help="which network, from 0 (default: every network of a run directory into .safetensors, else 0)",
+    )
     p.set_defaults(handler=export_command)
 
     p = sub.add_parser("predict", help="the top classes of image files, by a trained network")
     p.add_argument("model", metavar="RUN_DIR", help="a run directory or an exported .safetensors file")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files of any size (resized and centre-cropped)")
     p.add_argument("--top-k", type=positive_int, default=5, help="classes shown per image (default: 5)")
-    p.add_argument("--network", type=int, default=0, help="which network of the run (default: 0)")
+    p.add_argument("--network", type=count_int, default=0, help="which network of the run, from 0 (default: 0)")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1, ...")
     p.set_defaults(handler=predict_command)
 
