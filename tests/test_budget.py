@@ -64,6 +64,8 @@ def test_runs_predicted_not_to_fit_are_not_started(tmp_path):
     assert [p.name for p in result.over_budget] == ["long", "long"] and spy.trained == ["short", "short"]
     assert any("not started, over budget" in line and "predicted 100 s" in line for line in lines)
     assert "sweep finished: 1 trained, 1 already done, 0 failed, 2 over budget" in lines
+    closing = [line for line in lines if line.startswith("  ") and "runs/long/" in line]
+    assert len(closing) == 2 and all(line.startswith("  not started (over budget) ") for line in closing)  # not "ok"
 
 
 def test_a_budget_of_nothing_starts_nothing(tmp_path):

@@ -544,7 +544,18 @@ def _log_outcome(plan: Sequence[PlannedRun], result: SweepResult, log) -> None:
     )
     for p in plan:
         failed = next((m for q, m in result.failures if q is p), None)
-        log(f"  {'FAILED' if failed else 'ok    '} {p.run_dir}" + (f"  ({failed})" if failed else ""))
+        log(f"  {_outcome(p, result, failed)} {p.run_dir}" + (f"  ({failed})" if failed else ""))
+
+
+def _outcome(p: PlannedRun, result: SweepResult, failed: str | None) -> str:
+    """A run's word in the closing lines: not "ok" for a run this sweep left to another or did not start."""
+    if failed:
+        return "FAILED"
+    if any(q is p for q in result.busy):
+        return "busy  "
+    if any(q is p for q in result.over_budget):
+        return "not started (over budget)"
+    return "ok    "
 
 
 def _rate(done: list[PlannedRun], to_do: list[PlannedRun], train_fn, log) -> budget.Rate:
