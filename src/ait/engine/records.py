@@ -31,10 +31,10 @@ def finish_epoch(
     t = cfg.train
     n_nets, device = len(networks), precision.device
     zeros = torch.zeros(n_nets, device=device)
-    train_ce, train_consistency = pos.train_means(ctx, n_nets, device)
     correct = ctx.all_reduce_sum(pos.correct if pos.correct is not None else zeros).tolist()
     seen_local = torch.tensor(pos.seen or [0] * n_nets, dtype=torch.float64, device=device)
     seen = ctx.all_reduce_sum(seen_local).tolist()
+    train_ce, train_consistency = pos.train_means(ctx, seen, device)
     images = int(sum(seen))
     pos.train_seconds += pos.epoch_seconds
     pos.images_trained += images

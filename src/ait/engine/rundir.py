@@ -206,14 +206,27 @@ def model_input(stream) -> dict[str, Any]:
     }
 
 
+def read_model_input(run_dir: Path) -> dict[str, Any] | None:
+    """env.json's "model_input" (class names, input shape, normalisation, eval resize), or the same
+    from summary.json's data record for runs made before env.json had it (class names 0..K-1), or None."""
+    for name, key in (("env.json", "model_input"), ("summary.json", "data")):
+        try:
+            record = json.loads((run_dir / name).read_text()).get(key)
+        except (OSError, ValueError, AttributeError):
+            continue
+        if record and "input_shape" in record:
+            return record
+        if record and "image_shape" in record and "num_classes" in record:  # a summary's data record
+            classes = [str(i) for i in range(record["num_classes"])]
+            return {**record, "input_shape": record["image_shape"], "classes": classes}
+    return None
+
+
 def keep_trained_normalisation(stream, run_dir: Path, name: str | None) -> None:
     """A resumed run goes on with the normalisation its networks began with (env.json), not one
     recomputed from data that changed since (``--allow-data-change``); said when the two differ
     (by the process that logs, ``name`` given; None on the other ranks)."""
-    try:
-        recorded = json.loads((run_dir / "env.json").read_text()).get("model_input") or {}
-    except (OSError, ValueError, AttributeError):
-        return
+    recorded = read_model_input(run_dir) or {}
     if "mean" not in recorded or "std" not in recorded:
         return
     trained = (tuple(recorded["mean"]), tuple(recorded["std"]))

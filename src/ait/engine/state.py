@@ -75,16 +75,15 @@ class Position:
         self.seen, self.epoch_seconds, self.epoch_steps = [], 0.0, 0
         self.sums_per_image = True
 
-    def train_means(self, ctx, num_networks: int, device: torch.device) -> tuple[list[float], float]:
+    def train_means(self, ctx, seen: list[float], device: torch.device) -> tuple[list[float], float]:
         """(CE of each network, consistency): the epoch's means over its training images, summed
-        over the ranks of ``ctx`` (an :class:`ait.engine.distributed.DistContext`); a rank that
-        trained no step adds zeros of the same shape."""
-        zeros = torch.zeros(num_networks, device=device)
+        over the ranks of ``ctx`` (an :class:`ait.engine.distributed.DistContext`). seen: the images
+        each network trained on, over all ranks; a rank that trained no step adds zeros."""
+        zeros = torch.zeros(len(seen), device=device)
         ce = ctx.all_reduce_sum(self.ce_sum if self.ce_sum is not None else zeros)
         cons = ctx.all_reduce_sum(self.consistency_sum if self.consistency_sum is not None else zeros.sum())
         if self.sums_per_image:
-            seen = torch.tensor(self.seen or [0] * num_networks, dtype=torch.float64, device=device)
-            images = [max(k, 1.0) for k in ctx.all_reduce_sum(seen).tolist()]
+            images = [max(k, 1.0) for k in seen]
             return [c / k for c, k in zip(ce.tolist(), images)], cons.item() / images[0]
         steps = max(self.epoch_steps, 1) * ctx.world_size  # the old form: a mean of per-step means
         return [c / steps for c in ce.tolist()], cons.item() / steps

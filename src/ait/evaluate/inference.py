@@ -34,8 +34,8 @@ from ait.data.errors import DataError
 from ait.data.imagefolder import eval_transform
 from ait.data.pixels import check_eight_bit
 from ait.engine.checkpoint import networks_from_checkpoint
-from ait.engine.rundir import RunDirError
-from ait.evaluate.loading import check_run_dir, read_config_and_checkpoint, read_model_input
+from ait.engine.rundir import RunDirError, read_model_input
+from ait.evaluate.loading import check_run_dir, read_config_and_checkpoint
 from ait.models.adapters import weights_target
 from ait.runtime.precision import resolve_device
 from ait.views import normalize

@@ -24,7 +24,7 @@ from torch import nn
 
 from ait.config import RESUME_MAY_CHANGE, Config, ConfigError, UnknownModelError, config_differences, load_config
 from ait.engine.checkpoint import CheckpointError, load_checkpoint, networks_from_checkpoint
-from ait.engine.rundir import RunDirError, check_data_unchanged, import_hint
+from ait.engine.rundir import RunDirError, check_data_unchanged, import_hint, read_model_input
 from ait.evaluate.folders import folder_run_data
 from ait.models import ModelError
 from ait.runtime.precision import Precision, resolve_device, resolve_precision
@@ -151,22 +151,6 @@ def evaluation_data(config: Config) -> RunData:
     if config.data.dataset == "imagefolder":
         return folder_run_data(config)
     return build_data(config.data, config.seed)
-
-
-def read_model_input(run_dir: Path) -> dict[str, Any] | None:
-    """env.json's "model_input" (class names, input shape, normalisation, eval resize), or the same
-    from summary.json's data record for runs made before env.json had it (class names 0..K-1), or None."""
-    for name, key in (("env.json", "model_input"), ("summary.json", "data")):
-        try:
-            record = json.loads((run_dir / name).read_text()).get(key)
-        except (OSError, ValueError, AttributeError):
-            continue
-        if record and "input_shape" in record:
-            return record
-        if record and "image_shape" in record and "num_classes" in record:  # a summary's data record
-            classes = [str(i) for i in range(record["num_classes"])]
-            return {**record, "input_shape": record["image_shape"], "classes": classes}
-    return None
 
 
 def read_config_and_checkpoint(path: Path) -> tuple[Config, dict[str, Any]]:
