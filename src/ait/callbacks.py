@@ -9,6 +9,9 @@ The run loop (:class:`ait.engine.run.RunLoop`) calls, on rank 0 only::
                                   "loss/consistency", "grad_norm/net0", ..., "images_per_s"}
     on_epoch_end(epoch, record)   after each epoch, with its metrics.jsonl record
     on_run_end(summary)           after the last epoch, with summary.json's content
+    on_run_error(error, stopped)  when the run ends by an exception instead: stopped is True for a
+                                  signal that let it save its checkpoint (it can be resumed), False
+                                  for a failure
     close()                       however the run ends (a signal, an error): flush, release
 
 A logger is a callback (the built-in ones, :data:`BUILTIN`, are :mod:`ait.engine.loggers`); a
@@ -60,6 +63,9 @@ class Callback:
     def on_run_end(self, summary: dict[str, Any]) -> None:
         pass
 
+    def on_run_error(self, error: BaseException, stopped: bool) -> None:
+        pass
+
     def close(self) -> None:
         pass
 
@@ -85,6 +91,10 @@ class Callbacks(Callback):
     def on_run_end(self, summary: dict[str, Any]) -> None:
         for c in self.callbacks:
             c.on_run_end(summary)
+
+    def on_run_error(self, error: BaseException, stopped: bool) -> None:
+        for c in self.callbacks:
+            c.on_run_error(error, stopped)
 
     def close(self) -> None:
         """Close every callback, even when one fails (the others' runs would be left open); the first

@@ -4,6 +4,8 @@ EventAccumulator, the MLflow client on SQLite, pandas), across a crash and a res
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -15,7 +17,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 import ait
 from ait.callbacks import Callback, register
 from ait.config import ConfigError, load_config
-from ait.engine.run import RunLoop
+from ait.engine.run import RunInterrupted, RunLoop
 from ait_testutils import one_torch_thread, tiny_config
 
 # 320 samples, 16 a step (AIT: a network batch of 32 is 2 views of 16): 20 steps an epoch; a log every 2.
@@ -36,7 +38,7 @@ def train(cfg, run_dir: Path, **kwargs) -> dict:
         return ait.train(cfg, run_dir=run_dir, **kwargs)
 
 
-def crash_in_second_epoch(cfg, run_dir: Path, monkeypatch) -> None:
+def crash_in_second_epoch(cfg, run_dir: Path, monkeypatch, **kwargs) -> None:
     """The run dies (no checkpoint saved) at step 8 of epoch 2, after logging global steps 22 to 26."""
     guarded_step = RunLoop.guarded_step
 
@@ -48,7 +50,21 @@ def crash_in_second_epoch(cfg, run_dir: Path, monkeypatch) -> None:
     with monkeypatch.context() as patch:
         patch.setattr(RunLoop, "guarded_step", dying)
         with pytest.raises(RuntimeError, match="went away"):
-            train(cfg, run_dir)
+            train(cfg, run_dir, **kwargs)
+
+
+def stop_after_first_epoch(cfg, run_dir: Path, monkeypatch, **kwargs) -> None:
+    """Ctrl-C arrives at the end of epoch 1: the run saves its checkpoint and stops."""
+    end_epoch = RunLoop.end_epoch
+
+    def end_and_interrupt(loop):
+        end_epoch(loop)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(RunLoop, "end_epoch", end_and_interrupt)
+        with pytest.raises(RunInterrupted):
+            train(cfg, run_dir, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -171,6 +187,14 @@ def test_wandb_offline_runs_write_their_config_and_a_resumed_one_names_its_first
     assert "exitcode: 1" in crashed.read_text()  # the crashed run is not marked a success
 
 
+def test_a_wandb_run_stopped_by_a_signal_is_marked_preempting_with_the_exit_status(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    run = tmp_path / "run"
+    stop_after_first_epoch(config(tmp_path, ["wandb"]), run, monkeypatch)
+    (debug,) = (run / "wandb").glob("offline-run-*/logs/debug.log")
+    assert f"exitcode: {128 + signal.SIGINT}" in debug.read_text()  # ait's own exit status, not a success
+
+
 class Recorder(Callback):
     def __init__(self):
         self.calls = []
@@ -186,6 +210,9 @@ class Recorder(Callback):
 
     def on_run_end(self, summary):
         self.calls.append(("end", summary["epochs"]))
+
+    def on_run_error(self, error, stopped):
+        self.calls.append(("error", type(error).__name__, stopped))
 
     def close(self):
         self.calls.append(("close",))
@@ -209,6 +236,23 @@ def test_callbacks_from_python_and_by_registered_name(tmp_path):
 
     train({**cfg, "train": {**cfg["train"], "loggers": ["test_recorder"]}}, tmp_path / "named")
     assert made and made[0].calls[-1] == ("close",)
+
+
+def mlflow_status(run: Path) -> str:
+    record = json.loads((run / "mlflow.json").read_text())
+    return MlflowClient(tracking_uri=record["tracking_uri"]).get_run(record["run_id"]).info.status
+
+
+def test_a_failed_run_is_marked_failed_and_a_stopped_one_killed_then_finished_on_resume(tmp_path, monkeypatch):
+    cfg = config(tmp_path, ["mlflow"])
+    crashed, recorder = tmp_path / "crashed", Recorder()
+    crash_in_second_epoch(cfg, crashed, monkeypatch, callbacks=[recorder])
+    assert mlflow_status(crashed) == "FAILED" and recorder.calls[-2:] == [("error", "RuntimeError", False), ("close",)]
+    stopped, recorder = tmp_path / "stopped", Recorder()
+    stop_after_first_epoch(cfg, stopped, monkeypatch, callbacks=[recorder])
+    assert mlflow_status(stopped) == "KILLED" and recorder.calls[-2:] == [("error", "RunInterrupted", True), ("close",)]
+    train(cfg, stopped, resume=True)
+    assert mlflow_status(stopped) == "FINISHED"
 
 
 def test_a_callback_that_fails_to_close_leaves_the_others_closed_and_is_said():

@@ -222,12 +222,18 @@ class MLflowLogger(Callback):
         self.on_step((epoch + 1) * self.steps_per_epoch, epoch_scalars(record))
 
     def on_run_end(self, summary: dict[str, Any]) -> None:
-        self.client.set_terminated(self.run_id, "FINISHED")
-        self.finished = True
+        self._end("FINISHED")
+
+    def on_run_error(self, error: BaseException, stopped: bool) -> None:
+        self._end("KILLED" if stopped else "FAILED")  # either way a resume sets it running again
 
     def close(self) -> None:
-        if getattr(self, "client", None) is not None and not getattr(self, "finished", False):
-            self.client.set_terminated(self.run_id, "KILLED")  # stopped: a resume sets it running again
+        self._end("KILLED")  # left open by whoever drove the callback: it did not finish
+
+    def _end(self, status: str) -> None:
+        if getattr(self, "client", None) is not None and not getattr(self, "ended", False):
+            self.client.set_terminated(self.run_id, status)
+            self.ended = True
 
 
 class WandbLogger(Callback):
@@ -258,12 +264,19 @@ class WandbLogger(Callback):
 
     def on_run_end(self, summary: dict[str, Any]) -> None:
         self.run.summary.update({f"final/{n['key']}": n["final_top1"] for n in summary.get("networks", [])})
-        self.finished = True
+        self.exit_code = 0
+
+    def on_run_error(self, error: BaseException, stopped: bool) -> None:
+        if getattr(self, "run", None) is None:
+            return
+        if stopped:  # W&B's own state for a run that will be resumed
+            self.run.mark_preempting()
+        self.exit_code = getattr(error, "exit_status", 1)  # ait's exit status: 128 + N for signal N
 
     def close(self) -> None:
         if getattr(self, "run", None) is not None:
             # A run that did not reach its end (an error, a signal) is not marked a success.
-            self.run.finish(exit_code=0 if getattr(self, "finished", False) else 1)
+            self.run.finish(exit_code=getattr(self, "exit_code", 1))
             self.run = None
 
 

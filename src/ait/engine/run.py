@@ -129,6 +129,19 @@ def stop_on_signals():
             signal.signal(sig, old)
 
 
+@contextmanager
+def told_how_it_ends(callbacks: Callbacks):
+    """The loggers, told of an exception that ends the run (stopped: by a signal, so it can be
+    resumed; otherwise failed), and closed however it ends."""
+    try:
+        yield callbacks
+    except BaseException as err:
+        callbacks.on_run_error(err, stopped=isinstance(err, (RunInterrupted, KeyboardInterrupt)))
+        raise
+    finally:
+        callbacks.close()
+
+
 def train(
     config: Config | dict | str | Path,
     overrides: list[str] | tuple = (),
@@ -203,7 +216,7 @@ def _train(cfg: Config, ctx, run_path: Path, opening: Opening, resources: ExitSt
     trainer = build_trainer(cfg, ctx, networks, stream, precision)
     loop = RunLoop(cfg, ctx, stream, trainer, precision, run_path, lock, fingerprints)
     if ctx.is_main:  # rank 0 alone logs
-        loop.callbacks = resources.enter_context(closing(loggers.build(cfg.train.loggers, opening.callbacks)))
+        loop.callbacks = resources.enter_context(told_how_it_ends(loggers.build(cfg.train.loggers, opening.callbacks)))
     if saved is not None:
         loop.restore(saved)
     return loop.run()
