@@ -109,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from ait.evaluate.cli import add_eval_parser
     from ait.report.cli import add_interval_parser, add_report_parser
-    from ait.sweep_cli import add_sweep_parser
+    from ait.sweep.cli import add_sweep_parser
 
     eval_parser, sweep_parser = add_eval_parser(sub), add_sweep_parser(sub)
     add_report_parser(sub)  # reads run files only: needs no model of anyone's

@@ -1,5 +1,5 @@
 """``ait sweep``: its parser and handler (the plan is :mod:`ait.sweep`'s, the workers and job
-arrays :mod:`ait.launchers`').
+arrays :mod:`ait.sweep.launchers`').
 
     ait sweep configs/cpu/cifar100_resnet20_ait.yaml --seeds 0 1 2 --grid consistency.weight=0,0.5,1,2,4
     ait sweep sweeps/table1.yaml --jobs 2                 # a sweep file, two workers on this machine
@@ -15,17 +15,11 @@ from pathlib import Path
 
 from ait.cli_args import count_int, positive_int, positive_seconds, seed_int
 from ait.config import add_override_option
-from ait.sweep import (
-    Experiment,
-    SweepError,
-    execute_plan,
-    is_sweep_file,
-    parse_shard,
-    plan_experiments,
-    read_sweep_file,
-    shard,
-    status_lines,
-)
+from ait.sweep.errors import SweepError
+from ait.sweep.execute import execute_plan
+from ait.sweep.files import is_sweep_file, read_sweep_file
+from ait.sweep.plan import Experiment, parse_shard, plan_experiments, shard
+from ait.sweep.state import status_lines
 
 
 def add_sweep_parser(subparsers) -> argparse.ArgumentParser:
@@ -154,18 +148,18 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     if selected is not None:
         plan = shard(plan, *selected)
     if args.status:
-        from ait.sweep_eval import eval_summary
+        from ait.sweep.evals import eval_summary
 
         evaluations = eval_summary(plan)
         print("\n".join([*status_lines(plan), *([evaluations] if evaluations else [])]))
         return 0
     if args.evaluate:
-        from ait.sweep_eval import evaluate_plan
+        from ait.sweep.evals import evaluate_plan
 
         evaluate_plan(plan, log=lambda text: print(text, flush=True))
         return 0
     if args.launcher == "submitit" and not args.dry_run:
-        from ait.launchers import ShardOptions, submit_array
+        from ait.sweep.launchers import ShardOptions, submit_array
 
         conflicts = [p for p in plan if p.status == "conflict"]
         if conflicts:  # as execute_plan refuses them: no task would train them
@@ -182,7 +176,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
         submit_array(experiments, options, count, folder, *cluster)
         return 0
     if args.jobs > 1 and not args.dry_run:
-        from ait.launchers import run_workers
+        from ait.sweep.launchers import run_workers
 
         return run_workers(worker_argv(args) + ([f"--shard={args.shard}"] if args.shard else []), args.jobs)
     result = execute_plan(

@@ -1,4 +1,4 @@
-"""`ait sweep FILE --evaluate` (ait.sweep_eval): a sweep file's eval: run for real on finished runs."""
+"""`ait sweep FILE --evaluate` (ait.sweep.evals): a sweep file's eval: run for real on finished runs."""
 
 import json
 

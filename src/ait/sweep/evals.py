@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ait.runtime.files import write_text_atomic
-from ait.sweep import PlannedRun
+from ait.sweep.plan import PlannedRun
 
 RECORD = Path("eval") / "sweep_eval.json"  # in a run directory: what --evaluate last ran on it
 

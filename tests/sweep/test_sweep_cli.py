@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from sweep_testutils import write_config
 
 from ait.cli import main
-from ait.sweep_cli import add_sweep_parser, run_sweep_command
-from test_sweep import write_config
+from ait.sweep.cli import add_sweep_parser, run_sweep_command
 
 
 def test_command_line(tmp_path, capsys):

@@ -23,7 +23,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ait.sweep import Experiment, SweepError, execute_plan, plan_experiments, shard
+from ait.sweep.errors import SweepError
+from ait.sweep.execute import execute_plan
+from ait.sweep.plan import Experiment, plan_experiments, shard
 
 
 def visible_gpus() -> list[str]:

@@ -1,10 +1,12 @@
-"""Several workers on one sweep, as real processes: two `ait sweep` commands, `--jobs 2`, and a job
-array through submitit's local executor; every run is trained exactly once."""
+"""ait.sweep.launchers: several workers on one sweep, as real processes (two `ait sweep` commands,
+`--jobs 2`, and a job array through submitit's local executor; every run is trained exactly once),
+and the workers' exit statuses."""
 
 from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 from collections import Counter
@@ -13,10 +15,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ait.sweep.launchers import worst_status
 from ait_testutils import tiny_config
 
-pytestmark = pytest.mark.slow
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]  # where ait_testutils lies
 
 
 def two_by_two(tmp_path: Path) -> Path:
@@ -52,6 +54,7 @@ def check_every_run_once(tmp_path: Path, output: str) -> None:
         assert (run / "summary.json").is_file() and (run / "metrics.jsonl").read_text().count("\n") == 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("attempt", [0, 1])
 def test_two_sweep_processes_train_each_run_once(tmp_path, attempt):
     path = two_by_two(tmp_path)
@@ -61,6 +64,7 @@ def test_two_sweep_processes_train_each_run_once(tmp_path, attempt):
     check_every_run_once(tmp_path, "".join(outputs))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("attempt", [0, 1])
 def test_jobs_2_trains_each_run_once(tmp_path, attempt):
     path = two_by_two(tmp_path)
@@ -71,6 +75,7 @@ def test_jobs_2_trains_each_run_once(tmp_path, attempt):
     check_every_run_once(tmp_path, output)
 
 
+@pytest.mark.slow
 def test_a_submitit_job_array_completes_the_sweep_and_status_says_so(tmp_path):
     path = two_by_two(tmp_path)
     folder = tmp_path / "submitit"
@@ -86,6 +91,7 @@ def test_a_submitit_job_array_completes_the_sweep_and_status_says_so(tmp_path):
     assert lines[-1] == "sweep: 4 runs: 4 done", lines
 
 
+@pytest.mark.slow
 def test_a_job_array_shares_out_only_the_runs_left_and_names_a_failed_task_in_one_line(tmp_path):
     path = two_by_two(tmp_path)
     first = sweep(path, "--shard", "0/2", cwd=tmp_path)  # runs 0 and 2 of the plan done here first
@@ -101,3 +107,10 @@ def test_a_job_array_shares_out_only_the_runs_left_and_names_a_failed_task_in_on
     said = failing.communicate(timeout=600)[0]
     assert failing.returncode == 1 and "Traceback" not in said, said
     assert re.search(r"ait sweep: error: 4 of 4 tasks failed: task \S+ \(log: \S+_log\.err\)", said), said
+
+
+def test_a_worker_killed_by_a_signal_is_a_failure_beside_one_that_succeeded():
+    killed = subprocess.run([sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"])
+    assert killed.returncode == -signal.SIGKILL
+    assert worst_status([0, killed.returncode]) == 128 + signal.SIGKILL  # what a shell reports: 137
+    assert worst_status([0, 0]) == 0 and worst_status([2, 0]) == 2 and worst_status([]) == 0

@@ -1,0 +1,92 @@
+"""What a planned run's directory holds: done, interrupted, in conflict (:func:`run_state`), and
+the words of ``ait sweep --status`` (:func:`status_lines`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import yaml
+
+from ait.config import RESUME_MAY_CHANGE, Config, config_differences
+
+if TYPE_CHECKING:
+    from ait.sweep.plan import PlannedRun
+
+ERROR_FILE = "error.txt"  # in a run directory: the last error of a failed run (--status shows its last line)
+
+
+def lock_holder(run_dir: Path) -> str | None:
+    """Who holds the run's lock (a live process), or None."""
+    from ait.engine.lock import lock_holder as holder  # late: the engine imports torch
+
+    return holder(run_dir) if run_dir.is_dir() else None
+
+
+def run_state(config: Config, run_dir: Path) -> tuple[str, str]:
+    """(status, reason) of a planned run's directory."""
+    if not run_dir.exists():
+        return "todo", ""
+    if not run_dir.is_dir():
+        return "conflict", f"{run_dir} exists and is not a directory"
+    if (run_dir / "summary.json").is_file():
+        saved = run_dir / "config.yaml"
+        if saved.is_file():
+            try:
+                existing = yaml.safe_load(saved.read_text()) or {}
+            except yaml.YAMLError as err:
+                return "conflict", f"{saved} is not valid YAML ({err})"
+            # Keys the engine lets a resumed run change (progress display, threads, ...) do not
+            # make a finished run another experiment.
+            diffs = config_differences(existing, config.to_dict(), ignore=RESUME_MAY_CHANGE)
+            if diffs:
+                return "conflict", (
+                    f"{run_dir} holds a finished run of a different config (there -> planned: "
+                    + "; ".join(diffs[:3])
+                    + ("; ..." if len(diffs) > 3 else "")
+                    + "); remove it or choose another out_dir or name"
+                )
+        return "done", ""
+    from ait.engine.rundir import RunDirError, check_run_directory  # late: rundir imports torch
+
+    try:
+        check_run_directory(run_dir)
+    except RunDirError as err:
+        return "conflict", f"{run_dir} exists but does not look like a run directory; not deleting it ({err})"
+    return "interrupted", "no summary.json: the run did not finish"
+
+
+def run_status(p: PlannedRun) -> str:
+    """One word and its detail for ``--status``: done, running (the lock's holder), failed (the last
+    line of its error), interrupted, to do, conflict."""
+    status, _ = run_state(p.config, p.run_dir)
+    if status == "done":
+        return "done"
+    if status == "conflict":
+        return f"conflict ({p.reason})"
+    holder = lock_holder(p.run_dir)
+    if holder:
+        return f"running ({holder})"
+    error = p.run_dir / ERROR_FILE
+    if error.is_file():
+        lines = error.read_text().strip().splitlines()
+        return f"failed ({lines[-1][:200] if lines else 'no message'})"
+    return "interrupted" if status == "interrupted" else "to do"
+
+
+def _state_word(state: str) -> str:
+    """The state of a ``run_status`` line without its detail: "to do" is two words, the rest one."""
+    return "to do" if state == "to do" else state.split(" ")[0]
+
+
+def status_lines(plan: Sequence[PlannedRun]) -> list[str]:
+    """``--status``: one line per run, then the counts."""
+    states = [run_status(p) for p in plan]
+    lines = [f"  {_state_word(s):<11} {p.run_dir}{s[len(_state_word(s)) :]}" for p, s in zip(plan, states)]
+    counts: dict[str, int] = {}
+    for state in states:
+        counts[_state_word(state)] = counts.get(_state_word(state), 0) + 1
+    order = ("done", "running", "failed", "interrupted", "to do", "conflict")
+    summary = ", ".join(f"{counts[w]} {w}" for w in order if w in counts)
+    return [*lines, f"sweep: {len(plan)} runs: {summary}"]
