@@ -27,6 +27,29 @@ def one_torch_thread():
         torch.set_num_threads(previous)
 
 
+def stop_after_first_epoch(config, run_dir: Path, monkeypatch, **kwargs) -> None:
+    """Train ``config`` (one torch thread) until Ctrl-C arrives at the end of epoch 1: the run saves
+    its checkpoint and stops with RunInterrupted. kwargs: those of ait.train."""
+    import os
+    import signal
+
+    import pytest
+
+    import ait
+    from ait.engine.run import RunInterrupted, RunLoop
+
+    end_epoch = RunLoop.end_epoch
+
+    def end_and_interrupt(loop):
+        end_epoch(loop)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    with monkeypatch.context() as patch, one_torch_thread():
+        patch.setattr(RunLoop, "end_epoch", end_and_interrupt)
+        with pytest.raises(RunInterrupted):
+            ait.train(config, run_dir=run_dir, **kwargs)
+
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 

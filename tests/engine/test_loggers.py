@@ -4,7 +4,6 @@ EventAccumulator, the MLflow client on SQLite, pandas), across a crash and a res
 from __future__ import annotations
 
 import json
-import os
 import signal
 import time
 from pathlib import Path
@@ -17,8 +16,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 import ait
 from ait.callbacks import Callback, register
 from ait.config import ConfigError, load_config
-from ait.engine.run import RunInterrupted, RunLoop
-from ait_testutils import one_torch_thread, tiny_config
+from ait.engine.run import RunLoop
+from ait_testutils import one_torch_thread, stop_after_first_epoch, tiny_config
 
 # 320 samples, 16 a step (AIT: a network batch of 32 is 2 views of 16): 20 steps an epoch; a log every 2.
 STEPS_PER_EPOCH, EPOCHS = 20, 3
@@ -50,20 +49,6 @@ def crash_in_second_epoch(cfg, run_dir: Path, monkeypatch, **kwargs) -> None:
     with monkeypatch.context() as patch:
         patch.setattr(RunLoop, "guarded_step", dying)
         with pytest.raises(RuntimeError, match="went away"):
-            train(cfg, run_dir, **kwargs)
-
-
-def stop_after_first_epoch(cfg, run_dir: Path, monkeypatch, **kwargs) -> None:
-    """Ctrl-C arrives at the end of epoch 1: the run saves its checkpoint and stops."""
-    end_epoch = RunLoop.end_epoch
-
-    def end_and_interrupt(loop):
-        end_epoch(loop)
-        os.kill(os.getpid(), signal.SIGINT)
-
-    with monkeypatch.context() as patch:
-        patch.setattr(RunLoop, "end_epoch", end_and_interrupt)
-        with pytest.raises(RunInterrupted):
             train(cfg, run_dir, **kwargs)
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -19,9 +18,8 @@ import yaml
 import ait
 from ait.config import config_differences, load_config
 from ait.engine.checkpoint import load_checkpoint
-from ait.engine.run import RunInterrupted, RunLoop
 from ait.evaluate.loading import load_run
-from ait_testutils import one_torch_thread, tiny_config
+from ait_testutils import one_torch_thread, stop_after_first_epoch, tiny_config
 
 TESTS = Path(__file__).resolve().parents[1]
 
@@ -51,22 +49,8 @@ def train(config, **kwargs) -> dict:
         return ait.train(config, **kwargs)
 
 
-def interrupted_after_first_epoch(config, run_dir: Path, monkeypatch) -> None:
-    """Train ``config`` until Ctrl-C arrives at the end of epoch 1 (the run saves and stops)."""
-    end_epoch = RunLoop.end_epoch
-
-    def end_and_interrupt(loop):
-        end_epoch(loop)
-        os.kill(os.getpid(), signal.SIGINT)
-
-    with monkeypatch.context() as patch:
-        patch.setattr(RunLoop, "end_epoch", end_and_interrupt)
-        with pytest.raises(RunInterrupted):
-            train(config, run_dir=run_dir)
-
-
 def test_a_moved_run_is_evaluated_and_resumed_from_another_folder(project, tmp_path, monkeypatch):
-    interrupted_after_first_epoch("cfg.yaml", project / "runs" / "r", monkeypatch)
+    stop_after_first_epoch("cfg.yaml", project / "runs" / "r", monkeypatch)
     saved = yaml.safe_load((project / "runs" / "r" / "config.yaml").read_text())
     assert saved["data"]["train_file"] == str(project / "data" / "train.npz")  # absolute from the start
     env = json.loads((project / "runs" / "r" / "env.json").read_text())
@@ -104,7 +88,7 @@ def test_ait_data_roots_relative_paths(project, tmp_path, monkeypatch):
 def test_a_run_of_before_with_relative_paths_still_resumes(project, monkeypatch):
     """A run written before paths were resolved holds them as written, in config.yaml and the checkpoint."""
     run = project / "runs" / "old"
-    interrupted_after_first_epoch("cfg.yaml", run, monkeypatch)
+    stop_after_first_epoch("cfg.yaml", run, monkeypatch)
     relative = {"train_file": "data/train.npz", "test_file": "data/test.npz"}
     config = yaml.safe_load((run / "config.yaml").read_text())
     config["data"].update(relative)
