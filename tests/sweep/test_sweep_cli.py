@@ -103,6 +103,7 @@ def test_status_names_every_run_done_running_failed_or_to_do(tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[-1] == "sweep: 6 runs: 2 done, 1 running, 1 failed, 2 to do"
     assert any(line.split()[0] == "running" and "tiny_baseline/seed1 (pid" in line for line in lines)
+    assert any(line.split()[0] == "running" and line.endswith("; 0/1 epochs)") for line in lines)
     assert any(line.split()[0] == "failed" and line.endswith("(RunFailed: the last line)") for line in lines)
     to_do = [line for line in lines if line.startswith("  to do ")]
     assert len(to_do) == 2 and all(line.rstrip().endswith("seed1") or line.rstrip().endswith("seed0") for line in to_do)

@@ -3,6 +3,7 @@ the words of ``ait sweep --status`` (:func:`status_lines`)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -58,21 +59,35 @@ def run_state(config: Config, run_dir: Path) -> tuple[str, str]:
 
 
 def run_status(p: PlannedRun) -> str:
-    """One word and its detail for ``--status``: done, running (the lock's holder), failed (the last
-    line of its error), interrupted, to do, conflict."""
+    """One word and its detail for ``--status``: done, running (the lock's holder, the epochs
+    recorded), failed (the last line of its error), interrupted (the epochs recorded), to do, conflict."""
     status, _ = run_state(p.config, p.run_dir)
     if status == "done":
         return "done"
     if status == "conflict":
         return f"conflict ({p.reason})"
+    progress = f"{epochs_recorded(p.run_dir)}/{p.config.train.epochs} epochs"
     holder = lock_holder(p.run_dir)
     if holder:
-        return f"running ({holder})"
+        return f"running ({holder}; {progress})"
     error = p.run_dir / ERROR_FILE
     if error.is_file():
         lines = error.read_text().strip().splitlines()
         return f"failed ({lines[-1][:200] if lines else 'no message'})"
-    return "interrupted" if status == "interrupted" else "to do"
+    return f"interrupted ({progress})" if status == "interrupted" else "to do"
+
+
+def epochs_recorded(run_dir: Path) -> int:
+    """The last epoch ``metrics.jsonl`` records (1 for the first), 0 for none; a line still being
+    written is passed over."""
+    path = run_dir / "metrics.jsonl"
+    lines = path.read_text().splitlines() if path.is_file() else []
+    for line in reversed(lines):
+        try:
+            return int(json.loads(line)["epoch"])
+        except (ValueError, KeyError, TypeError):
+            continue
+    return 0
 
 
 def _state_word(state: str) -> str:
