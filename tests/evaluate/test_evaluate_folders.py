@@ -165,15 +165,18 @@ def test_an_evaluated_image_folder_run_is_in_the_report(run_dir, tmp_path):
     assert {"transfer/gray/top1", "corruption/fog/5", "corruption/mce_alexnet"} <= metrics
 
 
-def test_a_model_ait_did_not_train_is_evaluated_on_an_image_folder(run_dir, folder, tmp_path):
-    """The run's weights as a published file, evaluated with --model on the same folder: the run's numbers."""
+def test_a_model_ait_did_not_train_is_evaluated_on_an_image_folder(run_dir, folder, tmp_path, monkeypatch):
+    """The run's weights as a published file, evaluated with --model on the same folder (named
+    relative to $AIT_DATA, as a run's may be): the run's numbers."""
     from safetensors.torch import save_file
 
     from ait.engine.checkpoint import load_checkpoint
 
     (weights,) = load_checkpoint(run_dir / "checkpoint.pt")["networks"]
     save_file({k: v.contiguous() for k, v in weights.items()}, str(tmp_path / "published.safetensors"))
-    data = ["data.dataset=imagefolder", f"data.root={folder}", "data.image_size=32", "data.workers=0"]
+    monkeypatch.setenv("AIT_DATA", str(folder.parent))
+    monkeypatch.chdir(tmp_path)  # not where the folder lies
+    data = ["data.dataset=imagefolder", f"data.root={folder.name}", "data.image_size=32", "data.workers=0"]
     sets = [arg for key in [*data, "train.eval_batch_size=4"] for arg in ("--set", key)]
     published = str(tmp_path / "published.safetensors")
     argv = ["--model", "test_tiny", "--weights", published, "--out", str(tmp_path / "out")]
@@ -181,6 +184,7 @@ def test_a_model_ait_did_not_train_is_evaluated_on_an_image_folder(run_dir, fold
     assert run_eval(parse([str(run_dir), "--transfer", "--device", "cpu"])) == 0
     theirs = read(tmp_path / "out" / "eval" / "transfer.json")["networks"]["net0"]
     assert theirs == read(run_dir / "eval" / "transfer.json")["networks"]["net0"]
+    assert read(tmp_path / "out" / "model.json")["config"]["data"]["root"] == str(folder)  # found again from anywhere
 
 
 def test_an_undecodable_validation_file_is_named(tmp_path):

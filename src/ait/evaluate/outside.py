@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from ait import models
-from ait.config import apply_override, config_from_dict
+from ait.config import apply_override, config_from_dict, resolve_data_paths
 from ait.evaluate.loading import LoadedRun, RunLoadError, evaluation_data
 from ait.runtime.files import write_json
 from ait.runtime.precision import resolve_device, resolve_precision
@@ -47,7 +47,8 @@ def load_outside_model(
 
     Raises ConfigError (bad keys), ModelError (a model or weights that do not fit), DataError.
     """
-    config = config_from_dict(outside_config(model, weights, overrides))
+    # Data paths as a run's: relative ones under $AIT_DATA or here, recorded absolute in model.json.
+    config = resolve_data_paths(config_from_dict(outside_config(model, weights, overrides)))
     data = evaluation_data(config)
     try:
         torch_device = resolve_device(device)
