@@ -52,7 +52,9 @@ def run_state(config: Config, run_dir: Path) -> tuple[str, str]:
     from ait.engine.rundir import RunDirError, check_run_directory  # late: rundir imports torch
 
     try:
-        check_run_directory(run_dir)
+        # A directory another process holds may be between its first files (config.yaml alone):
+        # then only entries ait never writes make it foreign, as the engine checks before its lock.
+        check_run_directory(run_dir, complete=lock_holder(run_dir) is None)
     except RunDirError as err:
         return "conflict", f"{run_dir} exists but does not look like a run directory; not deleting it ({err})"
     return "interrupted", "no summary.json: the run did not finish"
