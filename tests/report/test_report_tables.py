@@ -96,6 +96,10 @@ def test_a_repeated_seed_is_counted_once_and_named(tmp_path):
     assert "**1 run repeats the configuration and seed of another run** and is counted once" in text
     missing = section(text, "Not in this report")
     assert "grid_b/seed0` repeats the configuration and seed 0 of" in missing and "grid_a/seed0" in missing
+    repeat = next(r for r in records if r.path == runs / "grid_b" / "seed0")
+    repeat.transfer = {"networks": {}}  # the repeat was evaluated, the first was not: the repeat is kept
+    (group,) = group_runs(records)
+    assert [r.path for r in group.runs] == [repeat.path, runs / "grid_b" / "seed1"]
 
 
 def test_table3_only_with_label_noise_runs(tmp_path):

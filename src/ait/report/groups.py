@@ -350,10 +350,16 @@ def base_label(config: dict[str, Any]) -> str:
     return " · ".join(parts)
 
 
+def evaluations(run: RunRecord) -> int:
+    """How many of the evaluations the report reads (eval/*.json) a run holds."""
+    return sum(getattr(run, kind) is not None for kind in ("transfer", "variation", "tsne", "corruptions"))
+
+
 def group_runs(runs: list[RunRecord], pool_devices: bool = False) -> list[Group]:
-    """Group runs by configuration; each group gets a readable, unique label. pool_devices: runs
-    that differ only in where they ran (:func:`pooled_key`) are one configuration, their devices
-    named in the label when they differ."""
+    """Group runs by configuration; each group gets a readable, unique label. A seed run twice
+    counts once: the run with the most evaluations is kept. pool_devices: runs that differ only in
+    where they ran (:func:`pooled_key`) are one configuration, their devices named in the label
+    when they differ."""
     by_key: dict[str, list[RunRecord]] = {}
     for run in runs:
         by_key.setdefault(pooled_key(run) if pool_devices else group_key(run.config), []).append(run)
@@ -361,7 +367,7 @@ def group_runs(runs: list[RunRecord], pool_devices: bool = False) -> list[Group]
     for key, rs in by_key.items():
         kept: dict[int, RunRecord] = {}
         repeats = []
-        for r in sorted(rs, key=lambda r: (r.seed, str(r.path))):
+        for r in sorted(rs, key=lambda r: (r.seed, -evaluations(r), str(r.path))):  # the most evaluated kept
             if r.seed in kept:
                 repeats.append(r)
             else:
