@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -125,10 +126,12 @@ def test_bad_export_requests_are_named(runs, tmp_path):
     assert (tmp_path / "taken.onnx").read_text() == "mine"
 
 
-def test_an_export_into_a_new_folder_creates_it_and_leaves_no_temporary_file(runs, tmp_path):
-    out = tmp_path / "new" / "deeper" / "model.onnx"
+@pytest.mark.parametrize("name", ["model.onnx", "model.safetensors"])
+def test_an_export_into_a_new_folder_creates_it_readable_by_all_and_leaves_no_temporary_file(runs, tmp_path, name):
+    out = tmp_path / "new" / "deeper" / name
     export(runs["one"], out)
-    assert out.is_file() and [p.name for p in out.parent.iterdir()] == ["model.onnx"]
+    assert out.is_file() and [p.name for p in out.parent.iterdir()] == [name]
+    assert stat.S_IMODE(out.stat().st_mode) == 0o644  # as every file ait writes (safetensors makes 0600)
     (tmp_path / "a_file").write_text("mine")
     with pytest.raises(ModelLoadError, match="cannot make its folder"):
         export(runs["one"], tmp_path / "a_file" / "model.onnx")

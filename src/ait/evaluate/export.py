@@ -73,10 +73,12 @@ def export(source: str | Path, out: str | Path, fmt: str | None = None, network:
 
 def _write_whole(out: Path, write) -> None:
     """``write(path)`` to a temporary file beside ``out``, renamed onto it once complete: a crash or
-    an exporter's error leaves no partial file behind (which the no-overwrite rule would then block)."""
+    an exporter's error leaves no partial file behind (which the no-overwrite rule would then block).
+    The file is readable by all, as every file ait writes (safetensors makes its own 0600)."""
     tmp = out.with_name(f".{out.stem}.{os.getpid()}.tmp{out.suffix}")
     try:
         write(tmp)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
