@@ -159,3 +159,17 @@ def test_a_job_array_is_not_submitted_while_a_run_directory_is_in_conflict(tmp_p
     args = ["--launcher", "submitit", "--cluster", "local", "--submitit-dir", str(folder)]
     assert main(["sweep", str(path), *args]) == 2
     assert "1 run directories are in conflict" in capsys.readouterr().err and not folder.exists()
+
+
+def test_slurm_options_where_there_is_no_slurm_are_refused_before_anything_is_submitted(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path / "no-sbatch"))  # submitit then chooses its local executor
+    path = write_config(tmp_path)
+    folder = tmp_path / "submitit"
+    args = ["--launcher", "submitit", "--partition", "gpu", "--gpus-per-run", "1", "--submitit-dir", str(folder)]
+    assert main(["sweep", str(path), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith(
+        "--partition, --gpus-per-run: SLURM's, and there is no SLURM here (no sbatch found); "
+        "pass --cluster local to run the tasks on this machine without them"
+    )
+    assert len(err.splitlines()) == 1 and not list(folder.glob("*_submission.sh"))

@@ -98,9 +98,11 @@ def test_a_job_array_shares_out_only_the_runs_left_and_names_a_failed_task_in_on
     assert first.wait(timeout=600) == 0
     folder = tmp_path / "submitit"
     args = ["--launcher", "submitit", "--cluster", "local", "--submitit-dir", folder, "--wait"]
-    submit = sweep(path, *args, cwd=tmp_path)
+    submit = sweep(path, *args, "--array-size", "5", "--array-parallelism", "2", cwd=tmp_path)
     output = submit.communicate(timeout=600)[0]
     assert submit.returncode == 0 and output.count("submitted task") == 2, output  # a task per run left
+    assert "--array-size 5: 2 runs to do, so 2 tasks" in output
+    assert "--cluster local: --array-parallelism left aside (SLURM's)" in output
     per_task = [len(trained_dirs(p.read_text())) for p in folder.glob("*_log.out")]
     assert sorted(per_task) == [1, 1]  # each trains one; none idles on a done run while another trains two
     failing = sweep(path, *args, "--set", "optim.lr=1e38", "--set", "name=huge", "--continue-on-error", cwd=tmp_path)

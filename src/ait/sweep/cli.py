@@ -99,7 +99,11 @@ def _add_scale_arguments(p: argparse.ArgumentParser) -> None:
         help="submitit's cluster: slurm (default where sbatch exists) or local",
     )
     p.add_argument(
-        "--array-size", type=positive_int, default=None, metavar="N", help="submitit: tasks (default: runs to do)"
+        "--array-size",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="submitit: tasks (default and most: one per run to do)",
     )
     p.add_argument("--array-parallelism", type=positive_int, default=None, metavar="N", help="submitit: tasks at once")
     p.add_argument("--partition", default=None, help="submitit: the SLURM partition")
@@ -166,7 +170,11 @@ def run_sweep_command(args: argparse.Namespace) -> int:
             raise SweepError(f"{len(conflicts)} run directories are in conflict; first: {conflicts[0].reason}")
         # The tasks share out the runs to do now (not the whole plan: done runs would leave tasks idle).
         to_do = [str(p.run_dir) for p in plan if p.status in ("todo", "interrupted")]
-        count = args.array_size or max(1, len(to_do))
+        count = max(1, len(to_do))
+        if args.array_size and args.array_size < count:
+            count = args.array_size
+        elif args.array_size and args.array_size > count:  # a task with no run would start for nothing
+            print(f"--array-size {args.array_size}: {len(to_do)} runs to do, so {count} tasks", flush=True)
         folder = Path(args.submitit_dir).resolve()
         imports = list(getattr(args, "imports", []))
         options = ShardOptions(args.continue_on_error, args.restart_interrupted, imports, args.budget_s, to_do)

@@ -128,6 +128,7 @@ def submit_array(
         executor = submitit.AutoExecutor(folder=str(folder), cluster=cluster)
     except OSError as err:
         raise SweepError(f"--submitit-dir {str(folder)!r}: cannot be made ({err.strerror or err})") from None
+    _check_slurm_options(executor.cluster, cluster, partition, gpus_per_run, parallelism)
     parameters: dict = {"timeout_min": time_min, "name": "ait-sweep"}
     if partition:
         parameters["slurm_partition"] = partition
@@ -145,6 +146,29 @@ def submit_array(
         if failed:
             raise SweepFailed(f"{len(failed)} of {len(jobs)} tasks failed: {'; '.join(failed)}")
     return jobs
+
+
+def _check_slurm_options(chosen: str, asked: str | None, partition, gpus_per_run, parallelism) -> None:
+    """SLURM's options where submitit found no SLURM (no sbatch) are refused, not silently dropped:
+    the tasks would run here, on this machine's CPU, all at once. Asked for --cluster local, they
+    are only said to be left aside."""
+    given = [
+        flag
+        for flag, value in (
+            ("--partition", partition),
+            ("--gpus-per-run", gpus_per_run),
+            ("--array-parallelism", parallelism),
+        )
+        if value
+    ]
+    if chosen != "local" or not given:
+        return
+    if asked is None:
+        raise SweepError(
+            f"{', '.join(given)}: SLURM's, and there is no SLURM here (no sbatch found); "
+            "pass --cluster local to run the tasks on this machine without them"
+        )
+    print(f"--cluster local: {', '.join(given)} left aside (SLURM's)", flush=True)
 
 
 class SweepFailed(RuntimeError):
