@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from pathlib import Path
 
 from ait.cli_args import CommandParser, count_int, positive_int
@@ -149,11 +150,13 @@ def _stdout_reader_gone() -> bool:
 def run_handler(args: argparse.Namespace) -> int:
     """``args.handler(args)``; the project's errors become one line on stderr and their exit status."""
     try:
-        if getattr(args, "imports", None):
-            from ait.models import import_plugins
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warnings(args.command)
+            if getattr(args, "imports", None):
+                from ait.models import import_plugins
 
-            import_plugins(args.imports)
-        status = args.handler(args)
+                import_plugins(args.imports)
+            status = args.handler(args)
     except KeyboardInterrupt:
         print(f"ait {args.command}: interrupted", file=sys.stderr)
         return 130
@@ -164,6 +167,23 @@ def run_handler(args: argparse.Namespace) -> int:
         print(f"ait {args.command}: {getattr(err, 'exit_label', 'error: ')}{err}", file=sys.stderr)
         return status
     return 0 if status is None else int(status)
+
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def _one_line_warnings(command: str):
+    """Python's warning display, but a warning ait raises as one line (``ait eval: warning: ...``,
+    without the file, line and source); other libraries' warnings keep their form."""
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if Path(filename).resolve().is_relative_to(PACKAGE_DIR):
+            print(f"ait {command}: warning: {message}", file=file or sys.stderr)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    return show
 
 
 # ----------------------------------------------------------------------------------------------

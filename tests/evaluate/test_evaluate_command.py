@@ -2,6 +2,11 @@
 
 import argparse
 import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -176,6 +181,32 @@ def test_unfinished_run_is_evaluated_with_a_warning(runs, tmp_path):
     with pytest.warns(RuntimeWarning, match="no summary.json"):
         run = load_run(run_dir, device="cpu")
     assert run.summary is None
+    command = ["eval", str(run_dir), "--device", "cpu", "--cache-dir", str(tmp_path / "c"), "--import", "ait_testutils"]
+    tests = str(Path(__file__).resolve().parents[1])  # where ait_testutils lies (it registers test_tiny)
+    said = subprocess.run(
+        [sys.executable, "-m", "ait", *command], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": tests}
+    )
+    assert said.returncode == 0, said.stderr
+    (warning,) = [line for line in said.stderr.splitlines() if "no summary.json" in line]  # one line, ait's form
+    assert warning.startswith(f"ait eval: warning: run directory {str(run_dir)!r} has no summary.json")
+    assert "RuntimeWarning" not in said.stderr
+
+
+def test_a_run_being_trained_is_not_evaluated_meanwhile(runs, tmp_path, capsys):
+    from ait.cli import main
+    from ait.engine.lock import RunLock
+
+    run_dir = tmp_path / "held"
+    shutil.copytree(runs["ait"]["run_dir"], run_dir)
+    shutil.rmtree(run_dir / "eval", ignore_errors=True)
+    held = RunLock(run_dir).acquire()  # as `ait train` holds it
+    try:
+        assert main(["eval", str(run_dir), "--device", "cpu"]) == 2
+    finally:
+        held.release()
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"ait eval: error: {run_dir} is in use by another process (pid")
+    assert "--run-dir" not in err and not (run_dir / "eval").exists()
 
 
 def test_bad_arguments_are_rejected_by_the_parser(capsys):

@@ -89,9 +89,9 @@ class RunLock:
         except OSError:
             holder = _describe(_read_holder(fd))
             os.close(fd)
+            elsewhere = " (to train elsewhere: --run-dir)" if self.purpose == "training" else ""
             raise RunLocked(
-                f"{self.run_dir} is in use by another process ({holder}); wait for it to end or stop it "
-                "(to train elsewhere: --run-dir)"
+                f"{self.run_dir} is in use by another process ({holder}); wait for it to end or stop it{elsewhere}"
             ) from None
         held = _read(fd)
         age = time.time() - float(held.get("heartbeat", 0) or 0)

@@ -211,21 +211,21 @@ def options_from_args(args: argparse.Namespace) -> EvalOptions:
     )
 
 
-def _evaluations(args: argparse.Namespace, options: EvalOptions):
+def _evaluations(args: argparse.Namespace, options: EvalOptions, lock_runs: bool):
     """The run directories' evaluations, then the --model's; every path checked before any work."""
     if args.model is None:
         if args.weights or args.out or args.overrides:
             raise ConfigError("--weights, --out and --set go with --model NAME (a model ait did not train)")
         if not args.run_dirs:
             raise ConfigError("ait eval needs RUN_DIR... or --model NAME --weights FILE --out DIR")
-        yield from evaluate_runs(args.run_dirs, options)
+        yield from evaluate_runs(args.run_dirs, options, lock_runs)
         return
     if not (args.weights and args.out):
         raise ConfigError("--model NAME needs --weights FILE (its state dict) and --out DIR (where results go)")
     for path in args.run_dirs:
         check_run_dir(path)
     outside = load_outside_model(args.model, args.weights, args.out, args.overrides, options.device)
-    yield from evaluate_runs(args.run_dirs, options)
+    yield from evaluate_runs(args.run_dirs, options, lock_runs)
     yield from evaluate_loaded([outside], options)
 
 
@@ -243,14 +243,15 @@ def eval_arguments(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def run_eval(args: argparse.Namespace) -> int:
+def run_eval(args: argparse.Namespace, lock_runs: bool = True) -> int:
     """``ait eval``: evaluate every RUN_DIR, print a Markdown summary per run as it is done.
 
     Raises RunLoadError (a RunDirError) naming the path for missing or damaged run directories,
-    before any work (see :func:`ait.evaluate.pipeline.evaluate_runs`).
+    before any work (see :func:`ait.evaluate.pipeline.evaluate_runs`). lock_runs=False: the caller
+    holds the run directories' locks already.
     """
     options = options_from_args(args)
-    for run, results in _evaluations(args, options):
+    for run, results in _evaluations(args, options, lock_runs):
         print(f"## {run.name}: {run.run_dir}\n")
         if "transfer" in results:
             print(transfer_markdown(run, results["transfer"]) + "\n")

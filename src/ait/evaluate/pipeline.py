@@ -35,6 +35,7 @@ Percentages in [0, 100]. For 1-channel data the "gray" set and its pairs are lef
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 from collections.abc import Iterable, Iterator, Sequence
@@ -103,16 +104,42 @@ class EvalOptions:
     tsne_variants: int = 16
 
 
-def evaluate_runs(run_dirs: Sequence[str | Path], options: EvalOptions) -> Iterator[tuple[LoadedRun, dict[str, Any]]]:
+def evaluate_runs(
+    run_dirs: Sequence[str | Path], options: EvalOptions, lock: bool = True
+) -> Iterator[tuple[LoadedRun, dict[str, Any]]]:
     """Evaluate every run directory, yielding (run, {file stem: JSON data}) as each is done.
 
     Every directory (and the corruption baseline and source folder) is checked before any work,
-    so a bad path fails at once; raises RunLoadError (a RunDirError) or DataError naming it.
+    so a bad path fails at once; raises RunLoadError (a RunDirError) or DataError naming it. Each
+    run is evaluated holding its directory's lock (RunLocked while another process trains or
+    evaluates it); lock=False for a caller that holds it already.
     """
     paths = [check_run_dir(d) for d in run_dirs]
     check_corruption_paths(options)
-    runs = (load_run(path, device=options.device, allow_data_change=options.allow_data_change) for path in paths)
-    yield from evaluate_loaded(runs, options)
+    yield from evaluate_loaded(_loaded_runs(paths, options, lock), options)
+
+
+def _loaded_runs(paths: list[Path], options: EvalOptions, lock: bool) -> Iterator[LoadedRun]:
+    """Each run, loaded once its lock is held; the lock is let go when the next run is asked for,
+    so a run's results are written under it."""
+    for path in paths:
+        with _holding(path) if lock else contextlib.nullcontext():
+            yield load_run(path, device=options.device, allow_data_change=options.allow_data_change)
+
+
+@contextlib.contextmanager
+def _holding(run_dir: Path) -> Iterator[None]:
+    """The run directory's lock, for an evaluation (RunLocked names another holder)."""
+    from ait.engine.lock import RunLock  # late: as the run loading, the engine's first import
+
+    try:
+        held = RunLock(run_dir, purpose="evaluation").acquire()
+    except PermissionError as err:
+        raise RunLoadError(f"cannot evaluate {str(run_dir)!r}: it is not writable ({err.strerror})") from None
+    try:
+        yield
+    finally:
+        held.release()
 
 
 def check_corruption_paths(options: EvalOptions) -> None:

@@ -88,7 +88,7 @@ def _evaluate_one(p: PlannedRun, where: str, log: Callable[[str], None]) -> str:
                 return "evaluated"
             log(f"{where} evaluating {p.run_dir}: ait eval {' '.join(p.eval_args)}")
             baseline = ["--baseline", str(p.eval_baseline)] if p.eval_baseline else []
-            run_eval(eval_arguments([str(p.run_dir), *p.eval_args, *baseline]))
+            run_eval(eval_arguments([str(p.run_dir), *p.eval_args, *baseline]), lock_runs=False)  # held here
             write_text_atomic(p.run_dir / RECORD, json.dumps(_wanted(p)) + "\n")
             return "evaluated now"
     except RunLocked as err:
