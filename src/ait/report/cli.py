@@ -46,7 +46,7 @@ def add_interval_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "interval",
         help="the 95%% confidence interval of a difference quoted in a document (paired or Welch)",
-        description="The interval ait report gives, from numbers alone: B - A with its 95%% interval. "
+        description="The interval ait report gives, from numbers alone: B - A with its 95% interval. "
         "paired: per-seed values of both groups in seed order (V1,V2,...); welch: each group's MEAN±STD/N.",
     )
     p.add_argument("test", choices=("paired", "welch"))
