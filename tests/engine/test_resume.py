@@ -159,9 +159,11 @@ def test_truncated_and_tampered_checkpoints_are_named_and_never_run_code(tmp_pat
 
     evil = tmp_path / "evil.pt"
     torch.save({"format": "ait-checkpoint-2", "x": Evil()}, evil)
-    with pytest.raises(CheckpointError, match="evil.pt"):
+    with pytest.raises(CheckpointError, match="evil.pt") as refused:
         load_checkpoint(evil)
     assert not marker.exists()
+    assert "whose loading would run code; ait loads none" in str(refused.value)
+    assert "weights_only" not in str(refused.value)  # torch's text offers to load it unsafely
 
 
 def test_resume_with_damaged_checkpoint_says_what_to_do(tmp_path):

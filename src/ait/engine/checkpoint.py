@@ -20,6 +20,7 @@ from torch import nn
 
 from ait import models
 from ait.config import Config, config_from_dict
+from ait.models.weights import load_error
 from ait.runtime.files import atomic_write
 
 FORMAT = "ait-checkpoint-2"
@@ -136,10 +137,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # zip, pickle and EOF errors all mean the same thing to the user
-        first_line = str(err).splitlines()[0][:200] if str(err) else ""
-        raise CheckpointError(
-            f"checkpoint {str(path)!r} is damaged or not a checkpoint ({type(err).__name__}: {first_line})"
-        ) from None
+        raise CheckpointError(f"checkpoint {str(path)!r} is damaged or not a checkpoint ({load_error(err)})") from None
     if not isinstance(state, dict) or not str(state.get("format", "")).startswith("ait-checkpoint"):
         raise CheckpointError(f"checkpoint {str(path)!r} was not written by ait (no 'format' key)")
     return state

@@ -10,6 +10,7 @@ purpose (ImageNet weights for a 10-class model), which keeps its fresh initialis
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import torch
@@ -37,11 +38,16 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # damaged, or a pickle that needs code: both mean "not a weights file"
-        raise ModelError(
-            f"weights file {str(path)!r} cannot be read as a state dict ({type(err).__name__}: "
-            f"{str(err).splitlines()[0][:200] if str(err) else ''})"
-        ) from None
+        raise ModelError(f"weights file {str(path)!r} cannot be read as a state dict ({load_error(err)})") from None
     return _unwrap(state, path)
+
+
+def load_error(err: Exception) -> str:
+    """Why ``torch.load(weights_only=True)`` refused a file, in a few words. Torch's own text for a
+    pickle that needs code starts by offering ``weights_only=False``, which would run that code."""
+    if isinstance(err, pickle.UnpicklingError):
+        return "it holds Python objects beyond tensors, whose loading would run code; ait loads none"
+    return f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}"
 
 
 def _unwrap(state, path: Path) -> dict[str, torch.Tensor]:
