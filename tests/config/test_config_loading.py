@@ -50,7 +50,11 @@ def test_overrides_parse_values_as_yaml():
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("consistency.wieght=3", "did you mean 'weight'"),
+        (
+            "consistency.wieght=3",
+            r"^override 'consistency.wieght=3': unknown config key 'consistency.wieght' "
+            r"\(did you mean 'weight'\?\); valid keys here: weight, ",
+        ),
         ("consistancy.weight=3", "did you mean 'consistency'"),
         ("train.epochs", "expected KEY=VALUE"),
         ("seed.x=1", "has no sub-keys"),

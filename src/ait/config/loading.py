@@ -116,11 +116,14 @@ def _number(value: Any) -> int | float | None:
     return None
 
 
-def _unknown_key(prefix: str, key: str, valid: list[str]) -> ConfigError:
+def _unknown_key(prefix: str, key: str, valid: list[str], override: str | None = None) -> ConfigError:
+    """The error for ``prefix.key``, with the closest valid key and all of them; ``override``: the
+    --set text it came from (the file is not where it was written)."""
     where = f"{prefix}.{key}" if prefix else key
     close = difflib.get_close_matches(key, valid, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    return ConfigError(f"unknown config key {where!r}{hint} Valid keys here: {', '.join(valid)}")
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    said = f"override {override!r}: " if override else ""
+    return ConfigError(f"{said}unknown config key {where!r}{hint}; valid keys here: {', '.join(valid)}")
 
 
 def _from_dict(cls: type, data: Any, prefix: str = "") -> Any:
@@ -170,7 +173,7 @@ def apply_override(data: dict[str, Any], override: str) -> None:
         else:
             hints = typing.get_type_hints(cls)
         if part not in hints:
-            raise _unknown_key(".".join(parts[:depth]), part, list(hints))
+            raise _unknown_key(".".join(parts[:depth]), part, list(hints), override)
         if depth == len(parts) - 1:
             try:
                 node[part] = yaml.safe_load(raw) if raw.strip() else ""
