@@ -83,7 +83,7 @@ def test_missing_folder_without_download_gives_guidance(tmp_path, no_network, nu
         load_cifar(tmp_path, num_classes, train=True)
     msg = str(e.value)
     assert str(tmp_path / folder) in msg
-    assert f"https://www.cs.toronto.edu/~kriz/{archive}" in msg and "download=True" in msg
+    assert f"https://www.cs.toronto.edu/~kriz/{archive}" in msg and "data.download=true" in msg
     assert no_network == []
 
 
@@ -95,6 +95,10 @@ def test_download_failure_is_clear(tmp_path, no_network):
     assert "download" in msg and "failed" in msg and "network unreachable" in msg
     assert str(root / "cifar-10-batches-py") in msg and URL10 in msg
     assert no_network == [URL10]
+    assert not root.exists()  # the folder made for the download is gone with it
+    root.mkdir()  # a folder of the user's stays
+    with pytest.raises(DataError):
+        load_cifar(root, 10, train=True, download=True)
     assert list(root.iterdir()) == []  # no partial download left behind
 
 

@@ -99,7 +99,7 @@ def _guidance(root: Path, spec: CifarArchive) -> str:
         f"expected the folder {root / spec.folder}/ holding "
         f"{', '.join(spec.train_files + spec.test_files + (spec.meta_file,))}. "
         f"Download {spec.url} (md5 {spec.md5}) and either extract it into {root}/ "
-        f"or put the archive at {root / spec.archive_name} and call again with download=True"
+        f"or put the archive at {root / spec.archive_name} and run again with data.download=true"
     )
 
 
@@ -148,6 +148,7 @@ def download_cifar(root: str | Path, num_classes: int) -> Path:
     """Download (unless already in root), verify the md5 and extract; returns the data folder."""
     spec = _archive(num_classes)
     root = Path(root)
+    made = not root.exists()  # a folder made here for a download that fails is removed again
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -162,6 +163,8 @@ def download_cifar(root: str | Path, num_classes: int) -> Path:
                     shutil.copyfileobj(resp, f, length=1 << 20)
         except (urllib.error.URLError, OSError, ValueError) as exc:
             part.unlink(missing_ok=True)
+            if made and not any(root.iterdir()):
+                root.rmdir()
             raise DataError(
                 f"{root / spec.folder}: download of {spec.url} failed ({exc}). "
                 f"If this machine has no internet access: {_guidance(root, spec)}"
