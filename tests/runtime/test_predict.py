@@ -55,3 +55,11 @@ def test_accuracy_table_counts_top1_top5_and_the_ensemble_of_probabilities():
     assert table["ensemble"]["top1"] == 100.0  # 5 + 4 beats 0 + 5 once softmaxed and averaged
     assert topk_accuracy(wrong, labels, 1) == 0.0 and topk_accuracy(wrong, labels, 2) == 100.0
     assert set(accuracy_table([right], labels)) == {"net0"}  # one network: no ensemble
+
+
+def test_accuracy_is_the_exact_percentage_of_hits():
+    labels = torch.zeros(10, dtype=torch.long)
+    logits = torch.zeros(10, 3)
+    logits[0, 0] = 1.0  # one hit in ten
+    logits[1:, 1] = 1.0
+    assert topk_accuracy(logits, labels, 1) == 10.0  # a float32 mean gave 10.000000149011612

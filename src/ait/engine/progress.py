@@ -43,7 +43,7 @@ class Progress:
         self._print(
             f"[{self.name}] {data_info.get('train_size')} training / {data_info.get('test_size')} test "
             f"images, {data_info.get('num_classes')} classes; {device}, {precision}; "
-            f"{self.total_epochs} epochs x {self.steps_per_epoch} steps"
+            f"{self.total_epochs} epoch{'s' * (self.total_epochs != 1)} x {self.steps_per_epoch} steps"
         )
 
     def begin_epoch(self, epoch: int, done: int = 0) -> None:
