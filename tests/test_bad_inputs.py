@@ -213,8 +213,8 @@ CASES = [
     Case(
         "weights-with-code",
         weights_file(code_in_weights),
-        r"w\.pt' cannot be read as a state dict \(it holds Python objects beyond tensors, whose loading would run "
-        r"code; ait loads none\)$",
+        r"w\.pt' cannot be read as a state dict \(it does not unpickle as tensors alone: damaged, not written by "
+        r"torch\.save, or holding Python objects whose loading would run code \(ait loads none\)\)$",
     ),
     Case(
         "overwrite-foreign-directory",

@@ -93,16 +93,20 @@ class Callbacks(Callback):
             c.on_run_end(summary)
 
     def on_run_error(self, error: BaseException, stopped: bool) -> None:
-        for c in self.callbacks:
-            c.on_run_error(error, stopped)
+        """Tell every callback, even when one fails (its tracker unreachable, say); the first
+        error is raised after all were told."""
+        self._each(lambda c: c.on_run_error(error, stopped))
 
     def close(self) -> None:
         """Close every callback, even when one fails (the others' runs would be left open); the first
         error is raised after all were tried."""
+        self._each(lambda c: c.close())
+
+    def _each(self, call: Callable[[Callback], None]) -> None:
         errors = []
         for c in self.callbacks:
             try:
-                c.close()
+                call(c)
             except Exception as err:
                 errors.append(err)
         if errors:

@@ -16,7 +16,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 import ait
 from ait.callbacks import Callback, register
 from ait.config import ConfigError, load_config
-from ait.engine.run import RunLoop
+from ait.engine.run import RunInterrupted, RunLoop
 from ait_testutils import one_torch_thread, stop_after_first_epoch, tiny_config
 
 # 320 samples, 16 a step (AIT: a network batch of 32 is 2 views of 16): 20 steps an epoch; a log every 2.
@@ -172,7 +172,8 @@ def test_wandb_offline_runs_write_their_config_and_a_resumed_one_names_its_first
     assert "exitcode: 1" in crashed.read_text()  # the crashed run is not marked a success
 
 
-def test_a_wandb_run_stopped_by_a_signal_is_marked_preempting_with_the_exit_status(tmp_path, monkeypatch):
+def test_a_wandb_run_stopped_by_a_signal_finishes_with_ait_s_exit_status(tmp_path, monkeypatch):
+    """(Its preempting mark goes to a server only: an offline run's files do not hold it.)"""
     monkeypatch.setenv("WANDB_SILENT", "true")
     run = tmp_path / "run"
     stop_after_first_epoch(config(tmp_path, ["wandb"]), run, monkeypatch)
@@ -238,6 +239,22 @@ def test_a_failed_run_is_marked_failed_and_a_stopped_one_killed_then_finished_on
     assert mlflow_status(stopped) == "KILLED" and recorder.calls[-2:] == [("error", "RunInterrupted", True), ("close",)]
     train(cfg, stopped, resume=True)
     assert mlflow_status(stopped) == "FINISHED"
+
+
+def test_a_logger_failing_to_record_the_end_does_not_hide_the_run_s_own_error(capsys):
+    from ait.callbacks import Callbacks
+    from ait.engine.run import told_how_it_ends
+
+    class Unreachable(Callback):
+        def on_run_error(self, error, stopped):
+            raise ConnectionError("the tracking server went away")
+
+    after = Recorder()
+    with pytest.raises(RunInterrupted):
+        with told_how_it_ends(Callbacks([Unreachable(), after])):
+            raise RunInterrupted("stopped at epoch 2, step 3", signal.SIGTERM)
+    assert after.calls == [("error", "RunInterrupted", True), ("close",)]  # told and closed all the same
+    assert "a logger failed to record how the run ended: the tracking server went away" in capsys.readouterr().err
 
 
 def test_a_callback_that_fails_to_close_leaves_the_others_closed_and_is_said():

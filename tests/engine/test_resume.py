@@ -162,7 +162,7 @@ def test_truncated_and_tampered_checkpoints_are_named_and_never_run_code(tmp_pat
     with pytest.raises(CheckpointError, match="evil.pt") as refused:
         load_checkpoint(evil)
     assert not marker.exists()
-    assert "whose loading would run code; ait loads none" in str(refused.value)
+    assert "whose loading would run code (ait loads none)" in str(refused.value)
     assert "weights_only" not in str(refused.value)  # torch's text offers to load it unsafely
 
 

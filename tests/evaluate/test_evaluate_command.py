@@ -213,3 +213,20 @@ def test_bad_arguments_are_rejected_by_the_parser(capsys):
     with pytest.raises(SystemExit):
         parse(["somewhere", "--batch-size", "0"])
     assert "--batch-size" in capsys.readouterr().err
+
+
+def test_a_failed_evaluation_lets_go_of_the_run_while_its_error_is_kept(runs, tmp_path, monkeypatch):
+    from ait.engine.lock import RunLock
+    from ait.evaluate import pipeline
+
+    run_dir = tmp_path / "failing"
+    shutil.copytree(runs["ait"]["run_dir"], run_dir)
+
+    def failing(*args, **kwargs):
+        raise RuntimeError("the evaluation went wrong")
+
+    monkeypatch.setattr(pipeline, "evaluate_run", failing)
+    with pytest.raises(RuntimeError, match="went wrong") as kept:  # its traceback holds the frames
+        run_eval(parse([str(run_dir), "--device", "cpu"]))
+    RunLock(run_dir).acquire().release()  # free at once, though `kept` is still alive
+    assert kept.value is not None

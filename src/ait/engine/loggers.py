@@ -271,7 +271,8 @@ class WandbLogger(Callback):
             return
         if stopped:  # W&B's own state for a run that will be resumed
             self.run.mark_preempting()
-        self.exit_code = getattr(error, "exit_status", 1)  # ait's exit status: 128 + N for signal N
+        # ait's exit status: 128 + N for signal N (a second Ctrl-C, KeyboardInterrupt: 130), else 1
+        self.exit_code = 130 if isinstance(error, KeyboardInterrupt) else getattr(error, "exit_status", 1)
 
     def close(self) -> None:
         if getattr(self, "run", None) is not None:

@@ -136,7 +136,10 @@ def told_how_it_ends(callbacks: Callbacks):
     try:
         yield callbacks
     except BaseException as err:
-        callbacks.on_run_error(err, stopped=isinstance(err, (RunInterrupted, KeyboardInterrupt)))
+        try:
+            callbacks.on_run_error(err, stopped=isinstance(err, (RunInterrupted, KeyboardInterrupt)))
+        except Exception as logger_error:  # the run's own error is what the user must see
+            print(f"ait: a logger failed to record how the run ended: {logger_error}", file=sys.stderr)
         raise
     finally:
         callbacks.close()

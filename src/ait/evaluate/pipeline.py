@@ -45,6 +45,7 @@ from typing import Any
 
 from ait.config import ConfigError
 from ait.data.errors import DataError
+from ait.engine.lock import RunLock
 from ait.evaluate.corruption_eval import (
     check_reference,
     check_selection,
@@ -105,37 +106,38 @@ class EvalOptions:
 
 
 def evaluate_runs(
-    run_dirs: Sequence[str | Path], options: EvalOptions, lock: bool = True
+    run_dirs: Sequence[str | Path], options: EvalOptions, lock_runs: bool = True
 ) -> Iterator[tuple[LoadedRun, dict[str, Any]]]:
     """Evaluate every run directory, yielding (run, {file stem: JSON data}) as each is done.
 
     Every directory (and the corruption baseline and source folder) is checked before any work,
     so a bad path fails at once; raises RunLoadError (a RunDirError) or DataError naming it. Each
     run is evaluated holding its directory's lock (RunLocked while another process trains or
-    evaluates it); lock=False for a caller that holds it already.
+    evaluates it); lock_runs=False for a caller that holds them already.
     """
     paths = [check_run_dir(d) for d in run_dirs]
     check_corruption_paths(options)
-    yield from evaluate_loaded(_loaded_runs(paths, options, lock), options)
+    # Closed however the evaluation ends: a failed run's lock is let go with its error, not when the
+    # traceback that keeps this frame alive (a notebook's last one) is dropped.
+    with contextlib.closing(_loaded_runs(paths, options, lock_runs)) as runs:
+        yield from evaluate_loaded(runs, options)
 
 
-def _loaded_runs(paths: list[Path], options: EvalOptions, lock: bool) -> Iterator[LoadedRun]:
+def _loaded_runs(paths: list[Path], options: EvalOptions, lock_runs: bool) -> Iterator[LoadedRun]:
     """Each run, loaded once its lock is held; the lock is let go when the next run is asked for,
     so a run's results are written under it."""
     for path in paths:
-        with _holding(path) if lock else contextlib.nullcontext():
+        with _holding(path) if lock_runs else contextlib.nullcontext():
             yield load_run(path, device=options.device, allow_data_change=options.allow_data_change)
 
 
 @contextlib.contextmanager
 def _holding(run_dir: Path) -> Iterator[None]:
     """The run directory's lock, for an evaluation (RunLocked names another holder)."""
-    from ait.engine.lock import RunLock  # late: as the run loading, the engine's first import
-
     try:
         held = RunLock(run_dir, purpose="evaluation").acquire()
-    except PermissionError as err:
-        raise RunLoadError(f"cannot evaluate {str(run_dir)!r}: it is not writable ({err.strerror})") from None
+    except OSError as err:  # read-only, not ours, a full disk: the lock file cannot be made
+        raise RunLoadError(f"cannot evaluate {str(run_dir)!r}: it is not writable ({err.strerror or err})") from None
     try:
         yield
     finally:

@@ -44,9 +44,13 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
 def load_error(err: Exception) -> str:
     """Why ``torch.load(weights_only=True)`` refused a file, in a few words. Torch's own text for a
-    pickle that needs code starts by offering ``weights_only=False``, which would run that code."""
+    pickle it refuses starts by offering ``weights_only=False``, which would run any code in it; its
+    words cannot tell code from damage (a payload can read as an unsupported operand), so neither do ours."""
     if isinstance(err, pickle.UnpicklingError):
-        return "it holds Python objects beyond tensors, whose loading would run code; ait loads none"
+        return (
+            "it does not unpickle as tensors alone: damaged, not written by torch.save, or holding Python "
+            "objects whose loading would run code (ait loads none)"
+        )
     return f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}"
 
 
