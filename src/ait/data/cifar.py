@@ -174,6 +174,8 @@ def download_cifar(root: str | Path, num_classes: int) -> Path:
     if digest != spec.md5:
         if downloaded:  # ours to remove; an archive the user placed is left for them to inspect
             archive.unlink(missing_ok=True)
+            if made and not any(root.iterdir()):
+                root.rmdir()
         raise DataError(
             f"{archive}: md5 {digest} does not match the published {spec.md5} "
             "(incomplete or wrong download); delete the file and retry"

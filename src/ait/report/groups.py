@@ -350,7 +350,7 @@ def base_label(config: dict[str, Any]) -> str:
     return " · ".join(parts)
 
 
-def evaluations(run: RunRecord) -> int:
+def evaluation_count(run: RunRecord) -> int:
     """How many of the evaluations the report reads (eval/*.json) a run holds."""
     return sum(getattr(run, kind) is not None for kind in ("transfer", "variation", "tsne", "corruptions"))
 
@@ -367,7 +367,7 @@ def group_runs(runs: list[RunRecord], pool_devices: bool = False) -> list[Group]
     for key, rs in by_key.items():
         kept: dict[int, RunRecord] = {}
         repeats = []
-        for r in sorted(rs, key=lambda r: (r.seed, -evaluations(r), str(r.path))):  # the most evaluated kept
+        for r in sorted(rs, key=lambda r: (r.seed, -evaluation_count(r), str(r.path))):  # the most evaluated kept
             if r.seed in kept:
                 repeats.append(r)
             else:

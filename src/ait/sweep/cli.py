@@ -170,10 +170,11 @@ def run_sweep_command(args: argparse.Namespace) -> int:
             raise SweepError(f"{len(conflicts)} run directories are in conflict; first: {conflicts[0].reason}")
         # The tasks share out the runs to do now (not the whole plan: done runs would leave tasks idle).
         to_do = [str(p.run_dir) for p in plan if p.status in ("todo", "interrupted")]
-        count = max(1, len(to_do))
-        if args.array_size and args.array_size < count:
-            count = args.array_size
-        elif args.array_size and args.array_size > count:  # a task with no run would start for nothing
+        if not to_do:
+            print(f"sweep: {len(plan)} runs, all done: nothing to submit", flush=True)
+            return 0
+        count = min(args.array_size or len(to_do), len(to_do))  # a task with no run would start for nothing
+        if args.array_size and args.array_size > count:
             print(f"--array-size {args.array_size}: {len(to_do)} runs to do, so {count} tasks", flush=True)
         folder = Path(args.submitit_dir).resolve()
         imports = list(getattr(args, "imports", []))

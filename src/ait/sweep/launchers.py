@@ -124,15 +124,16 @@ def submit_array(
         import submitit
     except ImportError:
         raise SweepError("--launcher submitit needs submitit: pip install 'ait-train[slurm]'") from None
+    chosen = cluster or submitit.AutoExecutor.which()
+    _check_slurm_options(chosen, cluster, partition, gpus_per_run, parallelism)  # before --submitit-dir is made
     try:
-        executor = submitit.AutoExecutor(folder=str(folder), cluster=cluster)
+        executor = submitit.AutoExecutor(folder=str(folder), cluster=chosen)
     except OSError as err:
         raise SweepError(f"--submitit-dir {str(folder)!r}: cannot be made ({err.strerror or err})") from None
-    _check_slurm_options(executor.cluster, cluster, partition, gpus_per_run, parallelism)
     parameters: dict = {"timeout_min": time_min, "name": "ait-sweep"}
     if partition:
         parameters["slurm_partition"] = partition
-    if gpus_per_run:
+    if gpus_per_run and chosen != "local":  # submitit's local tasks would all get GPU 0 from it
         parameters["gpus_per_node"] = gpus_per_run
     if parallelism:
         parameters["slurm_array_parallelism"] = parallelism

@@ -63,11 +63,11 @@ def run_state(config: Config, run_dir: Path) -> tuple[str, str]:
 def run_status(p: PlannedRun) -> str:
     """One word and its detail for ``--status``: done, running (the lock's holder, the epochs
     recorded), failed (the last line of its error), interrupted (the epochs recorded), to do, conflict."""
-    status, _ = run_state(p.config, p.run_dir)
+    status, reason = run_state(p.config, p.run_dir)  # now, not as planned
     if status == "done":
         return "done"
     if status == "conflict":
-        return f"conflict ({p.reason})"
+        return f"conflict ({reason})"
     progress = f"{epochs_recorded(p.run_dir)}/{p.config.train.epochs} epochs"
     holder = lock_holder(p.run_dir)
     if holder:
