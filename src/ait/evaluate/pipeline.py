@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import sys
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -204,7 +204,7 @@ def evaluate_run(
 ) -> dict[str, Any]:
     """Compute and write RUN_DIR/eval/*.json (and tsne.png); returns {file stem: JSON data}."""
     if tsne and isinstance(run.data.test, FolderTestSet):  # --all over runs of both kinds: say so, go on
-        print(f"warning: {run.run_dir}: no t-SNE, which is for in-memory test sets only", file=sys.stderr)
+        warnings.warn(f"{run.run_dir}: no t-SNE, which is for in-memory test sets only", RuntimeWarning, stacklevel=2)
         tsne = False
     out_dir = eval_dir(run.run_dir)
     wanted = list(TEST_SETS) if transfer or variation else ["original"]
@@ -265,10 +265,11 @@ def evaluate_corruptions(
     constants = corruptions.constants or default_constants(run.data.test)
     reference = reference_errors(corruptions.reference) if corruptions.reference else None
     if reference is not None and constants == "cifar" and not official:
-        print(
-            f"warning: {run.run_dir}: {reference[0]}'s errors were measured on ImageNet-C; against sets made "
+        warnings.warn(
+            f"{run.run_dir}: {reference[0]}'s errors were measured on ImageNet-C; against sets made "
             "with CIFAR-10-C's constants that mCE compares different corruptions",
-            file=sys.stderr,
+            RuntimeWarning,
+            stacklevel=2,
         )
 
     def evaluated(loaded: LoadedRun) -> tuple[dict[str, Any], tuple]:
@@ -300,7 +301,7 @@ def evaluate_corruptions(
     try:
         summary = summarise(baseline, base_dir, constants, reference)
     except ValueError as err:  # a baseline without errors on a corruption: keep the rest anyway
-        print(f"warning: no mCE against the baseline for {run.run_dir}: {err}", file=sys.stderr)
+        warnings.warn(f"no mCE against the baseline for {run.run_dir}: {err}", RuntimeWarning, stacklevel=2)
         summary = summarise(None, base_dir, constants, reference)
     write_json(eval_dir(run.run_dir) / "corruptions.json", summary)
     return summary
