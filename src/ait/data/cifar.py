@@ -153,6 +153,18 @@ def download_cifar(root: str | Path, num_classes: int) -> Path:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DataError(f"{root}: cannot create the data folder ({exc})") from exc
+    try:
+        archive = _verified_archive(root, spec)
+    except DataError:
+        if made and not any(root.iterdir()):
+            root.rmdir()
+        raise
+    return _extract(archive, root, spec)
+
+
+def _verified_archive(root: Path, spec: CifarArchive) -> Path:
+    """The archive in ``root``, downloaded unless there, its md5 checked; one that fails the check is
+    removed if it was downloaded here (one the user placed is left for them to inspect)."""
     archive = root / spec.archive_name
     downloaded = not archive.is_file()
     if downloaded:
@@ -163,8 +175,6 @@ def download_cifar(root: str | Path, num_classes: int) -> Path:
                     shutil.copyfileobj(resp, f, length=1 << 20)
         except (urllib.error.URLError, OSError, ValueError) as exc:
             part.unlink(missing_ok=True)
-            if made and not any(root.iterdir()):
-                root.rmdir()
             raise DataError(
                 f"{root / spec.folder}: download of {spec.url} failed ({exc}). "
                 f"If this machine has no internet access: {_guidance(root, spec)}"
@@ -172,15 +182,13 @@ def download_cifar(root: str | Path, num_classes: int) -> Path:
         os.replace(part, archive)
     digest = _md5(archive)
     if digest != spec.md5:
-        if downloaded:  # ours to remove; an archive the user placed is left for them to inspect
+        if downloaded:
             archive.unlink(missing_ok=True)
-            if made and not any(root.iterdir()):
-                root.rmdir()
         raise DataError(
             f"{archive}: md5 {digest} does not match the published {spec.md5} "
             "(incomplete or wrong download); delete the file and retry"
         )
-    return _extract(archive, root, spec)
+    return archive
 
 
 def _str_keys(d: dict) -> dict:
