@@ -39,7 +39,7 @@ def test_csv_and_json_hold_every_run_metric_and_config_key(runs, tmp_path, capsy
 
 def test_report_without_a_destination_is_refused(runs, capsys):
     assert main(["report", str(runs)]) == 2
-    assert "--out DIR (report.md), --csv DIR or --json DIR" in capsys.readouterr().err
+    assert "--out DIR (report.md), --csv DIR, --json DIR or --records DIR" in capsys.readouterr().err
 
 
 def test_the_validation_top1_a_recipe_is_chosen_on_is_a_metric_of_its_own(tmp_path):

@@ -9,7 +9,7 @@ from pathlib import Path
 from ait.report import tables
 from ait.report.data import long_rows, write_csv, write_json_rows
 from ait.report.groups import Group, display_path, group_runs, slug
-from ait.report.records import ReportError, load_runs
+from ait.report.records import ReportError, load_finished_runs
 from ait.report.stats import interval_text
 from ait.report.tables import Section, compare, md_table
 from ait.runtime.files import write_text_atomic
@@ -334,12 +334,9 @@ def build_report(
     paths = list(run_dirs)
     if not paths:
         raise ReportError("no run directories given")
-    runs, skipped, incomplete = load_runs(paths)
+    runs, skipped, incomplete = load_finished_runs(paths)
     for d, why in skipped:
         log(f"ait report: skipping {d}: {why}")
-    if not runs:
-        detail = f"; skipped: {skipped[0][1]}" if skipped else ""
-        raise ReportError(f"no finished run (a directory with summary.json) under {', '.join(map(str, paths))}{detail}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     _remove_stale_plots(out / PLOTS)
@@ -359,9 +356,7 @@ def build_tables(run_dirs: Iterable[str | Path], csv_dir: str | Path | None, jso
     (results.csv) and ``json_dir`` (results.json), each when given; returns the paths written."""
     if csv_dir is None and json_dir is None:
         return []
-    runs, skipped, _ = load_runs(list(run_dirs))
-    if not runs:
-        raise ReportError(f"no finished run (a directory with summary.json) under {', '.join(map(str, run_dirs))}")
+    runs, _, _ = load_finished_runs(run_dirs)
     rows = long_rows(runs)
     written = [write_csv(rows, Path(csv_dir))] if csv_dir is not None else []
     return written + ([write_json_rows(rows, Path(json_dir))] if json_dir is not None else [])

@@ -18,6 +18,12 @@ def add_report_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--csv", metavar="DIR", help="write DIR/results.csv: every number, one row per run and metric")
     p.add_argument("--json", metavar="DIR", help="write DIR/results.json: the same rows as JSON records")
     p.add_argument(
+        "--records",
+        metavar="DIR",
+        help="copy each finished run's record (summary, config, env, metrics, evaluations; no checkpoint) "
+        "to DIR/<name>/seed<k>, where ait report and ait sweep --set out_dir=DIR read it as a finished run",
+    )
+    p.add_argument(
         "--pool-devices",
         action="store_true",
         help="pool the seeds of runs that differ only in where they ran (train.device, the data files' "
@@ -30,11 +36,15 @@ def add_report_parser(subparsers) -> argparse.ArgumentParser:
 def run_report_command(args: argparse.Namespace) -> int:
     """Write the report and/or the tables as data and print their paths: 0. Skipped malformed runs are
     warned about on stderr; nothing to report is a ReportError (exit status 2, see :func:`ait.cli.run_handler`)."""
+    from ait.report.archive import keep_records
     from ait.report.build import build_report, build_tables
     from ait.report.records import ReportError
 
-    if not (args.out or args.csv or args.json):
-        raise ReportError("say where to write: --out DIR (report.md), --csv DIR or --json DIR")
+    if not (args.out or args.csv or args.json or args.records):
+        raise ReportError("say where to write: --out DIR (report.md), --csv DIR, --json DIR or --records DIR")
+    if args.records:
+        for path in keep_records(args.run_dirs, args.records):
+            print(path)
     if args.out:
         print(build_report(args.run_dirs, args.out, pool_devices=args.pool_devices))
     for path in build_tables(args.run_dirs, args.csv, args.json):

@@ -12,6 +12,11 @@ from typing import Any
 
 import yaml
 
+# The files of a run directory that a report reads (besides eval/<EVAL_NAMES>.json); a run's
+# record, as ait.report.archive keeps it.
+RECORD_FILES = ("summary.json", "config.yaml", "env.json", "metrics.jsonl")
+EVAL_NAMES = ("transfer", "variation", "tsne", "corruptions")
+
 
 class ReportError(RuntimeError):
     """Nothing to report on: no readable run directory under the given paths."""
@@ -151,7 +156,7 @@ def load_run(path: str | Path) -> RunRecord:
             record.env = env if isinstance(env, dict) else None
         except ValueError as err:
             record.notes.append(f"{err}; ignored")
-    for name in ("transfer", "variation", "tsne", "corruptions"):
+    for name in EVAL_NAMES:
         eval_path = path / "eval" / f"{name}.json"
         if eval_path.is_file():
             try:
@@ -177,4 +182,14 @@ def load_runs(paths: Iterable[str | Path]) -> tuple[list[RunRecord], list[tuple[
             runs.append(load_run(d))
         except ValueError as err:
             skipped.append((d, str(err)))
+    return runs, skipped, incomplete
+
+
+def load_finished_runs(paths: Iterable[str | Path]) -> tuple[list[RunRecord], list[tuple[Path, str]], list[Path]]:
+    """:func:`load_runs`, with ReportError when no readable finished run is among them."""
+    paths = list(paths)
+    runs, skipped, incomplete = load_runs(paths)
+    if not runs:
+        detail = f"; skipped: {skipped[0][1]}" if skipped else ""
+        raise ReportError(f"no finished run (a directory with summary.json) under {', '.join(map(str, paths))}{detail}")
     return runs, skipped, incomplete

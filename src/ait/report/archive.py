@@ -1,0 +1,61 @@
+"""Keeping finished runs' records without their checkpoints: ``ait report RUNS --records DIR``.
+
+A run's record is the small files a report reads (:data:`RECORD_FILES`, ``eval/*.json``): a few
+kilobytes, against megabytes of checkpoint. Copied to ``DIR/<name>/seed<k>`` (the layout
+``ait train`` writes under ``out_dir``), they can be committed, reported on again with
+``ait report DIR``, and given back to ``ait sweep --set out_dir=DIR``, which counts them as done.
+That is how a long sweep's finished runs outlive the machine that trained them.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from ait.report.records import EVAL_NAMES, RECORD_FILES, ReportError, load_finished_runs
+from ait.runtime.files import atomic_write
+
+
+def record_files(run_dir: Path) -> list[Path]:
+    """The record files ``run_dir`` has, relative to it, summary.json last: a record copied halfway
+    (a crash, a full disk) has none, so it is not taken for a finished run."""
+    names = [Path(n) for n in RECORD_FILES if n != "summary.json"] + [Path("eval") / f"{n}.json" for n in EVAL_NAMES]
+    return [n for n in [*names, Path("summary.json")] if (run_dir / n).is_file()]
+
+
+def keep_records(paths: Iterable[str | Path], dest: str | Path, log: Callable[[str], None] | None = None) -> list[Path]:
+    """Copy the record of every finished run under ``paths`` to ``dest/<name>/<seed folder>``.
+
+    A record already there is brought up to date when it is of the same run (its summary.json is
+    the same); one of another run is never overwritten: ReportError, before anything is copied.
+    Unreadable runs are left out with a line to ``log`` (default: stderr). Returns the record
+    folders written.
+    """
+    log = log or (lambda text: print(text, file=sys.stderr))
+    runs, skipped, _ = load_finished_runs(paths)
+    dest = Path(dest)
+    targets = {}
+    for run in runs:
+        target = dest / run.path.resolve().parent.name / run.path.resolve().name
+        if target in targets:
+            raise ReportError(f"{run.path} and {targets[target]} would both be kept as {target}")
+        _check_same_run(run.path, target)
+        targets[target] = run.path
+    for target, run_dir in targets.items():
+        for name in record_files(run_dir):
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            data = (run_dir / name).read_bytes()
+            atomic_write(target / name, lambda f, data=data: f.write(data))
+    for run_dir, why in skipped:
+        log(f"ait report: not kept, {run_dir}: {why}")
+    return list(targets)
+
+
+def _check_same_run(run_dir: Path, target: Path) -> None:
+    """ReportError when ``target`` holds the record of a run other than ``run_dir``'s."""
+    kept = target / "summary.json"
+    if kept.exists() and kept.read_bytes() != (run_dir / "summary.json").read_bytes():
+        raise ReportError(f"{target}: holds the record of another run (its summary.json differs); not overwritten")
+    if not kept.exists() and target.exists() and any(target.iterdir()):
+        raise ReportError(f"{target}: exists and is not a kept record (no summary.json); not overwritten")
