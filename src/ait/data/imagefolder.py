@@ -226,7 +226,9 @@ def load_rgb(path: str) -> Image.Image:
     except DataError:
         raise
     except Exception as err:  # Pillow raises OSError, ValueError, SyntaxError, struct.error, ...
-        raise DataError(f"{path}: cannot decode image ({type(err).__name__}: {err})") from err
+        # Pillow's "cannot identify image file <_io.BufferedReader name='...'>" names the file again
+        detail = f"{type(err).__name__}" if str(path) in str(err) else f"{type(err).__name__}: {err}"
+        raise DataError(f"{path}: cannot decode image ({detail})") from err
 
 
 def _is_bad(path: str) -> bool:

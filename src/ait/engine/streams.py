@@ -171,10 +171,10 @@ def scan_imagefolder_splits(cfg: Config, ctx, verify_train: bool = True) -> _Ind
     if d.verify_images:  # after the subsets: only the files the run reads are decoded
         bad = (_verify_sharded(train, d.workers, ctx) if verify_train else []) + _verify_sharded(val, d.workers, ctx)
         if bad and not d.skip_corrupt:
-            shown = "\n  ".join(bad[:20]) + ("\n  ..." if len(bad) > 20 else "")
+            others = f" (the others: {', '.join(bad[1:4])}{', ...' if len(bad) > 4 else ''})" if len(bad) > 1 else ""
             raise DataError(
-                f"{bad[0]}: {len(bad)} image file(s) under {root} cannot be decoded:\n  {shown}\n"
-                "Set data.skip_corrupt=true to leave them out, or replace them."
+                f"{bad[0]}: {len(bad)} image file(s) under {root} cannot be decoded{others}; "
+                "set data.skip_corrupt=true to leave them out, or replace them"
             )
         if bad:
             train, val = train.without(bad), val.without(bad)
@@ -276,9 +276,8 @@ class ImageFolderStream:
             if "Original Traceback" in message:  # re-raised from a worker: keep the worker's own message
                 message = message.strip().splitlines()[-1].split("DataError: ", 1)[-1]
             raise DataError(
-                f"{message}\nSet data.skip_corrupt=true to replace undecodable files by the next image, "
-                "or data.verify_images=true to find (and with skip_corrupt leave out) all of them "
-                "before training."
+                f"{message}; set data.skip_corrupt=true to replace undecodable files by the next image, "
+                "or data.verify_images=true to find (and with skip_corrupt leave out) all of them before training"
             ) from None
 
     has_validation = False  # data.val_fraction is refused for image folders
