@@ -3,10 +3,12 @@
 import json
 
 import numpy as np
+import pytest
 import yaml
 
 from ait import budget
 from ait.config import load_config
+from ait.data.errors import DataError
 from ait.sweep import run_sweep
 from ait_testutils import tiny_config
 
@@ -24,6 +26,18 @@ def test_work_counts_images_through_every_network(tmp_path):
         tiny_config(tmp_path, "ait", data={"dataset": "synthetic", "synthetic_size": 320, "val_fraction": 0.5})
     )
     assert budget.train_size(held_out) == 160  # the validation half trains nothing
+
+
+def test_relative_data_paths_are_found_under_ait_data(tmp_path, monkeypatch):
+    (tmp_path / "data").mkdir()
+    np.savez(tmp_path / "data" / "a.npz", images=np.zeros((30, 8, 8, 3), np.uint8), labels=np.arange(30) % 5)
+    monkeypatch.setenv("AIT_DATA", str(tmp_path))
+    monkeypatch.chdir(tmp_path / "data")  # not where the relative path points from
+    cfg = load_config({"data": {"dataset": "npz", "train_file": "data/a.npz", "test_file": "data/a.npz"}})
+    assert budget.train_size(cfg) == 30
+    monkeypatch.setenv("AIT_DATA", str(tmp_path / "elsewhere"))
+    with pytest.raises(DataError, match=r"elsewhere/data/a.npz: file not found \(data.train_file\)"):
+        budget.train_size(cfg)
 
 
 def test_a_calibration_measures_the_machine(tmp_path):

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ait.config import Config
+from ait.config import Config, resolve_data_paths
 
 KNOWN_SIZES = {"cifar10": 50_000, "cifar100": 50_000, "fashion_mnist": 60_000}
 CALIBRATION_STEPS = 20
@@ -29,7 +29,7 @@ CALIBRATION_STEPS = 20
 
 def train_size(config: Config) -> int:
     """The training samples a run will use, from the data's files without loading its images."""
-    d = config.data
+    d = resolve_data_paths(config).data  # as the run will find them: relative paths under $AIT_DATA
     if d.dataset == "synthetic":
         size = d.synthetic_size
     elif d.dataset in KNOWN_SIZES:
@@ -37,6 +37,10 @@ def train_size(config: Config) -> int:
     elif d.dataset == "npz":
         import numpy as np
 
+        if not Path(d.train_file).is_file():
+            from ait.data.errors import DataError
+
+            raise DataError(f"{d.train_file}: file not found (data.train_file)")
         with np.load(d.train_file, allow_pickle=False) as data:
             size = int(data["labels"].shape[0])  # the labels alone: the images stay on disk
     elif d.dataset == "hf":
