@@ -74,7 +74,8 @@ def add_eval_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument(
         "--cache-dir",
         default=None,
-        help="where generated test sets are cached (default: $AIT_CACHE_DIR/testsets or ~/.cache/ait/testsets)",
+        help="where generated test sets are cached (default: $AIT_CACHE_DIR/testsets, "
+        "$XDG_CACHE_HOME/ait/testsets or ~/.cache/ait/testsets)",
     )
     p.add_argument("--batch-size", type=positive_int, default=None, help="evaluation batch size (default: the run's)")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1 ... (default: auto)")

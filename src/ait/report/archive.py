@@ -1,9 +1,10 @@
 """Keeping finished runs' records without their checkpoints: ``ait report RUNS --records DIR``.
 
 A run's record is the small files a report reads (:data:`RECORD_FILES`, ``eval/*.json``): a few
-kilobytes, against megabytes of checkpoint. Copied to ``DIR/<name>/seed<k>`` (the layout
-``ait train`` writes under ``out_dir``), they can be committed, reported on again with
-``ait report DIR``, and given back to ``ait sweep --set out_dir=DIR``, which counts them as done.
+kilobytes, against megabytes of checkpoint. Copied to ``DIR/<parent>/<folder>``, the run
+directory's last two parts (``<name>/seed<k>``, the layout ``ait train`` writes under ``out_dir``),
+they can be committed, reported on again with ``ait report DIR``, and given back to
+``ait sweep --set out_dir=DIR``, which counts them as done.
 That is how a long sweep's finished runs outlive the machine that trained them.
 """
 
@@ -25,7 +26,7 @@ def record_files(run_dir: Path) -> list[Path]:
 
 
 def keep_records(paths: Iterable[str | Path], dest: str | Path, log: Callable[[str], None] | None = None) -> list[Path]:
-    """Copy the record of every finished run under ``paths`` to ``dest/<name>/<seed folder>``.
+    """Copy the record of every finished run under ``paths`` to ``dest/<parent>/<folder>`` (its last two parts).
 
     A record already there is brought up to date when it is of the same run (its summary.json is
     the same); one of another run is never overwritten: ReportError, before anything is copied.

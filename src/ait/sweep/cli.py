@@ -2,9 +2,9 @@
 arrays :mod:`ait.sweep.launchers`').
 
     ait sweep configs/cpu/cifar100_resnet20_ait.yaml --seeds 0 1 2 --grid consistency.weight=0,0.5,1,2,4
-    ait sweep sweeps/table1.yaml --jobs 2                 # a sweep file, two workers on this machine
-    ait sweep sweeps/table1.yaml --status                 # done, running, failed, to do
-    ait sweep sweeps/table1.yaml --launcher submitit --partition gpu --gpus-per-run 1 --array-size 8
+    ait sweep sweeps/lambda.yaml --jobs 2                 # a sweep file, two workers on this machine
+    ait sweep sweeps/lambda.yaml --status                 # done, running, failed, to do
+    ait sweep sweeps/lambda.yaml --launcher submitit --partition gpu --gpus-per-run 1 --array-size 8
 """
 
 from __future__ import annotations
