@@ -49,6 +49,27 @@ def test_a_kept_record_counts_as_a_finished_run_for_the_sweep(tmp_path):
     assert run_state(planned, kept / "c100_ait" / "seed1") == ("done", "")
 
 
+def test_a_run_trained_outside_the_layout_is_kept_where_the_sweep_looks(tmp_path):
+    run = make_run(tmp_path / "runs", "c100_ait", 1, 50.0)
+    moved = tmp_path / "scratch" / "trial7"  # as with `ait train --run-dir scratch/trial7`
+    moved.parent.mkdir()
+    run.rename(moved)
+    kept = tmp_path / "kept"
+    assert keep_records([moved], kept) == [kept / "c100_ait" / "seed1"]
+    saved = yaml.safe_load((kept / "c100_ait/seed1/config.yaml").read_text())
+    assert run_state(load_config({**saved, "out_dir": str(kept)}), kept / "c100_ait" / "seed1") == ("done", "")
+
+
+@pytest.mark.parametrize("name", ["../../outside", "/abs/name"])
+def test_a_name_that_would_climb_out_keeps_the_folder_names(tmp_path, name):
+    run = make_run(tmp_path / "runs", "c100_ait", 0, 50.0)
+    summary = json.loads((run / "summary.json").read_text())
+    (run / "summary.json").write_text(json.dumps({**summary, "name": name}))
+    kept = tmp_path / "kept"
+    assert keep_records([run], kept) == [kept / "c100_ait" / "seed0"]
+    assert not (tmp_path / "outside").exists()
+
+
 def test_keeping_again_updates_a_record_of_the_same_run(tmp_path):
     runs, kept = _runs(tmp_path), tmp_path / "kept"
     keep_records([runs], kept)

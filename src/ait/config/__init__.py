@@ -17,7 +17,7 @@ Where each part lives (each imports only those below it):
 
 - :mod:`ait.config.resume`: the keys a resumed run may change, two configs' differences, a fingerprint.
 - :mod:`ait.config.loading`: plain data (a YAML file, ``--set`` overrides) into a Config, strictly.
-- :mod:`ait.config.paths`: the data paths, resolved against ``$AIT_DATA``.
+- :mod:`ait.config.paths`: the data paths, resolved against ``$AIT_DATA``; the run directory's layout.
 - :mod:`ait.config.schema`: the dataclasses, their defaults and each numeric key's range.
 - :mod:`ait.config.checks`: what values mean together (``Config.validate``), and the names allowed.
 - :mod:`ait.config.errors`: ConfigError, which every command turns into exit status 2.
@@ -42,6 +42,7 @@ from ait.config.paths import (
     data_paths_written,
     resolve_data_path,
     resolve_data_paths,
+    run_dir_under,
 )
 from ait.config.resume import RESUME_MAY_CHANGE, config_differences, config_fingerprint
 from ait.config.schema import (
@@ -90,4 +91,5 @@ __all__ = [
     "read_yaml",
     "resolve_data_path",
     "resolve_data_paths",
+    "run_dir_under",
 ]

@@ -1,11 +1,13 @@
-"""The data paths of a config: resolved against ``$AIT_DATA`` (or the working directory) when a run
-starts, so that it can be evaluated and resumed from anywhere."""
+"""The paths of a config: its data paths, resolved against ``$AIT_DATA`` (or the working directory)
+when a run starts, so that it can be evaluated and resumed from anywhere, and its run directory's
+place under ``out_dir``."""
 
 from __future__ import annotations
 
 import dataclasses
 import os
 import typing
+from pathlib import Path
 
 if typing.TYPE_CHECKING:
     from ait.config.schema import Config
@@ -13,6 +15,12 @@ if typing.TYPE_CHECKING:
 # The data keys that name files or folders: a run resolves them when it starts (resolve_data_paths).
 DATA_PATH_KEYS = ("root", "train_file", "test_file")
 DATA_ROOT_VARIABLE = "AIT_DATA"
+
+
+def run_dir_under(out_dir: str | Path, name: str, seed: int) -> Path:
+    """Where a run of config ``name`` and ``seed`` lives under ``out_dir``: ``out_dir/<name>/seed<k>``,
+    the layout ``ait train`` writes, ``ait sweep`` counts done runs in and records are kept in."""
+    return Path(out_dir) / name / f"seed{seed}"
 
 
 def resolve_data_path(path: str) -> str:

@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from ait.config import RESUME_MAY_CHANGE, Config, config_differences, dump_yaml
+from ait.config import RESUME_MAY_CHANGE, Config, config_differences, dump_yaml, run_dir_under
 from ait.engine.checkpoint import CheckpointError, load_checkpoint, state_bytes
 from ait.engine.lock import LOCK_NAME
 from ait.runtime.files import write_json, write_text_atomic
@@ -47,7 +47,7 @@ class NotARunDirectory(RunDirError):
 
 
 def default_run_dir(config: Config) -> Path:
-    return Path(config.out_dir) / config.name / f"seed{config.seed}"
+    return run_dir_under(config.out_dir, config.name, config.seed)
 
 
 # What ait writes there, and what the loggers of train.loggers add (ait.engine.loggers).

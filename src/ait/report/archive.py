@@ -1,9 +1,9 @@
 """Keeping finished runs' records without their checkpoints: ``ait report RUNS --records DIR``.
 
 A run's record is the small files a report reads (:data:`RECORD_FILES`, ``eval/*.json``): a few
-kilobytes, against megabytes of checkpoint. Copied to ``DIR/<parent>/<folder>``, the run
-directory's last two parts (``<name>/seed<k>``, the layout ``ait train`` writes under ``out_dir``),
-they can be committed, reported on again with ``ait report DIR``, and given back to
+kilobytes, against megabytes of checkpoint. Copied to ``DIR/<name>/seed<k>`` (the name and seed its
+summary.json gives, the layout ``ait train`` writes under ``out_dir``, wherever the run itself was
+trained: ``--run-dir`` too), they can be committed, reported on again with ``ait report DIR``, and given back to
 ``ait sweep --set out_dir=DIR``, which counts them as done.
 That is how a long sweep's finished runs outlive the machine that trained them.
 """
@@ -14,7 +14,8 @@ import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from ait.report.records import EVAL_NAMES, RECORD_FILES, ReportError, load_finished_runs
+from ait.config import run_dir_under
+from ait.report.records import EVAL_NAMES, RECORD_FILES, ReportError, RunRecord, load_finished_runs
 from ait.runtime.files import atomic_write
 
 
@@ -26,7 +27,7 @@ def record_files(run_dir: Path) -> list[Path]:
 
 
 def keep_records(paths: Iterable[str | Path], dest: str | Path, log: Callable[[str], None] | None = None) -> list[Path]:
-    """Copy the record of every finished run under ``paths`` to ``dest/<parent>/<folder>`` (its last two parts).
+    """Copy the record of every finished run under ``paths`` to ``dest/<name>/seed<k>`` (:func:`record_target`).
 
     A record already there is brought up to date when it is of the same run (its summary.json is
     the same); one of another run is never overwritten: ReportError, before anything is copied.
@@ -38,7 +39,7 @@ def keep_records(paths: Iterable[str | Path], dest: str | Path, log: Callable[[s
     dest = Path(dest)
     targets = {}
     for run in runs:
-        target = dest / run.path.resolve().parent.name / run.path.resolve().name
+        target = record_target(dest, run)
         if target in targets:
             raise ReportError(f"{run.path} and {targets[target]} would both be kept as {target}")
         _check_same_run(run.path, target)
@@ -51,6 +52,22 @@ def keep_records(paths: Iterable[str | Path], dest: str | Path, log: Callable[[s
     for run_dir, why in skipped:
         log(f"ait report: not kept, {run_dir}: {why}")
     return list(targets)
+
+
+def record_target(dest: Path, run: RunRecord) -> Path:
+    """Where ``run``'s record is kept under ``dest``: the place ``ait sweep --set out_dir=dest`` looks
+    for it, from the name and seed of its summary.json; its folder's last two parts when the
+    summary lacks them or its name would climb out of ``dest`` (absolute, or with ``..``)."""
+    name, seed = run.summary.get("name"), run.summary.get("seed")
+    if isinstance(name, str) and isinstance(seed, int) and _stays_inside(name):
+        return run_dir_under(dest, name, seed)
+    return dest / run.path.resolve().parent.name / run.path.resolve().name
+
+
+def _stays_inside(name: str) -> bool:
+    """Whether ``dest / name`` is a folder inside ``dest``."""
+    parts = Path(name).parts
+    return bool(parts) and not Path(name).is_absolute() and ".." not in parts
 
 
 def _check_same_run(run_dir: Path, target: Path) -> None:

@@ -21,7 +21,7 @@ def add_report_parser(subparsers) -> argparse.ArgumentParser:
         "--records",
         metavar="DIR",
         help="copy each finished run's record (summary, config, env, metrics, evaluations; no checkpoint) "
-        "to DIR/<parent>/<folder> (<name>/seed<k> in out_dir's layout), "
+        "to DIR/<name>/seed<k> (out_dir's layout, from its summary), "
         "where ait report and ait sweep --set out_dir=DIR read it as a finished run",
     )
     p.add_argument(
