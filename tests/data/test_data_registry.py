@@ -33,7 +33,7 @@ def test_npz_by_file_and_by_folder(tmp_path):
         load_dataset("npz", tmp_path, train=True)
     with pytest.raises(DataError, match=r"missing\.npz: file not found"):
         load_dataset("npz", tmp_path / "missing.npz", train=True)
-    with pytest.raises(ValueError, match="npz needs root"):
+    with pytest.raises(DataError, match="data.root: npz needs the path"):
         load_dataset("npz", None, train=True)
 
 
@@ -44,7 +44,7 @@ def test_cifar_and_fashion_dispatch(tmp_path):
     assert load_dataset("cifar10", tmp_path / "c10", train=True).num_classes == 10
     assert load_dataset("cifar100", tmp_path / "c100", train=False).num_classes == 100
     assert len(load_dataset("fashion_mnist", tmp_path / "fm", train=False)) == 5
-    with pytest.raises(ValueError, match="cifar10 needs root"):
+    with pytest.raises(DataError, match="data.root: cifar10 needs a folder"):
         load_dataset("cifar10", None, train=True)
     with pytest.raises(DataError, match="cifar-100-python"):
         load_dataset("cifar100", tmp_path / "c10", train=True)

@@ -30,6 +30,12 @@ DEVICE_TEXT = "auto, cpu, cuda, cuda:N (a GPU index) or mps"
 
 def check_config(config: Config) -> None:
     """Check values that types alone do not; raises ConfigError naming the key."""
+    _check(
+        "name",
+        config.name not in ("", ".", "..") and not any(c in config.name for c in "/\\"),
+        "a folder name (no '/', '\\', '.' or '..': the run lives in out_dir/<name>/seed<k>)",
+        config.name,
+    )
     _check_data(config.data)
     _check_strategy(config.strategy, config.data.dataset == "imagefolder")
     s = config.strategy

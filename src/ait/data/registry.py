@@ -39,18 +39,18 @@ def load_dataset(name: str, root: str | Path | None, train: bool, download: bool
         raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
     if name in ("cifar10", "cifar100"):
         if root is None:
-            raise ValueError(
-                f"{name} needs root: a folder that holds (or, with download=True, will hold) the dataset folder"
+            raise DataError(  # a config's default dataset: the user may not have named it (exit 2)
+                f"data.root: {name} needs a folder that holds (or, with data.download, will hold) its dataset folder"
             )
         return load_cifar(root, 10 if name == "cifar10" else 100, train=train, download=download)
     if name == "fashion_mnist":
         return load_fashion_mnist(root, train=train)
     if name == "hf":
         if root is None:
-            raise ValueError("hf needs root: a folder written by save_to_disk, or a folder of parquet files")
+            raise DataError("data.root: hf needs: a folder written by save_to_disk, or a folder of parquet files")
         return load_hf(root, "train" if train else "test")
     if root is None:
-        raise ValueError("npz needs root: the path of the .npz file")
+        raise DataError("data.root: npz needs the path of the .npz file")
     return load_npz(_npz_file(Path(root), train))
 
 
