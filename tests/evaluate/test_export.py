@@ -124,6 +124,10 @@ def test_bad_export_requests_are_named(runs, tmp_path):
     with pytest.raises(ModelLoadError, match="exists; choose another path"):
         export(runs["one"], tmp_path / "taken.onnx")
     assert (tmp_path / "taken.onnx").read_text() == "mine"
+    with pytest.raises(ModelLoadError, match=r"the suffix '\.onnx' names onnx, not --format safetensors"):
+        export(runs["one"], tmp_path / "o4.onnx", fmt="safetensors")
+    assert not (tmp_path / "o4.onnx").exists()
+    export(runs["one"], tmp_path / "weights.bin", fmt="safetensors")  # a suffix that names no format is the user's
 
 
 @pytest.mark.parametrize("name", ["model.onnx", "model.safetensors"])

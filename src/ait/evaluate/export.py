@@ -4,7 +4,7 @@
     ait export runs/cifar10_ait/seed0 --out resnet20.onnx             # ONNX (onnxruntime, ...)
     ait export runs/cifar10_ait/seed0 --out resnet20.pt2              # a torch.export program
 
-Formats (chosen by ``--format`` or the file's suffix):
+Formats (chosen by ``--format`` or the file's suffix; a suffix that names another format is refused):
 
 - ``safetensors``: the weights, named as the architecture names them (a timm model's load into
   timm), with metadata: the architecture and its keyword arguments, the class names, the input
@@ -53,9 +53,7 @@ def export(source: str | Path, out: str | Path, fmt: str | None = None, network:
     an existing ``out``, an unknown format, a missing extra (onnx), a network index out of range.
     """
     out = Path(out)
-    fmt = fmt or FORMATS.get(out.suffix)
-    if fmt not in FORMATS.values():
-        raise ModelLoadError(f"{out}: give --format safetensors, onnx or exported (or a .safetensors/.onnx/.pt2 name)")
+    fmt = _format(out, fmt)
     if out.exists():
         raise ModelLoadError(f"{str(out)!r} exists; choose another path (nothing was overwritten)")
     try:
@@ -69,6 +67,18 @@ def export(source: str | Path, out: str | Path, fmt: str | None = None, network:
     write = {"safetensors": lambda m, path: write_safetensors(path, {"": m}), "onnx": write_onnx}
     _write_whole(out, lambda path: write.get(fmt, write_exported)(model, path))
     return f"{out}: {model.architecture} ({fmt}, {len(model.classes)} classes, input {model.preprocessing.input_shape})"
+
+
+def _format(out: Path, fmt: str | None) -> str:
+    """The format to write: ``fmt``, else the one ``out``'s suffix names. A suffix that names another
+    format than ``fmt`` is refused: a file called .onnx that holds safetensors misleads every reader."""
+    named = FORMATS.get(out.suffix.lower())
+    fmt = fmt or named
+    if fmt not in FORMATS.values():
+        raise ModelLoadError(f"{out}: give --format safetensors, onnx or exported (or a .safetensors/.onnx/.pt2 name)")
+    if named is not None and named != fmt:
+        raise ModelLoadError(f"{out}: the suffix {out.suffix!r} names {named}, not --format {fmt}; rename the file")
+    return fmt
 
 
 def _write_whole(out: Path, write) -> None:
