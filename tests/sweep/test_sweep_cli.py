@@ -173,3 +173,14 @@ def test_slurm_options_where_there_is_no_slurm_are_refused_before_anything_is_su
         "pass --cluster local to run the tasks on this machine without them"
     )
     assert len(err.splitlines()) == 1 and not list(folder.glob("*_submission.sh"))
+
+
+@pytest.mark.parametrize(
+    "option", [["--partition", "gpu"], ["--gpus-per-run", "1"], ["--time-min", "30"], ["--wait"], ["--cluster", "local"]]
+)
+def test_submitit_options_without_the_submitit_launcher_are_refused(tmp_path, capsys, option):
+    path = write_config(tmp_path)
+    assert main(["sweep", str(path), *option]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith(f"{option[0]} applies to --launcher submitit only (this sweep runs here: --launcher local)")
+    assert not (tmp_path / "runs").exists()

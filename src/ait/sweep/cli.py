@@ -21,6 +21,18 @@ from ait.sweep.files import is_sweep_file, read_sweep_file
 from ait.sweep.plan import Experiment, parse_shard, plan_experiments, shard
 from ait.sweep.state import status_lines
 
+# submitit's options and their defaults: given with the local launcher they would do nothing.
+SUBMITIT_OPTIONS = {
+    "cluster": None,
+    "array_size": None,
+    "array_parallelism": None,
+    "partition": None,
+    "gpus_per_run": 0,
+    "time_min": 60,
+    "submitit_dir": "runs/submitit",
+    "wait": False,
+}
+
 
 def add_sweep_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
@@ -107,9 +119,23 @@ def _add_scale_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--array-parallelism", type=positive_int, default=None, metavar="N", help="submitit: tasks at once")
     p.add_argument("--partition", default=None, help="submitit: the SLURM partition")
-    p.add_argument("--gpus-per-run", type=count_int, default=0, metavar="G", help="submitit: GPUs of each task")
-    p.add_argument("--time-min", type=positive_int, default=60, metavar="MIN", help="submitit: time limit of a task")
-    p.add_argument("--submitit-dir", default="runs/submitit", metavar="DIR", help="submitit: its logs and pickles")
+    p.add_argument(
+        "--gpus-per-run",
+        type=count_int,
+        default=SUBMITIT_OPTIONS["gpus_per_run"],
+        metavar="G",
+        help="submitit: GPUs of each task",
+    )
+    p.add_argument(
+        "--time-min",
+        type=positive_int,
+        default=SUBMITIT_OPTIONS["time_min"],
+        metavar="MIN",
+        help="submitit: time limit of a task",
+    )
+    p.add_argument(
+        "--submitit-dir", default=SUBMITIT_OPTIONS["submitit_dir"], metavar="DIR", help="submitit: its logs and pickles"
+    )
     p.add_argument("--wait", action="store_true", help="submitit: wait for every task to end")
 
 
@@ -144,8 +170,19 @@ def worker_argv(args: argparse.Namespace) -> list[str]:
     return argv
 
 
+def _check_launcher_options(args: argparse.Namespace) -> None:
+    """SweepError when a submitit option is given without ``--launcher submitit``: it would be ignored."""
+    if args.launcher == "submitit":
+        return
+    given = [k for k, default in SUBMITIT_OPTIONS.items() if getattr(args, k, default) != default]
+    if given:
+        option = "--" + given[0].replace("_", "-")
+        raise SweepError(f"{option} applies to --launcher submitit only (this sweep runs here: --launcher local)")
+
+
 def run_sweep_command(args: argparse.Namespace) -> int:
     """``ait sweep``: 0 when every run is done, 1 when some failed (errors: see :func:`ait.cli.run_handler`)."""
+    _check_launcher_options(args)
     experiments = experiments_from_args(args)
     plan = plan_experiments(experiments)
     selected = parse_shard(args.shard)
