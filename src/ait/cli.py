@@ -200,7 +200,11 @@ def train_command(args: argparse.Namespace) -> None:
         if run_dir and Path(run_dir) != Path(args.resume):
             raise ConfigError("--resume RUN_DIR and --run-dir name different directories")
         run_dir = args.resume
-        config = config or str(Path(args.resume) / "config.yaml")
+        if not Path(run_dir).is_dir():
+            raise ConfigError(f"--resume {run_dir}: no such directory (expected the run directory to continue)")
+        if not config and not (Path(run_dir) / "config.yaml").is_file():
+            raise ConfigError(f"--resume {run_dir}: not a run directory (it has no config.yaml)")
+        config = config or str(Path(run_dir) / "config.yaml")
     elif not config:
         raise ConfigError("a config file is needed (or --resume RUN_DIR)")
     summary = train(

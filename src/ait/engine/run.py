@@ -75,6 +75,7 @@ from ait.engine.rundir import (
     model_input,
     network_sources,
     open_run_directory,
+    unwritable,
     write_run_header,
 )
 from ait.engine.state import Position, TrainingState, step_seed
@@ -295,7 +296,7 @@ def open_run(cfg: Config, ctx, run_path: Path, opening: Opening, networks, preci
     if outcome[0] == "error":
         if isinstance(error, (RunDirError, RunLocked)):
             raise error
-        raise RunDirError(outcome[1])
+        raise unwritable(run_path, error) if isinstance(error, OSError) else RunDirError(outcome[1])
     if outcome[0] == "resume":  # rank 0 has read it already
         return lock, resumed if ctx.is_main else load_checkpoint(run_path / "checkpoint.pt")
     if ctx.is_main:

@@ -130,8 +130,15 @@ def prepare_run_dir(path: str | Path, overwrite: bool = False) -> Path:
         with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
             pass
     except OSError as err:
-        raise RunDirError(f"cannot write to run directory {str(path)!r}: {err.strerror or err}") from None
+        raise unwritable(path, err) from None
     return path
+
+
+def unwritable(path: Path, err: OSError) -> RunDirError:
+    """The error for a run directory that cannot be made or written, naming a file in its way."""
+    blocker = next((p for p in [path, *path.parents] if p.exists() and not p.is_dir()), None)
+    why = f"{str(blocker)!r} is a file, not a folder" if blocker else err.strerror or err
+    return RunDirError(f"cannot write to run directory {str(path)!r}: {why}")
 
 
 def git_commit() -> dict[str, Any] | None:
