@@ -83,6 +83,18 @@ def test_bad_sweep_files_are_named(tmp_path, capsys, change, message):
     assert re.search(message, capsys.readouterr().err)
 
 
+def test_a_sweep_file_beside_other_files_is_refused(tmp_path, capsys):
+    path = sweep_file(tmp_path)
+    other = write_config(tmp_path, "baseline", name="other")
+    for argv in ([path, path], [str(other), path]):
+        assert main(["sweep", *argv, "--dry-run"]) == 2
+        assert (
+            capsys.readouterr()
+            .err.strip()
+            .endswith("sweep.yaml is a sweep file: give it alone (one sweep file, or config files)")
+        )
+
+
 def test_status_names_every_run_done_running_failed_or_to_do(tmp_path, capsys):
     from ait.engine.lock import RunLock
 
@@ -176,7 +188,8 @@ def test_slurm_options_where_there_is_no_slurm_are_refused_before_anything_is_su
 
 
 @pytest.mark.parametrize(
-    "option", [["--partition", "gpu"], ["--gpus-per-run", "1"], ["--time-min", "30"], ["--wait"], ["--cluster", "local"]]
+    "option",
+    [["--partition", "gpu"], ["--gpus-per-run", "1"], ["--time-min", "30"], ["--wait"], ["--cluster", "local"]],
 )
 def test_submitit_options_without_the_submitit_launcher_are_refused(tmp_path, capsys, option):
     path = write_config(tmp_path)

@@ -141,7 +141,10 @@ def _add_scale_arguments(p: argparse.ArgumentParser) -> None:
 
 def experiments_from_args(args: argparse.Namespace) -> list[Experiment]:
     """A sweep file's experiments (with --set last), or the one experiment of CONFIG... --grid --seeds."""
-    if len(args.configs) == 1 and is_sweep_file(args.configs[0]):
+    sweep_files = [c for c in args.configs if is_sweep_file(c)]
+    if sweep_files and len(args.configs) > 1:
+        raise SweepError(f"{sweep_files[0]} is a sweep file: give it alone (one sweep file, or config files)")
+    if sweep_files:
         if args.seeds or args.grid:
             raise SweepError(f"{args.configs[0]} is a sweep file: give seeds and grids in it, not as --seeds/--grid")
         experiments, common = read_sweep_file(args.configs[0])
