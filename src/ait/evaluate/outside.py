@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from ait import models
-from ait.config import apply_override, config_from_dict, resolve_data_paths
+from ait.config import UnknownModelError, apply_override, config_from_dict, resolve_data_paths
 from ait.evaluate.loading import LoadedRun, RunLoadError, evaluation_data
 from ait.runtime.files import write_json
 from ait.runtime.precision import resolve_device, resolve_precision
@@ -47,6 +47,10 @@ def load_outside_model(
 
     Raises ConfigError (bad keys), ModelError (a model or weights that do not fit), DataError.
     """
+    try:  # named here, before the config would name it strategy.networks[0], a key the user never wrote
+        models.check_name(model)
+    except models.ModelError as err:
+        raise UnknownModelError(f"--model: {err}", model) from None
     # Data paths as a run's: relative ones under $AIT_DATA or here, recorded absolute in model.json.
     config = resolve_data_paths(config_from_dict(outside_config(model, weights, overrides)))
     data = evaluation_data(config)
@@ -78,10 +82,12 @@ def _check_out_dir(out: Path, record: dict[str, Any]) -> None:
     try:
         held = json.loads((out / "model.json").read_text())
     except (OSError, ValueError):
+        held = None
+    if not isinstance(held, dict) or "model" not in held:  # none, or a model.json that ait did not write
         raise RunLoadError(
             f"--out {str(out)!r} holds files but no model.json of an earlier `ait eval --model`; "
             "choose a new or empty folder (a run directory is evaluated with `ait eval RUN_DIR`)"
-        ) from None
+        )
     if (held.get("model"), held.get("weights_sha256")) != (record["model"], record["weights_sha256"]):
         raise RunLoadError(
             f"--out {str(out)!r} holds the evaluation of {held.get('model')!r} with {held.get('weights')!r}; "
