@@ -171,9 +171,9 @@ def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
     # np.load is lazy for .npz: arrays are decompressed on access, so a truncated member only
     # fails when read. Keep the whole read inside one try.
     try:
+        if not zipfile.is_zipfile(path):  # else numpy takes any other bytes for a pickle, and says so
+            raise DataError(f"{path}: not an .npz archive (no zip file: truncated, a single .npy array, text?)")
         data = np.load(path, allow_pickle=False)
-        if not isinstance(data, np.lib.npyio.NpzFile):
-            raise DataError(f"{path}: not an .npz archive (a single .npy array?)")
         with data:
             keys = sorted(data.files)
             missing = [k for k in ("images", "labels") if k not in keys]
