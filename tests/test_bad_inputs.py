@@ -150,6 +150,11 @@ CASES = [
     Case("max-steps-negative", with_override("train.max_steps_per_epoch=-1"), r"train\.max_steps_per_epoch: expected"),
     Case("max-steps-zero", with_override("train.max_steps_per_epoch=0"), r"train\.max_steps_per_epoch: expected"),
     Case("warmup-negative", with_override("optim.warmup_epochs=-5"), r"optim\.warmup_epochs: expected"),
+    Case(
+        "warmup-past-the-end",
+        with_override("optim.warmup_epochs=50"),
+        r"optim\.warmup_epochs: expected at most train\.epochs \(1\), got 50",
+    ),
     Case("momentum-negative", with_override("optim.momentum=-1"), r"optim\.momentum: expected .*\[0, 1\)"),
     Case("momentum-nan", with_override("optim.momentum=nan"), r"optim\.momentum: expected"),
     Case(

@@ -177,6 +177,8 @@ def _check_training(c: ConsistencyConfig, o: OptimConfig, t: TrainConfig, s: Str
         o.nesterov,
     )
     _check("optim.milestones", list(o.milestones) == sorted(o.milestones), "increasing epochs", o.milestones)
+    # Longer, and the learning rate would never reach optim.lr: a typo, not a schedule.
+    _check("optim.warmup_epochs", o.warmup_epochs <= t.epochs, f"at most train.epochs ({t.epochs})", o.warmup_epochs)
     per_network = s.definition.views_per_network(len(s.networks), len(s.views))
     _check(
         "train.batch_size",
