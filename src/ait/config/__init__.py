@@ -26,7 +26,7 @@ Everything a user or another module needs is imported from ``ait.config`` itself
 """
 
 from ait.config.checks import DATASETS, DEVICE_PATTERN, DEVICE_TEXT, LAYERS, OPTIMIZERS
-from ait.config.errors import ConfigError, UnknownModelError
+from ait.config.errors import ConfigError, InvalidYAMLError, UnknownModelError
 from ait.config.loading import (
     add_override_option,
     apply_override,
@@ -34,6 +34,7 @@ from ait.config.loading import (
     dump_yaml,
     flatten,
     load_config,
+    parse_yaml,
     read_yaml,
 )
 from ait.config.paths import (
@@ -77,6 +78,7 @@ __all__ = [
     "Range",
     "StrategyConfig",
     "TrainConfig",
+    "InvalidYAMLError",
     "UnknownModelError",
     "add_override_option",
     "apply_override",
@@ -88,6 +90,7 @@ __all__ = [
     "flatten",
     "load_config",
     "ranged",
+    "parse_yaml",
     "read_yaml",
     "resolve_data_path",
     "resolve_data_paths",

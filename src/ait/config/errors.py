@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import yaml
+
 
 class ConfigError(ValueError):
     """A config file or override that does not describe a valid run."""
 
     exit_status = 2  # `ait` ends with this status and a one-line message (ait.cli.run_handler)
+
+
+class InvalidYAMLError(ConfigError, yaml.YAMLError):
+    """Text that is not valid YAML, or a mapping that gives a key twice, in one line naming where.
+
+    A yaml.YAMLError too, so that code catching PyYAML's errors catches it unchanged."""
 
 
 class UnknownModelError(ConfigError):

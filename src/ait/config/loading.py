@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from ait.config.errors import ConfigError
+from ait.config.errors import ConfigError, InvalidYAMLError
 from ait.config.schema import Config, Range
 
 
@@ -175,10 +175,7 @@ def apply_override(data: dict[str, Any], override: str) -> None:
         if part not in hints:
             raise _unknown_key(".".join(parts[:depth]), part, list(hints), override)
         if depth == len(parts) - 1:
-            try:
-                node[part] = yaml.safe_load(raw) if raw.strip() else ""
-            except yaml.YAMLError as err:
-                raise ConfigError(f"override {override!r}: value is not valid YAML ({err})") from None
+            node[part] = parse_yaml(raw, key.strip(), override=True) if raw.strip() else ""
         else:
             cls = hints[part]
             if not (dataclasses.is_dataclass(cls) or typing.get_origin(cls) is dict or cls is Any):
@@ -195,6 +192,62 @@ def add_override_option(parser, help_text: str = "override a config value, e.g. 
     )
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """Safe loading that refuses a key given twice in one mapping, where PyYAML keeps the last value
+    and silently drops one the user wrote."""
+
+    def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict:
+        first: dict[Any, yaml.Mark] = {}
+        for key_node, _ in node.value if isinstance(node, yaml.MappingNode) else ():
+            if key_node.tag == "tag:yaml.org,2002:merge":  # keys after `<<: *base` override base's on purpose
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                seen = first.setdefault(key, key_node.start_mark)
+            except TypeError:  # an unhashable key: the base class refuses it in its own words
+                continue
+            if seen is not key_node.start_mark:
+                first_line = f"first on line {seen.line + 1}"
+                raise yaml.MarkedYAMLError(first_line, None, f"key {key!r} given twice", key_node.start_mark)
+        return super().construct_mapping(node, deep)
+
+
+def parse_yaml(text: str, source: str | Path, *, override: bool = False) -> Any:
+    """The data of YAML ``text``, safely loaded; InvalidYAMLError in one line otherwise (a key given
+    twice too): ``SOURCE:LINE:COL: problem`` for a file, ``--set KEY: not valid YAML: problem`` for an
+    override's value (``source``: its KEY)."""
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as err:
+        mark, problem = _yaml_problem(err, text, placed=not override)
+    except RecursionError:  # PyYAML composes nested collections recursively
+        mark, problem = None, "nested too deeply to read"
+    if override:
+        raise InvalidYAMLError(f"--set {source}: not valid YAML: {problem}")
+    place = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+    raise InvalidYAMLError(f"{source}{place}: {problem}")
+
+
+def _yaml_problem(err: yaml.YAMLError, text: str, placed: bool) -> tuple[yaml.Mark | None, str]:
+    """Where PyYAML's error is and its problem in one line (its own text spans several lines and
+    places the problem in "<unicode string>", not the file); ``placed``: the context's line too."""
+    if isinstance(err, yaml.reader.ReaderError):  # a control character, placed by its offset alone
+        before = text[: err.position]
+        mark = yaml.Mark("", err.position, before.count("\n"), err.position - before.rfind("\n") - 1, None, None)
+        return mark, f"unacceptable character #x{err.character:04x}: {err.reason}"
+    if not isinstance(err, yaml.MarkedYAMLError):  # pragma: no cover - PyYAML raises only the two above
+        return None, _one_line(str(err))
+    context = err.context if err.problem else None  # e.g. "while parsing a flow mapping"
+    if context and placed and err.context_mark:
+        context += f" at line {err.context_mark.line + 1}, column {err.context_mark.column + 1}"
+    problem = _one_line(err.problem or err.context or "not valid YAML")
+    return err.problem_mark or err.context_mark, problem + (f" ({_one_line(context)})" if context else "")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """The mapping of a YAML config file; ConfigError naming the file for anything else."""
     path = Path(path)
@@ -203,13 +256,12 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} does not exist")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not a text file (UTF-8); expected a YAML config file") from None
     except OSError as err:
         raise ConfigError(f"{path}: cannot be read ({err.strerror or err})") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    data = parse_yaml(text, path)
     if data is None:
         raise ConfigError(
             f"{path}: holds no config keys (empty, or comments only); a config names at least its data, "

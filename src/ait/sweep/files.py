@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 
+from ait.config import parse_yaml
 from ait.sweep.errors import SweepError
 from ait.sweep.plan import EvalSpec, Experiment
 
@@ -21,7 +22,7 @@ EVAL_KEYS = ("args", "baseline")
 def is_sweep_file(path: str | Path) -> bool:
     """Whether ``path`` is a sweep file (a YAML mapping with ``experiments:``), not a run config."""
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        data = parse_yaml(Path(path).read_text(encoding="utf-8"), path)
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return False
     return isinstance(data, dict) and "experiments" in data
@@ -34,7 +35,7 @@ def read_sweep_file(path: str | Path) -> tuple[list[Experiment], list[str]]:
     as on the command line) or ``configs`` (a list), and optionally ``seeds``, ``grid`` ({key: [values]})
     and ``set`` ([KEY=VALUE, ...])."""
     where = str(path)
-    data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    data = parse_yaml(Path(path).read_text(encoding="utf-8"), path)
     _known_keys(where, data, SWEEP_KEYS)
     entries = data["experiments"]
     if not isinstance(entries, list) or not entries:

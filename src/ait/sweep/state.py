@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from ait.config import RESUME_MAY_CHANGE, Config, config_differences
+from ait.config import RESUME_MAY_CHANGE, Config, config_differences, parse_yaml
 
 if TYPE_CHECKING:
     from ait.sweep.plan import PlannedRun
@@ -35,7 +35,7 @@ def run_state(config: Config, run_dir: Path) -> tuple[str, str]:
         saved = run_dir / "config.yaml"
         if saved.is_file():
             try:
-                existing = yaml.safe_load(saved.read_text()) or {}
+                existing = parse_yaml(saved.read_text(), saved) or {}
             except yaml.YAMLError as err:
                 return "conflict", f"{saved} is not valid YAML ({err})"
             # Keys the engine lets a resumed run change (progress display, threads, ...) do not
