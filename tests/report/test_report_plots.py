@@ -69,8 +69,8 @@ def test_no_eval_files_no_eval_figures(tmp_path):
         make_run(runs, "b", seed, 60.0, strategy="baseline")
         make_run(runs, "a", seed, 62.0)
     out = tmp_path / "out"
-    (out / "plots").mkdir(parents=True)
-    (out / "plots" / "fig5_stale.png").write_bytes(PNG_MAGIC)  # from an earlier report: removed
+    earlier = next((build_report([runs], out, log=[].append).parent / "plots").glob("curves_*.png"))
+    earlier.rename(out / "plots" / "fig5_stale.png")  # a figure of an earlier report: removed
     report = build_report([runs], out, log=[].append)
     text, links = linked_images(report)
     assert all(link.split("/")[-1].startswith("curves_") for link in links) and len(links) == 2

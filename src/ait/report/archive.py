@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ait.config import run_dir_under
+from ait.report.outputs import check_folder
 from ait.report.records import EVAL_NAMES, RECORD_FILES, ReportError, RunRecord, load_finished_runs
 from ait.runtime.files import atomic_write
 
@@ -35,8 +36,8 @@ def keep_records(paths: Iterable[str | Path], dest: str | Path, log: Callable[[s
     folders written.
     """
     log = log or (lambda text: print(text, file=sys.stderr))
+    dest = check_folder(dest)
     runs, skipped, _ = load_finished_runs(paths)
-    dest = Path(dest)
     targets = {}
     for run in runs:
         target = record_target(dest, run)
@@ -71,8 +72,8 @@ def _stays_inside(name: str) -> bool:
 
 
 def _check_same_run(run_dir: Path, target: Path) -> None:
-    """ReportError when ``target`` holds the record of a run other than ``run_dir``'s."""
-    kept = target / "summary.json"
+    """ReportError when ``target`` holds the record of a run other than ``run_dir``'s, or cannot be a folder."""
+    kept = check_folder(target) / "summary.json"
     if kept.exists() and kept.read_bytes() != (run_dir / "summary.json").read_bytes():
         raise ReportError(f"{target}: holds the record of another run (its summary.json differs); not overwritten")
     if not kept.exists() and target.exists() and any(target.iterdir()):

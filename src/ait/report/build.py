@@ -7,8 +7,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ait.report import tables
-from ait.report.data import long_rows, write_csv, write_json_rows
+from ait.report.data import long_rows, table_path, write_csv, write_json_rows
 from ait.report.groups import Group, display_path, group_runs, slug
+from ait.report.outputs import FIGURE_COMMENT, REPORT_MARKER, check_folder, check_replaceable, make_folder, read_text
 from ait.report.records import ReportError, load_finished_runs
 from ait.report.stats import interval_text
 from ait.report.tables import Section, compare, md_table
@@ -334,16 +335,17 @@ def build_report(
     paths = list(run_dirs)
     if not paths:
         raise ReportError("no run directories given")
+    out = check_out_dir(out_dir)
     runs, skipped, incomplete = load_finished_runs(paths)
     for d, why in skipped:
         log(f"ait report: skipping {d}: {why}")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    _remove_stale_plots(out / PLOTS)
+    make_folder(out)
+    for old in _stale_plots(out / PLOTS):
+        old.unlink()  # an earlier report's figures would be misleading next to this one's
     groups = group_runs(runs, pool_devices)
     plots_ok = _matplotlib_available()
     b = _Builder(groups, out, plots_ok)
-    text = [_intro(paths, runs, groups, skipped, out, pool_devices)]
+    text = [REPORT_MARKER, _intro(paths, runs, groups, skipped, out, pool_devices)]
     text += [s.markdown() for s in _sections(groups, b)]
     text.append(_missing(b.missing, runs, groups, skipped, incomplete, plots_ok))
     report = out / "report.md"
@@ -356,18 +358,49 @@ def build_tables(run_dirs: Iterable[str | Path], csv_dir: str | Path | None, jso
     (results.csv) and ``json_dir`` (results.json), each when given; returns the paths written."""
     if csv_dir is None and json_dir is None:
         return []
+    for folder, name in ((csv_dir, "results.csv"), (json_dir, "results.json")):
+        if folder is not None:
+            table_path(folder, name)  # refused before the runs are read and either file is written
     runs, _, _ = load_finished_runs(run_dirs)
     rows = long_rows(runs)
     written = [write_csv(rows, Path(csv_dir))] if csv_dir is not None else []
     return written + ([write_json_rows(rows, Path(json_dir))] if json_dir is not None else [])
 
 
-def _remove_stale_plots(plot_dir: Path) -> None:
-    """Figures of an earlier report in ``plot_dir`` would be misleading next to this one's."""
-    if plot_dir.is_dir():
-        for old in plot_dir.glob("*.png"):
-            if old.name.startswith(PLOT_PREFIXES):
-                old.unlink()
+def check_out_dir(out_dir: str | Path) -> Path:
+    """``out_dir``, where a report may be written: a folder (or none yet) whose report.md and figures,
+    which the report replaces or removes, are ait report's own; else ReportError, before anything is written."""
+    out = check_folder(out_dir)
+    check_replaceable(out / "report.md", is_own_report)
+    for png in _stale_plots(check_folder(out / PLOTS)):
+        check_replaceable(png, is_own_figure)
+    return out
+
+
+def is_own_report(path: Path) -> bool:
+    """Whether ``path`` is a report.md ait report wrote: REPORT_MARKER first; a report from before the
+    marker (docs/results/) by its title and the closing section every report has."""
+    text = read_text(path) or ""
+    first = text.split("\n", 1)[0]
+    return first == REPORT_MARKER or (first == "# AIT report" and "\n## Not in this report\n" in text)
+
+
+def is_own_figure(path: Path) -> bool:
+    """Whether ``path`` (out/plots/NAME.png) is a figure of ait report's: FIGURE_COMMENT in its metadata
+    (near the start, before the pixels), or, from before that comment, linked by the report.md beside plots/."""
+    try:
+        with path.open("rb") as f:
+            if FIGURE_COMMENT.encode() in f.read(4096):
+                return True
+    except OSError:
+        return False
+    report = path.parent.parent / "report.md"
+    return is_own_report(report) and f"]({PLOTS}/{path.name})" in (read_text(report) or "")
+
+
+def _stale_plots(plot_dir: Path) -> list[Path]:
+    """The figures an earlier report left in ``plot_dir``."""
+    return sorted(p for p in plot_dir.glob("*.png") if p.name.startswith(PLOT_PREFIXES)) if plot_dir.is_dir() else []
 
 
 def _sections(groups: list[Group], b: _Builder) -> list[Section]:

@@ -43,6 +43,7 @@ def run_report_command(args: argparse.Namespace) -> int:
 
     if not (args.out or args.csv or args.json or args.records):
         raise ReportError("say where to write: --out DIR (report.md), --csv DIR, --json DIR or --records DIR")
+    _check_destinations(args)
     if args.records:
         for path in keep_records(args.run_dirs, args.records):
             print(path)
@@ -51,6 +52,21 @@ def run_report_command(args: argparse.Namespace) -> int:
     for path in build_tables(args.run_dirs, args.csv, args.json):
         print(path)
     return 0
+
+
+def _check_destinations(args: argparse.Namespace) -> None:
+    """ReportError for a refused destination before anything is written, not after the earlier ones were."""
+    from ait.report.build import check_out_dir
+    from ait.report.data import table_path
+    from ait.report.outputs import check_folder
+
+    if args.out:
+        check_out_dir(args.out)
+    for folder, name in ((args.csv, "results.csv"), (args.json, "results.json")):
+        if folder:
+            table_path(folder, name)
+    if args.records:
+        check_folder(args.records)
 
 
 def add_interval_parser(subparsers) -> argparse.ArgumentParser:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ait.config import flatten
+from ait.report.outputs import check_folder, check_replaceable, make_folder, read_text
 from ait.report.records import RunRecord
 from ait.runtime.files import write_text_atomic
 
@@ -79,13 +80,38 @@ def write_csv(rows: list[dict[str, Any]], folder: Path) -> Path:
     writer = csv.DictWriter(text, keys)
     writer.writeheader()
     writer.writerows(rows)
-    folder.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(folder / "results.csv", text.getvalue())
-    return folder / "results.csv"
+    path = table_path(make_folder(folder), "results.csv")
+    write_text_atomic(path, text.getvalue())
+    return path
 
 
 def write_json_rows(rows: list[dict[str, Any]], folder: Path) -> Path:
     """folder/results.json: the same rows as a JSON list of records (``pandas.read_json(orient="records")``)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(folder / "results.json", json.dumps(rows, indent=1))
-    return folder / "results.json"
+    path = table_path(make_folder(folder), "results.json")
+    write_text_atomic(path, json.dumps(rows, indent=1))
+    return path
+
+
+def table_path(folder: str | Path, name: str) -> Path:
+    """folder/name (results.csv or results.json), where it may be written: ReportError when ``folder``
+    is not a folder or the file there is not one ait wrote."""
+    return check_replaceable(check_folder(folder) / name, is_own_csv if name.endswith(".csv") else is_own_json)
+
+
+def is_own_csv(path: Path) -> bool:
+    """Whether ``path`` is a results.csv ait wrote, to be replaced: its header starts with COLUMNS."""
+    first = (read_text(path) or "").split("\n", 1)[0]  # ait's header has no quoted line breaks
+    try:
+        header = next(csv.reader([first]), [])
+    except csv.Error:
+        return False
+    return tuple(header[: len(COLUMNS)]) == COLUMNS
+
+
+def is_own_json(path: Path) -> bool:
+    """Whether ``path`` is a results.json ait wrote, to be replaced: a list of records, each with COLUMNS."""
+    try:
+        rows = json.loads(read_text(path) or "")
+    except json.JSONDecodeError:
+        return False
+    return isinstance(rows, list) and all(isinstance(r, dict) and set(COLUMNS) <= r.keys() for r in rows)

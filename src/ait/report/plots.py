@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ait.report.groups import Group, Stat
+from ait.report.outputs import FIGURE_COMMENT
 from ait.runtime.files import atomic_write
 
 LAYER_ORDER = ("feature_map", "feature", "logits")
@@ -33,7 +34,8 @@ def _wrap(text: str, width: int = 70) -> str:
 
 def _save(fig, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda f: fig.savefig(f, format="png"))
+    # The comment lets the next report tell its own figures from a user's (ait.report.build.is_own_figure).
+    atomic_write(path, lambda f: fig.savefig(f, format="png", metadata={"Comment": FIGURE_COMMENT}))
     return path
 
 

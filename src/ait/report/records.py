@@ -12,6 +12,8 @@ from typing import Any
 
 import yaml
 
+from ait.config import parse_yaml
+
 # The files of a run directory that a report reads (besides eval/<EVAL_NAMES>.json); a run's
 # record, as ait.report.archive keeps it.
 RECORD_FILES = ("summary.json", "config.yaml", "env.json", "metrics.jsonl")
@@ -19,7 +21,7 @@ EVAL_NAMES = ("transfer", "variation", "tsne", "corruptions")
 
 
 class ReportError(RuntimeError):
-    """Nothing to report on: no readable run directory under the given paths."""
+    """Bad input to a report: no readable run under the given paths, or a destination it may not write."""
 
     exit_status = 2  # `ait` ends with this status and a one-line message (ait.cli.run_handler)
 
@@ -52,7 +54,8 @@ class RunRecord:
 def discover_run_dirs(paths: Iterable[str | Path]) -> tuple[list[Path], list[Path]]:
     """(run dirs with summary.json, incomplete run dirs with config.yaml but no summary.json).
 
-    Each path may be a run directory or any parent of run directories; hidden folders are skipped.
+    Each path may be a run directory, any parent of run directories or one of a run's RECORD_FILES
+    (summary.json, config.yaml, ...: its folder); any other file is a ReportError. Hidden folders are skipped.
     Symbolic links are followed (a results folder of links to runs is common), and a run reached
     by two paths counts once, under the first.
     """
@@ -63,8 +66,10 @@ def discover_run_dirs(paths: Iterable[str | Path]) -> tuple[list[Path], list[Pat
         root = Path(raw)
         if not root.exists():
             raise ReportError(f"{root}: no such file or directory")
-        if root.is_file():
-            root = root.parent  # a summary.json or config.yaml given directly
+        if not root.is_dir():
+            if root.name not in RECORD_FILES:  # walking its folder would report runs never asked for
+                raise ReportError(f"{root}: not a run directory or a folder of runs")
+            root = root.parent  # a run's own file (summary.json, config.yaml, ...) given directly
         for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
             here = Path(dirpath)
             if here.resolve() in visited:
@@ -132,7 +137,7 @@ def load_run(path: str | Path) -> RunRecord:
     if not config_path.is_file():
         raise ValueError(f"{config_path}: missing (needed to group runs by configuration)")
     try:
-        config = yaml.safe_load(config_path.read_text()) or {}
+        config = parse_yaml(config_path.read_text(), config_path) or {}
     except (OSError, yaml.YAMLError) as err:
         raise ValueError(f"{config_path}: not valid YAML ({err})") from None
     if not isinstance(config, dict):
@@ -190,6 +195,13 @@ def load_finished_runs(paths: Iterable[str | Path]) -> tuple[list[RunRecord], li
     paths = list(paths)
     runs, skipped, incomplete = load_runs(paths)
     if not runs:
-        detail = f"; skipped: {skipped[0][1]}" if skipped else ""
-        raise ReportError(f"no finished run (a directory with summary.json) under {', '.join(map(str, paths))}{detail}")
+        where = ", ".join(map(str, paths))
+        raise ReportError(f"no finished run (a directory with summary.json) under {where}{_skipped_text(skipped)}")
     return runs, skipped, incomplete
+
+
+def _skipped_text(skipped: list[tuple[Path, str]]) -> str:
+    """'; skipped: WHY' for one run, '; N run directories skipped (malformed), the first: WHY' for more."""
+    if len(skipped) < 2:
+        return f"; skipped: {skipped[0][1]}" if skipped else ""
+    return f"; {len(skipped)} run directories skipped (malformed), the first: {skipped[0][1]}"
