@@ -59,11 +59,20 @@ def test_ait_interval_gives_the_reports_interval_from_quoted_numbers(capsys):
     assert capsys.readouterr().out.strip() == from_values.fmt()
 
 
+def test_ait_interval_reads_values_that_start_with_a_minus(capsys):
+    assert main(["interval", "paired", "-1.5,-0.5,0.5", "-1,0,1"]) == 0
+    assert capsys.readouterr().out.strip() == "+0.50 [+0.50, +0.50] paired"
+    assert main(["interval", "welch", "-1.5±0.3/3", "-.5±0.3/3"]) == 0
+    assert capsys.readouterr().out.strip().startswith("+1.00 [")
+
+
 @pytest.mark.parametrize(
     "args, named",
     [
         (["paired", "1,2,3", "1,2"], "same length"),
-        (["paired", "1,x", "1,2"], "'1,x': expected numbers"),
+        (["paired", "1,x", "1,2"], "'1,x': expected finite numbers"),
+        (["paired", "nan,1,2", "1,2,3"], "'nan,1,2': expected finite numbers"),
+        (["paired", "1,2,3", "inf,2,3"], "'inf,2,3': expected finite numbers"),
         (["welch", "41.4/3", "1±2/3"], "'41.4/3': expected MEAN±STD/N"),
         (["welch", "41.4±1/1", "1±2/3"], "N >= 2"),
     ],

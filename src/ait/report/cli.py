@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 
 
 def add_report_parser(subparsers) -> argparse.ArgumentParser:
@@ -76,6 +77,9 @@ def add_interval_parser(subparsers) -> argparse.ArgumentParser:
         description="The interval ait report gives, from numbers alone: B - A with its 95% interval. "
         "paired: per-seed values of both groups in seed order (V1,V2,...); welch: each group's MEAN±STD/N.",
     )
+    # Values may start with a minus (a difference: -1.2,0.4,0.3): read them as values, not as options.
+    # argparse's own pattern admits only a single negative number such as -1.2.
+    p._negative_number_matcher = re.compile(r"^-\.?\d")
     p.add_argument("test", choices=("paired", "welch"))
     p.add_argument("a", metavar="A", help="group A: V1,V2,... (paired) or MEAN±STD/N (welch; +- works too)")
     p.add_argument("b", metavar="B", help="group B, the same way; the interval is of B - A")

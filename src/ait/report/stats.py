@@ -98,9 +98,12 @@ def quoted_interval(test: str, a: str, b: str) -> Interval:
 
 def _values(text: str) -> list[float]:
     try:
-        return [float(v) for v in text.split(",")]
+        values = [float(v) for v in text.split(",")]
     except ValueError:
-        raise ValueError(f"{text!r}: expected numbers separated by commas, e.g. 80.07,79.18,80.44") from None
+        values = []
+    if not values or not all(math.isfinite(v) for v in values):  # nan and inf parse, and no interval holds them
+        raise ValueError(f"{text!r}: expected finite numbers separated by commas, e.g. 80.07,79.18,80.44")
+    return values
 
 
 def _summary(text: str) -> tuple[float, float, int]:
