@@ -186,8 +186,12 @@ CASES = [
     Case("test-limit-negative", with_override("data.test_limit=-1"), r"data\.test_limit: expected"),
     Case("synthetic-size-zero", with_override("data.synthetic_size=0"), r"data\.synthetic_size: expected"),
     Case("seed-too-large", with_override("seed=1e20"), r"seed: expected an integer in \[0, "),
-    Case("name-climbs-out", with_override("name=../../escape"), r"name: expected a folder name .*'\.\./\.\./escape'"),
-    Case("name-empty", with_override("name="), r"name: expected a folder name"),
+    Case(
+        "name-climbs-out",
+        with_override("name=../../escape"),
+        r"name: expected a name inside out_dir .*'\.\./\.\./escape'",
+    ),
+    Case("name-empty", with_override("name="), r"name: expected a name inside out_dir"),
     Case("cifar-without-root", with_override("data.dataset=cifar10"), r"data\.root: cifar10 needs a folder"),
     Case("resume-missing", lambda tmp: ["train", "--resume", str(tmp / "gone")], r"--resume .*gone: no such directory"),
     Case(

@@ -201,7 +201,8 @@ def train_command(args: argparse.Namespace) -> None:
             raise ConfigError("--resume RUN_DIR and --run-dir name different directories")
         run_dir = args.resume
         if not Path(run_dir).is_dir():
-            raise ConfigError(f"--resume {run_dir}: no such directory (expected the run directory to continue)")
+            what = "not a directory" if Path(run_dir).exists() else "no such directory"
+            raise ConfigError(f"--resume {run_dir}: {what} (expected the run directory to continue)")
         if not config and not (Path(run_dir) / "config.yaml").is_file():
             raise ConfigError(f"--resume {run_dir}: not a run directory (it has no config.yaml)")
         config = config or str(Path(run_dir) / "config.yaml")

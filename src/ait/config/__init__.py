@@ -25,7 +25,7 @@ Where each part lives (each imports only those below it):
 Everything a user or another module needs is imported from ``ait.config`` itself.
 """
 
-from ait.config.checks import DATASETS, DEVICE_PATTERN, DEVICE_TEXT, LAYERS, OPTIMIZERS
+from ait.config.checks import DATASETS, DEVICE_PATTERN, DEVICE_TEXT, LAYERS, OPTIMIZERS, stays_inside
 from ait.config.errors import ConfigError, InvalidYAMLError, UnknownModelError
 from ait.config.loading import (
     add_override_option,
@@ -95,4 +95,5 @@ __all__ = [
     "resolve_data_path",
     "resolve_data_paths",
     "run_dir_under",
+    "stays_inside",
 ]

@@ -32,8 +32,8 @@ def check_config(config: Config) -> None:
     """Check values that types alone do not; raises ConfigError naming the key."""
     _check(
         "name",
-        config.name not in ("", ".", "..") and not any(c in config.name for c in "/\\"),
-        "a folder name (no '/', '\\', '.' or '..': the run lives in out_dir/<name>/seed<k>)",
+        stays_inside(config.name),
+        "a name inside out_dir (the run lives in out_dir/<name>/seed<k>)",
         config.name,
     )
     _check_data(config.data)
@@ -48,6 +48,13 @@ def check_config(config: Config) -> None:
         "shared by all views)",
         True,
     )
+
+
+def stays_inside(name: str) -> bool:
+    """Whether ``out_dir/<name>`` is a folder inside ``out_dir``: not empty, not absolute, no ``..``
+    part (``exp/a`` is; ``../x``, ``/abs`` and ``.`` are not)."""
+    parts = [p for p in name.replace("\\", "/").split("/") if p not in ("", ".")]
+    return bool(parts) and not name.startswith(("/", "\\")) and ".." not in parts
 
 
 def _choice(key: str, value: Any, allowed) -> None:

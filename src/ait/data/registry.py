@@ -47,7 +47,7 @@ def load_dataset(name: str, root: str | Path | None, train: bool, download: bool
         return load_fashion_mnist(root, train=train)
     if name == "hf":
         if root is None:
-            raise DataError("data.root: hf needs: a folder written by save_to_disk, or a folder of parquet files")
+            raise DataError("data.root: hf needs a folder written by save_to_disk, or a folder of parquet files")
         return load_hf(root, "train" if train else "test")
     if root is None:
         raise DataError("data.root: npz needs the path of the .npz file")

@@ -33,7 +33,7 @@ import torch
 from ait.config import RESUME_MAY_CHANGE, Config, config_differences, dump_yaml, run_dir_under
 from ait.engine.checkpoint import CheckpointError, load_checkpoint, state_bytes
 from ait.engine.lock import LOCK_NAME
-from ait.runtime.files import write_json, write_text_atomic
+from ait.runtime.files import file_in_the_way, write_json, write_text_atomic
 
 
 class RunDirError(RuntimeError):
@@ -136,7 +136,7 @@ def prepare_run_dir(path: str | Path, overwrite: bool = False) -> Path:
 
 def unwritable(path: Path, err: OSError) -> RunDirError:
     """The error for a run directory that cannot be made or written, naming a file in its way."""
-    blocker = next((p for p in [path, *path.parents] if p.exists() and not p.is_dir()), None)
+    blocker = file_in_the_way(path)
     why = f"{str(blocker)!r} is a file, not a folder" if blocker else err.strerror or err
     return RunDirError(f"cannot write to run directory {str(path)!r}: {why}")
 

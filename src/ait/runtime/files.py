@@ -75,3 +75,10 @@ def append_jsonl(path: str | Path, record: dict[str, Any]) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def file_in_the_way(folder: str | Path) -> Path | None:
+    """``folder`` or the nearest folder above it that exists as something other than a folder (it
+    stops ``folder`` from being made); None when nothing is in the way."""
+    folder = Path(folder)
+    return next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)

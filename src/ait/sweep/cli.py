@@ -107,18 +107,24 @@ def _add_scale_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--cluster",
         choices=("slurm", "local"),
-        default=None,
+        default=SUBMITIT_OPTIONS["cluster"],
         help="submitit's cluster: slurm (default where sbatch exists) or local",
     )
     p.add_argument(
         "--array-size",
         type=positive_int,
-        default=None,
+        default=SUBMITIT_OPTIONS["array_size"],
         metavar="N",
         help="submitit: tasks (default and most: one per run to do)",
     )
-    p.add_argument("--array-parallelism", type=positive_int, default=None, metavar="N", help="submitit: tasks at once")
-    p.add_argument("--partition", default=None, help="submitit: the SLURM partition")
+    p.add_argument(
+        "--array-parallelism",
+        type=positive_int,
+        default=SUBMITIT_OPTIONS["array_parallelism"],
+        metavar="N",
+        help="submitit: tasks at once",
+    )
+    p.add_argument("--partition", default=SUBMITIT_OPTIONS["partition"], help="submitit: the SLURM partition")
     p.add_argument(
         "--gpus-per-run",
         type=count_int,
@@ -136,7 +142,9 @@ def _add_scale_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--submitit-dir", default=SUBMITIT_OPTIONS["submitit_dir"], metavar="DIR", help="submitit: its logs and pickles"
     )
-    p.add_argument("--wait", action="store_true", help="submitit: wait for every task to end")
+    p.add_argument(
+        "--wait", action="store_true", default=SUBMITIT_OPTIONS["wait"], help="submitit: wait for every task to end"
+    )
 
 
 def experiments_from_args(args: argparse.Namespace) -> list[Experiment]:
