@@ -99,6 +99,21 @@ def test_a_folder_that_is_not_a_record_is_not_written_into(tmp_path):
     assert not (kept / "c100_ait").exists()  # nothing copied before the check of every target
 
 
+def test_runs_of_one_name_and_seed_trained_elsewhere_keep_their_folders(tmp_path):
+    in_layout = make_run(tmp_path / "out", "c100_ait", 0, 50.0)
+    moved = []
+    for folder, top1 in (("w2", 51.0), ("w3", 52.0)):  # `ait train CONFIG --run-dir runs/w2`, then w3
+        run = make_run(tmp_path / "tmp", "c100_ait", 0, top1)
+        (tmp_path / "runs").mkdir(exist_ok=True)
+        moved.append(run.rename(tmp_path / "runs" / folder))
+    kept = tmp_path / "kept"
+    written = keep_records([in_layout, *moved], kept)
+    assert sorted(p.relative_to(kept).as_posix() for p in written) == ["c100_ait/seed0", "runs/w2", "runs/w3"]
+    assert json.loads((kept / "c100_ait/seed0/summary.json").read_text()) == json.loads(
+        (in_layout / "summary.json").read_text()
+    )
+
+
 def test_two_runs_with_one_name_and_seed_are_refused(tmp_path):
     a = make_run(tmp_path / "a", "same", 0, 50.0)
     b = make_run(tmp_path / "b", "same", 0, 52.0)

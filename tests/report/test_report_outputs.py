@@ -88,6 +88,14 @@ def test_an_ordinary_file_is_not_a_run_directory(runs, tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_file_beside_runs_in_a_glob_is_left_out_with_a_line(runs, tmp_path, capsys):
+    (runs / "sweep.log").write_text("a sweep's log\n")  # `ait report runs/gpu/*` takes it in
+    argv = ["report", *map(str, sorted(runs.iterdir())), "--out", str(tmp_path / "out")]
+    assert main(argv) == 0
+    assert f"{runs / 'sweep.log'}: not a run directory" in capsys.readouterr().err
+    assert (tmp_path / "out" / "report.md").is_file()
+
+
 def test_a_runs_own_summary_is_its_run_directory(runs, tmp_path, capsys):
     summary = runs / "a" / "seed0" / "summary.json"
     assert main(["report", str(summary), "--csv", str(tmp_path / "csv")]) == 0

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from ait.config import run_dir_under
+from ait.config import run_dir_under, stays_inside
 from ait.report.outputs import check_folder
 from ait.report.records import EVAL_NAMES, RECORD_FILES, ReportError, RunRecord, load_finished_runs
 from ait.runtime.files import atomic_write
@@ -39,10 +39,12 @@ def keep_records(paths: Iterable[str | Path], dest: str | Path, log: Callable[[s
     dest = check_folder(dest)
     runs, skipped, _ = load_finished_runs(paths)
     targets = {}
-    for run in runs:
-        target = record_target(dest, run)
+    for run, target in _targets(dest, runs):
         if target in targets:
-            raise ReportError(f"{run.path} and {targets[target]} would both be kept as {target}")
+            raise ReportError(
+                f"{run.path} and {targets[target]} would both be kept as {target}; "
+                "keep them with separate --records folders"
+            )
         _check_same_run(run.path, target)
         targets[target] = run.path
     for target, run_dir in targets.items():
@@ -55,20 +57,35 @@ def keep_records(paths: Iterable[str | Path], dest: str | Path, log: Callable[[s
     return list(targets)
 
 
+def _targets(dest: Path, runs: list[RunRecord]) -> list[tuple[RunRecord, Path]]:
+    """Each run with where its record goes: :func:`record_target`; where two runs of one name and seed
+    would share it (``--run-dir`` runs of one config), those trained elsewhere keep their folders'
+    last two parts, as they are not where a sweep looks anyway."""
+    chosen = [(run, record_target(dest, run)) for run in runs]
+    shared = {t for t in (t for _, t in chosen) if sum(1 for _, u in chosen if u == t) > 1}
+    return [
+        (run, _folder_target(dest, run) if t in shared and not _in_layout(dest, run, t) else t) for run, t in chosen
+    ]
+
+
+def _in_layout(dest: Path, run: RunRecord, target: Path) -> bool:
+    """Whether ``run`` lies at ``.../<name>/seed<k>``, the folders its record gets under ``dest``."""
+    parts = target.relative_to(dest).parts
+    return run.path.resolve().parts[-len(parts) :] == parts
+
+
+def _folder_target(dest: Path, run: RunRecord) -> Path:
+    return dest / run.path.resolve().parent.name / run.path.resolve().name
+
+
 def record_target(dest: Path, run: RunRecord) -> Path:
     """Where ``run``'s record is kept under ``dest``: the place ``ait sweep --set out_dir=dest`` looks
     for it, from the name and seed of its summary.json; its folder's last two parts when the
     summary lacks them or its name would climb out of ``dest`` (absolute, or with ``..``)."""
     name, seed = run.summary.get("name"), run.summary.get("seed")
-    if isinstance(name, str) and isinstance(seed, int) and _stays_inside(name):
+    if isinstance(name, str) and isinstance(seed, int) and stays_inside(name):
         return run_dir_under(dest, name, seed)
-    return dest / run.path.resolve().parent.name / run.path.resolve().name
-
-
-def _stays_inside(name: str) -> bool:
-    """Whether ``dest / name`` is a folder inside ``dest``."""
-    parts = Path(name).parts
-    return bool(parts) and not Path(name).is_absolute() and ".." not in parts
+    return _folder_target(dest, run)
 
 
 def _check_same_run(run_dir: Path, target: Path) -> None:

@@ -114,4 +114,5 @@ def is_own_json(path: Path) -> bool:
         rows = json.loads(read_text(path) or "")
     except json.JSONDecodeError:
         return False
-    return isinstance(rows, list) and all(isinstance(r, dict) and set(COLUMNS) <= r.keys() for r in rows)
+    own = isinstance(rows, list) and bool(rows)  # ait writes no empty table: a report needs a finished run
+    return own and all(isinstance(r, dict) and set(COLUMNS) <= r.keys() for r in rows)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ait.report.records import ReportError
+from ait.runtime.files import file_in_the_way
 
 # report.md's first line: an HTML comment, invisible where the Markdown is rendered.
 REPORT_MARKER = "<!-- written by ait report; the next `ait report --out` into this folder rewrites it -->"
@@ -21,7 +22,7 @@ FIGURE_COMMENT = "written by ait report"
 def check_folder(path: str | Path) -> Path:
     """``path``, unless it or a folder above it is something other than a folder: ReportError."""
     path = Path(path)
-    blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+    blocker = file_in_the_way(path)
     if blocker == path:
         raise ReportError(f"{path}: exists and is not a folder; a folder was expected")
     if blocker is not None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from ait.config import parse_yaml
+from ait.config import InvalidYAMLError, parse_yaml
 
 # The files of a run directory that a report reads (besides eval/<EVAL_NAMES>.json); a run's
 # record, as ait.report.archive keeps it.
@@ -138,6 +138,8 @@ def load_run(path: str | Path) -> RunRecord:
         raise ValueError(f"{config_path}: missing (needed to group runs by configuration)")
     try:
         config = parse_yaml(config_path.read_text(), config_path) or {}
+    except InvalidYAMLError as err:  # it names the file, the line and the column already
+        raise ValueError(str(err)) from None
     except (OSError, yaml.YAMLError) as err:
         raise ValueError(f"{config_path}: not valid YAML ({err})") from None
     if not isinstance(config, dict):
@@ -179,9 +181,14 @@ def load_run(path: str | Path) -> RunRecord:
 
 
 def load_runs(paths: Iterable[str | Path]) -> tuple[list[RunRecord], list[tuple[Path, str]], list[Path]]:
-    """(readable runs, [(run dir, why skipped)], incomplete run dirs) under ``paths``."""
-    dirs, incomplete = discover_run_dirs(paths)
-    runs, skipped = [], []
+    """(readable runs, [(run dir or file, why skipped)], incomplete run dirs) under ``paths``.
+
+    A file among ``paths`` that is no run's own file is left out, with why (a glob such as
+    ``runs/gpu/*`` takes in a sweep's log beside its runs)."""
+    paths = [Path(p) for p in paths]
+    strays = [p for p in paths if p.is_file() and p.name not in RECORD_FILES]
+    dirs, incomplete = discover_run_dirs([p for p in paths if p not in strays])
+    runs, skipped = [], [(p, f"{p}: not a run directory or a folder of runs") for p in strays]
     for d in dirs:
         try:
             runs.append(load_run(d))

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from ait.config import RESUME_MAY_CHANGE, Config, config_differences, parse_yaml
+from ait.config import RESUME_MAY_CHANGE, Config, InvalidYAMLError, config_differences, parse_yaml
 
 if TYPE_CHECKING:
     from ait.sweep.plan import PlannedRun
@@ -36,8 +36,10 @@ def run_state(config: Config, run_dir: Path) -> tuple[str, str]:
         if saved.is_file():
             try:
                 existing = parse_yaml(saved.read_text(), saved) or {}
-            except yaml.YAMLError as err:
-                return "conflict", f"{saved} is not valid YAML ({err})"
+            except yaml.YAMLError as err:  # InvalidYAMLError names the file, line and column already
+                return "conflict", str(err) if isinstance(
+                    err, InvalidYAMLError
+                ) else f"{saved} is not valid YAML ({err})"
             # Keys the engine lets a resumed run change (progress display, threads, ...) do not
             # make a finished run another experiment.
             diffs = config_differences(existing, config.to_dict(), ignore=RESUME_MAY_CHANGE)
