@@ -105,4 +105,9 @@ def test_only_bad_summaries_names_how_many_and_the_first(tmp_path, capsys):
     for name in ("x", "y", "z"):
         (make_run(tmp_path / "runs", name, 0, 60.0) / "summary.json").write_text("{not json")
     first = tmp_path / "runs" / "x" / "seed0" / "summary.json"
-    refused(capsys, ["report", str(tmp_path / "runs"), "--out", str(tmp_path / "out")], "3 run directories", str(first))
+    refused(
+        capsys,
+        ["report", str(tmp_path / "runs"), "--out", str(tmp_path / "out")],
+        "3 skipped (malformed runs",
+        str(first),
+    )

@@ -68,7 +68,7 @@ def discover_run_dirs(paths: Iterable[str | Path]) -> tuple[list[Path], list[Pat
             raise ReportError(f"{root}: no such file or directory")
         if not root.is_dir():
             if root.name not in RECORD_FILES:  # walking its folder would report runs never asked for
-                raise ReportError(f"{root}: not a run directory or a folder of runs")
+                raise ReportError(_not_a_run(root))
             root = root.parent  # a run's own file (summary.json, config.yaml, ...) given directly
         for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
             here = Path(dirpath)
@@ -180,6 +180,10 @@ def load_run(path: str | Path) -> RunRecord:
     return record
 
 
+def _not_a_run(path: Path) -> str:
+    return f"{path}: not a run directory or a folder of runs"
+
+
 def load_runs(paths: Iterable[str | Path]) -> tuple[list[RunRecord], list[tuple[Path, str]], list[Path]]:
     """(readable runs, [(run dir or file, why skipped)], incomplete run dirs) under ``paths``.
 
@@ -188,7 +192,7 @@ def load_runs(paths: Iterable[str | Path]) -> tuple[list[RunRecord], list[tuple[
     paths = [Path(p) for p in paths]
     strays = [p for p in paths if p.is_file() and p.name not in RECORD_FILES]
     dirs, incomplete = discover_run_dirs([p for p in paths if p not in strays])
-    runs, skipped = [], [(p, f"{p}: not a run directory or a folder of runs") for p in strays]
+    runs, skipped = [], [(p, _not_a_run(p)) for p in strays]
     for d in dirs:
         try:
             runs.append(load_run(d))
@@ -208,7 +212,7 @@ def load_finished_runs(paths: Iterable[str | Path]) -> tuple[list[RunRecord], li
 
 
 def _skipped_text(skipped: list[tuple[Path, str]]) -> str:
-    """'; skipped: WHY' for one run, '; N run directories skipped (malformed), the first: WHY' for more."""
+    """'; skipped: WHY' for one path, '; N skipped (malformed runs, or files of no run), the first: WHY' for more."""
     if len(skipped) < 2:
         return f"; skipped: {skipped[0][1]}" if skipped else ""
-    return f"; {len(skipped)} run directories skipped (malformed), the first: {skipped[0][1]}"
+    return f"; {len(skipped)} skipped (malformed runs, or files of no run), the first: {skipped[0][1]}"
