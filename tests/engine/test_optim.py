@@ -13,7 +13,7 @@ from ait.engine.optim import (
     default_weight_decay,
     lr_factor,
     masked_step,
-    unused_warmup,
+    schedule_notes,
 )
 from ait_testutils import one_torch_thread, tiny_config
 
@@ -154,13 +154,22 @@ def test_onecycle_follows_pytorchs_onecycle_lr():
 
 
 def test_a_warm_up_the_one_cycle_schedule_does_not_use_is_said_by_every_run_not_silently_dropped(tmp_path, capsys):
-    assert "optim.warmup_epochs=1 is not used with optim.schedule=onecycle" in unused_warmup(
-        OptimConfig(schedule="onecycle", warmup_epochs=1)
-    )
-    assert unused_warmup(OptimConfig(schedule="onecycle")) is None  # nothing to say without a warm-up
-    assert unused_warmup(OptimConfig(schedule="cosine", warmup_epochs=1)) is None  # or where it is used
+    (note,) = schedule_notes(OptimConfig(schedule="onecycle", warmup_epochs=1), epochs=5)
+    assert "optim.warmup_epochs=1 is not used with optim.schedule=onecycle" in note
+    assert schedule_notes(OptimConfig(schedule="onecycle"), epochs=5) == []  # nothing to say without a warm-up
+    assert schedule_notes(OptimConfig(schedule="cosine", warmup_epochs=1), epochs=5) == []  # or where it is used
     cfg = tiny_config(tmp_path, "baseline", optim={"schedule": "onecycle", "warmup_epochs": 1}, train={"epochs": 1})
     for name in ("first", "second"):  # two runs of one process: each says it
         with one_torch_thread():
             ait.train({**cfg, "name": name})
         assert f"[{name}] optim.warmup_epochs=1 is not used" in capsys.readouterr().err
+
+
+def test_step_milestones_the_run_never_reaches_are_said_not_silently_dropped():
+    (note,) = schedule_notes(OptimConfig(schedule="step", milestones=[2, 80, 120]), epochs=10)
+    assert note.startswith("optim.milestones 80, 120 are not reached in train.epochs=10")
+    assert "steps down 1 of 3 times" in note
+    (note,) = schedule_notes(OptimConfig(schedule="step", milestones=[10]), epochs=10)
+    assert "10 is not reached" in note  # epoch 10 of 0..9 never comes
+    assert schedule_notes(OptimConfig(schedule="step", milestones=[3, 6]), epochs=10) == []
+    assert schedule_notes(OptimConfig(schedule="cosine", milestones=[80]), epochs=10) == []  # not a step schedule

@@ -90,16 +90,25 @@ def masked_step(optimizer: torch.optim.Optimizer, skip: torch.Tensor) -> None:
         optimizer.step()
 
 
-def unused_warmup(cfg: OptimConfig) -> str | None:
-    """What to tell a user whose ``optim.warmup_epochs`` the schedule does not use, or None. Not
-    refused: runs and sweeps made before set both (a preset's warm-up under a grid over schedules),
-    and what they computed is the one-cycle curve alone."""
+def schedule_notes(cfg: OptimConfig, epochs: int) -> list[str]:
+    """What to tell a user about settings the schedule does not use: a warm-up under the one-cycle
+    curve, step milestones at or past the last epoch. Not refused: runs and sweeps made before set
+    them (a preset's warm-up under a grid over schedules; a paper preset's [80, 120] in a run
+    shortened to a few epochs), and what they computed is the schedule without them."""
+    notes = []
     if cfg.schedule == "onecycle" and cfg.warmup_epochs > 0:
-        return (
+        notes.append(
             f"optim.warmup_epochs={cfg.warmup_epochs:g} is not used with optim.schedule=onecycle: its curve "
             f"rises from lr / {ONECYCLE_DIV:g} over the first {ONECYCLE_PCT:.0%} of the steps instead"
         )
-    return None
+    late = [m for m in cfg.milestones if m >= epochs]
+    if cfg.schedule == "step" and late:
+        notes.append(
+            f"optim.milestones {', '.join(map(str, late))} {'is' if len(late) == 1 else 'are'} not reached in "
+            f"train.epochs={epochs}: the learning rate steps down {len(cfg.milestones) - len(late)} "
+            f"of {len(cfg.milestones)} times"
+        )
+    return notes
 
 
 def build_scheduler(

@@ -58,7 +58,7 @@ from ait.engine import distributed, loggers
 from ait.engine.checkpoint import load_checkpoint, save_checkpoint
 from ait.engine.graphs import GraphedStep, check_cuda_graphs
 from ait.engine.lock import RunLock, RunLocked
-from ait.engine.optim import build_optimizer, build_scheduler, unused_warmup
+from ait.engine.optim import build_optimizer, build_scheduler, schedule_notes
 from ait.engine.progress import Progress
 from ait.engine.records import TIMING_FIELDS, build_summary, finish_epoch, read_history
 from ait.engine.rundir import (
@@ -350,7 +350,7 @@ class RunLoop:
         networks = trainer.networks
         optimizers = [build_optimizer(net, name, cfg.optim) for net, name in zip(networks, cfg.strategy.networks)]
         schedulers = [build_scheduler(opt, cfg.optim, self.steps_per_epoch, t.epochs) for opt in optimizers]
-        if (note := unused_warmup(cfg.optim)) and ctx.is_main:
+        for note in schedule_notes(cfg.optim, t.epochs) if ctx.is_main else []:
             print(f"[{cfg.name}] {note}", file=sys.stderr)  # every run that sets it, not once a process
         self.state = TrainingState(cfg, networks, optimizers, schedulers, Position(), precision.device)
         self.state.position.epoch_lr = self.state.lr
