@@ -73,6 +73,8 @@ def test_jobs_2_trains_each_run_once(tmp_path, attempt):
     assert parent.returncode == 0, output
     assert output.count("sweep worker ") == 2 and "1 threads" in output
     check_every_run_once(tmp_path, output)
+    trained = [line for line in output.splitlines() if "] done in " in line]
+    assert all(re.match(r"\[worker [12]\] \[\d/4\] done in", line) for line in trained), output  # which worker
 
 
 @pytest.mark.slow

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,11 +55,30 @@ def run_workers(argv: Sequence[str], jobs: int, gpus: Sequence[str] | None = Non
             f"sweep worker {k + 1}/{jobs}: " + (f"GPU {gpus[k % len(gpus)]}" if gpus else f"{threads} threads"),
             flush=True,
         )
-        processes.append(subprocess.Popen([sys.executable, "-m", "ait", "sweep", *argv, *extra], env=env))
+        command = [sys.executable, "-m", "ait", "sweep", *argv, *extra]
+        processes.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True, bufsize=1))
+    relays = [_relay(p.stdout, f"[worker {k + 1}] ") for k, p in enumerate(processes)]
     try:
-        return worst_status([p.wait() for p in processes])
+        status = worst_status([p.wait() for p in processes])
     except KeyboardInterrupt:  # the workers got the signal too: each saves its run and stops
-        return worst_status([p.wait() for p in processes]) or 130
+        status = worst_status([p.wait() for p in processes]) or 130
+    for relay in relays:
+        relay.join()
+    return status
+
+
+def _relay(stream, prefix: str) -> threading.Thread:
+    """Print each line of a worker's stdout with its label, so that the lines of workers that share
+    one log say which worker trains, skips or fails which run (their stderr, the progress bars and
+    tracebacks, passes through as it is)."""
+
+    def copy() -> None:
+        for line in stream:
+            print(prefix + line, end="", flush=True)
+
+    thread = threading.Thread(target=copy, daemon=True)
+    thread.start()
+    return thread
 
 
 def worst_status(returncodes: Sequence[int]) -> int:
