@@ -96,6 +96,15 @@ def test_a_file_beside_runs_in_a_glob_is_left_out_with_a_line(runs, tmp_path, ca
     assert (tmp_path / "out" / "report.md").is_file()
 
 
+def test_the_tables_alone_name_what_they_left_out_and_with_the_report_it_is_said_once(runs, tmp_path, capsys):
+    (runs / "sweep.log").write_text("a sweep's log\n")
+    paths = [str(p) for p in sorted(runs.iterdir())]
+    assert main(["report", *paths, "--csv", str(tmp_path / "csv")]) == 0
+    assert f"left out of the tables, {runs / 'sweep.log'}: not a run directory" in capsys.readouterr().err
+    assert main(["report", *paths, "--csv", str(tmp_path / "csv"), "--out", str(tmp_path / "out")]) == 0
+    assert capsys.readouterr().err.count(str(runs / "sweep.log")) == 1
+
+
 def test_a_runs_own_summary_is_its_run_directory(runs, tmp_path, capsys):
     summary = runs / "a" / "seed0" / "summary.json"
     assert main(["report", str(summary), "--csv", str(tmp_path / "csv")]) == 0

@@ -52,8 +52,8 @@ def keep_records(paths: Iterable[str | Path], dest: str | Path, log: Callable[[s
             (target / name).parent.mkdir(parents=True, exist_ok=True)
             data = (run_dir / name).read_bytes()
             atomic_write(target / name, lambda f, data=data: f.write(data))
-    for run_dir, why in skipped:
-        log(f"ait report: not kept, {run_dir}: {why}")
+    for _, why in skipped:
+        log(f"ait report: not kept, {why}")
     return list(targets)
 
 

@@ -337,8 +337,8 @@ def build_report(
         raise ReportError("no run directories given")
     out = check_out_dir(out_dir)
     runs, skipped, incomplete = load_finished_runs(paths)
-    for d, why in skipped:
-        log(f"ait report: skipping {d}: {why}")
+    for _, why in skipped:
+        log(f"ait report: skipped, {why}")
     make_folder(out)
     for old in _stale_plots(out / PLOTS):
         old.unlink()  # an earlier report's figures would be misleading next to this one's
@@ -353,15 +353,24 @@ def build_report(
     return report
 
 
-def build_tables(run_dirs: Iterable[str | Path], csv_dir: str | Path | None, json_dir: str | Path | None) -> list[Path]:
+def build_tables(
+    run_dirs: Iterable[str | Path],
+    csv_dir: str | Path | None,
+    json_dir: str | Path | None,
+    log: Callable[[str], None] | None = None,
+) -> list[Path]:
     """Write the report's numbers as long-form data (:mod:`ait.report.data`) into ``csv_dir``
-    (results.csv) and ``json_dir`` (results.json), each when given; returns the paths written."""
+    (results.csv) and ``json_dir`` (results.json), each when given; returns the paths written.
+    Unreadable runs are left out with a line to ``log`` (default: stderr)."""
     if csv_dir is None and json_dir is None:
         return []
+    log = log or (lambda text: print(text, file=sys.stderr))
     for folder, name in ((csv_dir, "results.csv"), (json_dir, "results.json")):
         if folder is not None:
             table_path(folder, name)  # refused before the runs are read and either file is written
-    runs, _, _ = load_finished_runs(run_dirs)
+    runs, skipped, _ = load_finished_runs(run_dirs)
+    for _, why in skipped:
+        log(f"ait report: left out of the tables, {why}")
     rows = long_rows(runs)
     written = [write_csv(rows, Path(csv_dir))] if csv_dir is not None else []
     return written + ([write_json_rows(rows, Path(json_dir))] if json_dir is not None else [])
@@ -490,7 +499,7 @@ def _missing(missing, runs, groups, skipped, incomplete, plots_ok) -> str:
     for r in runs:
         lines += [f"- {note}" for note in r.notes]
     for d, why in skipped:
-        lines.append(f"- Skipped run directory `{display_path(d)}`: {why}")
+        lines.append(f"- Skipped `{display_path(d)}`: {why}")
     for d in incomplete:
         lines.append(f"- Unfinished run `{display_path(d)}` (no summary.json yet): not included.")
     if len(lines) == 2:

@@ -50,7 +50,8 @@ def run_report_command(args: argparse.Namespace) -> int:
             print(path)
     if args.out:
         print(build_report(args.run_dirs, args.out, pool_devices=args.pool_devices))
-    for path in build_tables(args.run_dirs, args.csv, args.json):
+    quiet = (lambda text: None) if args.out else None  # the report has named the runs it left out
+    for path in build_tables(args.run_dirs, args.csv, args.json, log=quiet):
         print(path)
     return 0
 
