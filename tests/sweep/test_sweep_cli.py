@@ -1,6 +1,7 @@
 """`ait sweep` from the command line: sweep files, --status, --shard, several workers, job arrays."""
 
 import argparse
+import re
 from pathlib import Path
 
 import pytest
@@ -75,8 +76,6 @@ def test_a_sweep_file_grids_each_experiment_alone(tmp_path, capsys):
     ],
 )
 def test_bad_sweep_files_are_named(tmp_path, capsys, change, message):
-    import re
-
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump({"experiments": [{"config": "x.yaml"}], **change}))
     assert main(["sweep", str(path)]) == 2
@@ -113,7 +112,10 @@ def test_status_names_every_run_done_running_failed_or_to_do(tmp_path, capsys):
     finally:
         held.release()
     lines = capsys.readouterr().out.splitlines()
-    assert lines[-1] == "sweep: 6 runs: 2 done, 1 running, 1 failed, 2 to do"
+    assert lines[-2] == "sweep: 6 runs: 2 done, 1 running, 1 failed, 2 to do"
+    assert re.fullmatch(
+        r"left: about \d+\.\d h of training for one worker at the rate of 2 finished runs .*", lines[-1]
+    ), lines
     assert any(line.split()[0] == "running" and "tiny_baseline/seed1 (pid" in line for line in lines)
     assert any(line.split()[0] == "running" and line.endswith("; 0/1 epochs)") for line in lines)
     assert any(line.split()[0] == "failed" and line.endswith("(RunFailed: the last line)") for line in lines)

@@ -1,5 +1,5 @@
 """What a planned run's directory holds: done, interrupted, in conflict (:func:`run_state`), and
-the words of ``ait sweep --status`` (:func:`status_lines`)."""
+the words of ``ait sweep --status`` (:func:`status_lines`), with the training time left."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 
+from ait import budget
 from ait.config import RESUME_MAY_CHANGE, Config, InvalidYAMLError, config_differences, parse_yaml
 
 if TYPE_CHECKING:
@@ -108,4 +109,27 @@ def status_lines(plan: Sequence[PlannedRun]) -> list[str]:
         counts[_state_word(state)] = counts.get(_state_word(state), 0) + 1
     order = ("done", "running", "failed", "interrupted", "to do", "conflict")
     summary = ", ".join(f"{counts[w]} {w}" for w in order if w in counts)
-    return [*lines, f"sweep: {len(plan)} runs: {summary}"]
+    left = time_left(plan, [_state_word(s) for s in states])
+    return [*lines, f"sweep: {len(plan)} runs: {summary}", *([left] if left else [])]
+
+
+def time_left(plan: Sequence[PlannedRun], words: Sequence[str]) -> str | None:
+    """'left: about 21.3 h of training ...' for the runs not done, at the rate of the finished ones
+    (:mod:`ait.budget`; a running or interrupted run counts its epochs left), or None without a
+    finished run or anything left."""
+    rate = budget.from_finished([(p.config, p.run_dir) for p, w in zip(plan, words) if w == "done"])
+    open_runs = [(p, w) for p, w in zip(plan, words) if w in ("running", "failed", "interrupted", "to do")]
+    if rate is None or not open_runs:
+        return None
+    seconds = 0.0
+    for p, word in open_runs:
+        try:
+            whole = budget.work(p.config) / rate.images_per_s
+        except (OSError, ValueError) as err:  # a run's data not found here (DataError is a ValueError)
+            return f"left: not predicted ({err})"
+        done = epochs_recorded(p.run_dir) / p.config.train.epochs if word in ("running", "interrupted") else 0.0
+        seconds += whole * (1.0 - done) + (0.0 if word == "running" else rate.startup_s)
+    return (
+        f"left: about {seconds / 3600:.1f} h of training for one worker at the rate of {rate.source} "
+        f"({rate.images_per_s:.0f} images/s a worker; N workers as fast take about 1/N of it)"
+    )
