@@ -35,8 +35,6 @@ def test_a_run_another_process_has_just_begun_is_not_a_conflict(tmp_path):
 
 
 def test_the_time_left_counts_the_epochs_left_of_an_interrupted_run_at_the_finished_runs_rate(tmp_path):
-    from ait.sweep.plan import plan_sweep
-
     cfg = tiny_config(tmp_path, "baseline", train={"epochs": 4, "max_steps_per_epoch": 2})
     plan = plan_sweep([cfg], seeds=[0, 1, 2])
     assert time_left(plan, ["to do"] * 3) is None  # no finished run: no rate to predict from

@@ -23,6 +23,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from ait.sweep.errors import SweepError
 from ait.sweep.execute import execute_plan
@@ -67,7 +68,7 @@ def run_workers(argv: Sequence[str], jobs: int, gpus: Sequence[str] | None = Non
     return status
 
 
-def _relay(stream, prefix: str) -> threading.Thread:
+def _relay(stream: IO[str], prefix: str) -> threading.Thread:
     """Print each line of a worker's stdout with its label, so that the lines of workers that share
     one log say which worker trains, skips or fails which run (their stderr, the progress bars and
     tracebacks, passes through as it is)."""
