@@ -81,11 +81,6 @@ def execute_plan(
         return result
     if conflicts:
         raise SweepError(f"{len(conflicts)} run directories are in conflict; first: {conflicts[0].reason}")
-    # Late: importing the engine loads torch. A run stopped by a signal has saved its checkpoint;
-    # the sweep stops with it (the same command continues), it is not a failure to skip past.
-    from ait.engine.lock import RunLocked
-    from ait.engine.run import RunInterrupted
-
     if train_fn is None:
         from ait.engine.run import train as train_fn
 
@@ -100,30 +95,46 @@ def execute_plan(
             continue
         log(f"{where} training {p.name} seed {p.seed} -> {p.run_dir}{_resume_note(p, restart_interrupted)}")
         start = time.perf_counter()
-        try:
-            summary = _train_one(p, train_fn, restart_interrupted)
-        except (KeyboardInterrupt, RunInterrupted):
-            log(f"{where} interrupted: {p.run_dir}; run the same command again to continue")
-            raise
-        except RunLocked as err:  # another sweep worker (or ait train) has it: not a failure
-            result.busy.append(p)
-            log(f"{where} skipped, busy: {err}")
+        summary = _attempt(p, where, result, train_fn, restart_interrupted, continue_on_error, log)
+        if summary is None:
             continue
-        except Exception as err:  # noqa: BLE001 - any failure of one run is reported with its run
-            if (p.run_dir / "summary.json").is_file():  # finished by another worker after our look
-                result.skipped.append(p)
-                log(f"{where} done meanwhile by another worker: {p.run_dir}")
-                continue
-            _record_failure(result, p, err, where, continue_on_error, log)
-            continue
-        (p.run_dir / ERROR_FILE).unlink(missing_ok=True)
-        result.trained.append(p)
         if rate is not None:  # the runs of this sweep measure the machine best
             rate = budget.from_finished([(q.config, q.run_dir) for q in result.skipped + result.trained]) or rate
         tops = ", ".join(f"{n['key']} {n['final_top1']:.2f}" for n in summary.get("networks", []))
         log(f"{where} done in {time.perf_counter() - start:.1f} s: {p.run_dir}: final top-1 {tops}")
     _log_outcome(plan, result, log)
     return result
+
+
+def _attempt(
+    p: PlannedRun, where: str, result: SweepResult, train_fn, restart_interrupted: bool, continue_on_error: bool, log
+) -> dict | None:
+    """Train ``p`` and file it in ``result``: its summary when it trained, None when another worker
+    holds or finished it, or when it failed (recorded; raised unless ``continue_on_error``)."""
+    # Late: importing the engine loads torch. A run stopped by a signal has saved its checkpoint;
+    # the sweep stops with it (the same command continues), it is not a failure to skip past.
+    from ait.engine.lock import RunLocked
+    from ait.engine.run import RunInterrupted
+
+    try:
+        summary = _train_one(p, train_fn, restart_interrupted)
+    except (KeyboardInterrupt, RunInterrupted):
+        log(f"{where} interrupted: {p.run_dir}; run the same command again to continue")
+        raise
+    except RunLocked as err:  # another sweep worker (or ait train) has it: not a failure
+        result.busy.append(p)
+        log(f"{where} skipped, busy: {err}")
+        return None
+    except Exception as err:  # noqa: BLE001 - any failure of one run is reported with its run
+        if (p.run_dir / "summary.json").is_file():  # finished by another worker after our look
+            result.skipped.append(p)
+            log(f"{where} done meanwhile by another worker: {p.run_dir}")
+            return None
+        _record_failure(result, p, err, where, continue_on_error, log)
+        return None
+    (p.run_dir / ERROR_FILE).unlink(missing_ok=True)
+    result.trained.append(p)
+    return summary
 
 
 def _still_to_start(
