@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import types
 import typing
 from pathlib import Path
 from typing import Any
@@ -24,18 +25,8 @@ def _coerce(key: str, value: Any, tp: Any) -> Any:
     """Check ``value`` against the annotation ``tp``, converting where it is lossless."""
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(key, value, arg)
-            except ConfigError as err:
-                errors.append(err)
-        raise errors[0]
+    if origin in (typing.Union, types.UnionType):
+        return _coerce_union(key, value, args)
     if tp is Any:
         return _plain(key, value)
     if origin is dict:
@@ -50,6 +41,26 @@ def _coerce(key: str, value: Any, tp: Any) -> Any:
         return [_coerce(f"{key}[{i}]", v, args[0]) for i, v in enumerate(value)]
     if dataclasses.is_dataclass(tp):
         return _from_dict(tp, value, key)
+    return _coerce_scalar(key, value, tp)
+
+
+def _coerce_union(key: str, value: Any, args: tuple) -> Any:
+    """``value`` as the first member of the union that takes it; else the first member's error."""
+    if value is None and type(None) in args:
+        return None
+    errors = []
+    for arg in args:
+        if arg is type(None):
+            continue
+        try:
+            return _coerce(key, value, arg)
+        except ConfigError as err:
+            errors.append(err)
+    raise errors[0]
+
+
+def _coerce_scalar(key: str, value: Any, tp: Any) -> Any:
+    """``value`` as a bool, int, float or str; a number written as text counts (see :func:`_number`)."""
     if tp is bool:
         if isinstance(value, bool):
             return value
