@@ -145,39 +145,50 @@ def load_run(path: str | Path) -> RunRecord:
     if not isinstance(config, dict):
         raise ValueError(f"{config_path}: expected a mapping at the top level")
     record = RunRecord(path, summary, _merge(_defaults(), config))
-
-    metrics_path = path / "metrics.jsonl"
-    if metrics_path.is_file():
-        for i, line in enumerate(metrics_path.read_text().splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                record.metrics.append(json.loads(line))
-            except json.JSONDecodeError:
-                record.notes.append(f"{metrics_path}: line {i} is not valid JSON; curve cut there")
-                break
-    env_path = path / "env.json"
-    if env_path.is_file():
-        try:
-            env = _read_json(env_path)
-            record.env = env if isinstance(env, dict) else None
-        except ValueError as err:
-            record.notes.append(f"{err}; ignored")
+    _read_metrics(record, path / "metrics.jsonl")
+    _read_env(record, path / "env.json")
     for name in EVAL_NAMES:
-        eval_path = path / "eval" / f"{name}.json"
-        if eval_path.is_file():
-            try:
-                data = _read_json(eval_path)
-                if (
-                    not isinstance(data, dict)
-                    or ("networks" not in data and name != "tsne")
-                    or (name == "tsne" and "points" not in data)
-                ):
-                    raise ValueError(f"{eval_path}: unexpected layout")
-                setattr(record, name, data)
-            except ValueError as err:
-                record.notes.append(f"{err}; ignored")
+        _read_eval(record, name, path / "eval" / f"{name}.json")
     return record
+
+
+def _read_metrics(record: RunRecord, metrics_path: Path) -> None:
+    """The run's curve from metrics.jsonl, up to its first malformed line (noted)."""
+    if not metrics_path.is_file():
+        return
+    for i, line in enumerate(metrics_path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record.metrics.append(json.loads(line))
+        except json.JSONDecodeError:
+            record.notes.append(f"{metrics_path}: line {i} is not valid JSON; curve cut there")
+            return
+
+
+def _read_env(record: RunRecord, env_path: Path) -> None:
+    """The machine the run trained on, from env.json; a malformed file is noted and ignored."""
+    if not env_path.is_file():
+        return
+    try:
+        env = _read_json(env_path)
+        record.env = env if isinstance(env, dict) else None
+    except ValueError as err:
+        record.notes.append(f"{err}; ignored")
+
+
+def _read_eval(record: RunRecord, name: str, eval_path: Path) -> None:
+    """One evaluation's results (eval/NAME.json) onto ``record.NAME``; a malformed file is noted and ignored."""
+    if not eval_path.is_file():
+        return
+    try:
+        data = _read_json(eval_path)
+        key = "points" if name == "tsne" else "networks"
+        if not isinstance(data, dict) or key not in data:
+            raise ValueError(f"{eval_path}: unexpected layout")
+        setattr(record, name, data)
+    except ValueError as err:
+        record.notes.append(f"{err}; ignored")
 
 
 def _not_a_run(path: Path) -> str:
