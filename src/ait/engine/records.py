@@ -84,6 +84,29 @@ def read_history(path: Path, upto_epoch: int, rewrite: bool) -> list[dict[str, A
     return kept
 
 
+def _network_entries(cfg: Config, evaluated: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per network (and the ensemble, when evaluated): its final and best test top-1 over the
+    ``evaluated`` epochs, and the final validation top-1 when there is a validation split."""
+    final = evaluated[-1]
+    keys = [f"net{k}" for k in range(len(cfg.strategy.networks))]
+    keys += ["ensemble"] if "ensemble" in final["test"] else []
+    entries = []
+    for k, key in enumerate(keys):
+        best = max(evaluated, key=lambda r: r["test"][key]["top1"])
+        entry = {
+            "key": key,
+            "name": cfg.strategy.networks[k] if key != "ensemble" else "ensemble",
+            "final_top1": final["test"][key]["top1"],
+            "final_top5": final["test"][key]["top5"],
+            "best_top1": best["test"][key]["top1"],
+            "best_epoch": best["epoch"],
+        }
+        if "val" in final:  # data.val_fraction: tune on these, never on the test numbers
+            entry["final_val_top1"] = final["val"][key]["top1"]
+        entries.append(entry)
+    return entries
+
+
 def build_summary(
     cfg: Config,
     run_path: Path,
@@ -96,24 +119,7 @@ def build_summary(
     world_size: int,
 ) -> dict[str, Any]:
     """Final-epoch accuracy is the headline; the best epoch is reported beside it, labelled."""
-    evaluated = [r for r in history if "test" in r]
-    final = evaluated[-1]["test"]
-    keys = [f"net{k}" for k in range(len(cfg.strategy.networks))] + (["ensemble"] if "ensemble" in final else [])
-    entries = []
-    for k, key in enumerate(keys):
-        best = max(evaluated, key=lambda r: r["test"][key]["top1"])
-        entries.append(
-            {
-                "key": key,
-                "name": cfg.strategy.networks[k] if key != "ensemble" else "ensemble",
-                "final_top1": final[key]["top1"],
-                "final_top5": final[key]["top5"],
-                "best_top1": best["test"][key]["top1"],
-                "best_epoch": best["epoch"],
-            }
-        )
-        if "val" in evaluated[-1]:  # data.val_fraction: tune on these, never on the test numbers
-            entries[-1]["final_val_top1"] = evaluated[-1]["val"][key]["top1"]
+    entries = _network_entries(cfg, [r for r in history if "test" in r])
     return {
         "name": cfg.name,
         "run_dir": str(run_path),
