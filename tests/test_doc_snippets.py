@@ -93,7 +93,7 @@ def test_docstring_examples_run(name, workspace):
 
 
 @pytest.mark.parametrize("index", range(len(readme_blocks())))
-def test_readme_python_blocks_run(index, template, tmp_path, monkeypatch):
+def test_readme_python_blocks_run(index, tmp_path, monkeypatch):
     (tmp_path / "configs").symlink_to(REPO / "configs")  # a clean checkout's view: configs, no runs
     monkeypatch.chdir(tmp_path)
     with one_torch_thread():

@@ -12,9 +12,6 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[2]
-SHARED_DATA = REPO.parent / "shared" / "data"
-
 
 def write_npz(path: Path, images: np.ndarray, labels: np.ndarray, **extra) -> Path:
     np.savez(path, images=images, labels=labels, **extra)

@@ -6,7 +6,7 @@ import pytest
 import torch
 from data_testutils import idx_bytes, write_fake_fashion, write_idx
 
-from ait.data import DataError, load_fashion_mnist, read_idx
+from ait.data import NORMALIZATION, DataError, channel_stats, load_fashion_mnist, read_idx
 from ait.data.fashion_mnist import DEFAULT_ROOT, FASHION_MNIST_CLASSES
 
 
@@ -129,3 +129,6 @@ def test_real_fashion_mnist(real_root):
     assert torch.bincount(train.labels).tolist() == [6000] * 10
     assert torch.bincount(test.labels).tolist() == [1000] * 10
     assert train.images.dtype == torch.uint8 and int(train.images.max()) == 255
+    mean, std = channel_stats(train.images)
+    assert mean == pytest.approx(NORMALIZATION["fashion_mnist"][0], abs=0.001)
+    assert std == pytest.approx(NORMALIZATION["fashion_mnist"][1], abs=0.001)

@@ -179,7 +179,8 @@ def test_a_module_named_by_a_run_is_not_imported_unless_asked(factory_module):
         models.create("user_nets:small_cnn", num_classes=5, allow_import=False)
     assert "user_nets" not in sys.modules
     models.import_plugins(["user_nets"])  # what --import does
-    assert models.create("user_nets:small_cnn", num_classes=5, allow_import=False) is not None
+    net = models.create("user_nets:small_cnn", num_classes=5, allow_import=False)
+    assert net.forward_all(torch.zeros(1, 3, 8, 8)).logits.shape == (1, 5)
 
 
 def test_import_plugins_takes_a_file_path_and_registers_its_models(tmp_path):

@@ -52,6 +52,9 @@ def test_a_split_batchnorm_run_evaluates_and_exports_as_the_plain_model(tmp_path
 
     plain = models.create("test_tiny", num_classes=10)
     plain.load_state_dict(load_file(str(tmp_path / "plain.safetensors")))  # strict: no cleaning step
+    x = torch.randn(2, *model.preprocessing.input_shape)
+    with torch.no_grad():  # the exported file is the network load_model evaluates, main BN and all
+        torch.testing.assert_close(plain.eval()(x), model.network(x))
 
 
 def test_split_batchnorm_needs_views_to_split_by():

@@ -109,6 +109,9 @@ def test_a_file_without_batchnorm_step_counters_loads_as_torch_loads_it(tmp_path
     source, target = zoo(seed=1), zoo(seed=2)
     state = {k: v for k, v in source.state_dict().items() if not k.endswith("num_batches_tracked")}
     target.load_state_dict(state, strict=True)  # what torch accepts
-    models.load_weights(zoo(seed=2), saved(tmp_path, state), "resnet20")
+    loaded = zoo(seed=2)
+    assert models.load_weights(loaded, saved(tmp_path, state), "resnet20") == []
+    for k, v in target.state_dict().items():  # the same tensors as torch's strict load
+        torch.testing.assert_close(loaded.state_dict()[k], v, rtol=0, atol=0, msg=k)
     with pytest.raises(models.ModelError, match="1 missing: head.weight"):  # every other tensor is still needed
         models.load_weights(zoo(), saved(tmp_path, {k: v for k, v in state.items() if k != "head.weight"}, "b.pt"), "r")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import shutil
 from pathlib import Path
 
@@ -108,6 +109,8 @@ def test_the_tables_alone_name_what_they_left_out_and_with_the_report_it_is_said
 def test_a_runs_own_summary_is_its_run_directory(runs, tmp_path, capsys):
     summary = runs / "a" / "seed0" / "summary.json"
     assert main(["report", str(summary), "--csv", str(tmp_path / "csv")]) == 0
+    with open(tmp_path / "csv" / "results.csv", newline="") as f:
+        assert {row["run_dir"] for row in csv.DictReader(f)} == {str(runs / "a" / "seed0")}
 
 
 def test_only_bad_summaries_names_how_many_and_the_first(tmp_path, capsys):

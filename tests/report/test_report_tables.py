@@ -6,6 +6,7 @@ import statistics
 
 import pytest
 from report_testutils import cell, make_run
+from scipy import stats
 
 from ait.cli import main
 from ait.report import ReportError, build_report, discover_run_dirs, group_runs, load_runs
@@ -226,7 +227,12 @@ def test_table2_dml_vs_multi_ait(tmp_path):
     assert row[7:11] == [cell([63.0, 64.0]), cell([64.0, 64.0]), cell([65.0, 65.0]), cell([66.0, 67.0])]
     assert "λ DML/multi-AIT 1/3" in row[4]
     # multi-AIT - DML per network; pooled std 0.5 for both (one group of each pair varies by 1)
-    assert row[11] == "+1.50 (+3.0) [-4.85, +7.85] paired / +2.50 (+5.0) [-3.85, +8.85] paired"
+    net1 = stats.ttest_rel([65.0, 65.0], [63.0, 64.0]).confidence_interval(0.95)
+    net2 = stats.ttest_rel([66.0, 67.0], [64.0, 64.0]).confidence_interval(0.95)
+    assert row[11] == (
+        f"+1.50 (+3.0) [{net1.low:+.2f}, {net1.high:+.2f}] paired / "
+        f"+2.50 (+5.0) [{net2.low:+.2f}, {net2.high:+.2f}] paired"
+    )
 
 
 def test_figure4_compares_each_weight_with_lambda_zero(tmp_path):
