@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from ait.runtime.files import append_jsonl, atomic_write, write_json, write_text_atomic
+from ait.runtime.files import append_jsonl, atomic_write, atomic_write_path, write_json, write_text_atomic
 
 
 def test_writes_replace_the_target_whole_and_leave_no_temporary_file(tmp_path):
@@ -31,6 +31,29 @@ def test_a_failing_write_keeps_the_previous_file_and_removes_its_temporary(tmp_p
         atomic_write(target, half_then_fail)
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]
+
+
+def test_a_writer_by_file_name_gets_a_temporary_of_the_same_suffix_made_readable(tmp_path):
+    names = []
+
+    def private_writer(path):  # as safetensors does: its own file, mode 0600
+        names.append(path.name)
+        path.write_bytes(b"weights")
+        path.chmod(0o600)
+
+    atomic_write_path(tmp_path / "model.onnx", private_writer)
+    assert names[0].startswith(".model.onnx.") and names[0].endswith(".onnx")
+    assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]
+    assert (tmp_path / "model.onnx").read_bytes() == b"weights"
+    assert ((tmp_path / "model.onnx").stat().st_mode & 0o777) == 0o644
+
+    def failing_exporter(path):
+        path.write_bytes(b"half")
+        raise RuntimeError("the exporter gave up")
+
+    with pytest.raises(RuntimeError, match="gave up"):
+        atomic_write_path(tmp_path / "other.onnx", failing_exporter)
+    assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]  # nothing left to block a retry
 
 
 def test_concurrent_writers_use_their_own_temporary_files(tmp_path):

@@ -20,7 +20,6 @@ An existing file is never overwritten.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import torch
@@ -29,6 +28,7 @@ from torch import nn
 from ait.evaluate.inference import MODEL_FORMAT, LoadedModel, ModelLoadError, load_model
 from ait.models.adapters import weights_target
 from ait.models.split_bn import main_only
+from ait.runtime.files import atomic_write_path
 
 FORMATS = {".safetensors": "safetensors", ".onnx": "onnx", ".pt2": "exported"}
 
@@ -65,7 +65,8 @@ def export(source: str | Path, out: str | Path, fmt: str | None = None, network:
     model = load_model(source, network or 0)
     _check_finite(model)
     write = {"safetensors": lambda m, path: write_safetensors(path, {"": m}), "onnx": write_onnx}
-    _write_whole(out, lambda path: write.get(fmt, write_exported)(model, path))
+    # Whole or not at all: a partial file left by an exporter's error would block the next try.
+    atomic_write_path(out, lambda path: write.get(fmt, write_exported)(model, path))
     return f"{out}: {model.architecture} ({fmt}, {len(model.classes)} classes, input {model.preprocessing.input_shape})"
 
 
@@ -81,19 +82,6 @@ def _format(out: Path, fmt: str | None) -> str:
     return fmt
 
 
-def _write_whole(out: Path, write) -> None:
-    """``write(path)`` to a temporary file beside ``out``, renamed onto it once complete: a crash or
-    an exporter's error leaves no partial file behind (which the no-overwrite rule would then block).
-    The file is readable by all, as every file ait writes (safetensors makes its own 0600)."""
-    tmp = out.with_name(f".{out.stem}.{os.getpid()}.tmp{out.suffix}")
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _check_finite(model: LoadedModel) -> None:
     from ait.engine.checkpoint import nonfinite_tensors
 
@@ -107,7 +95,7 @@ def _all_networks(run_dir: Path, out: Path) -> str:
     loaded = {"": first} if count == 1 else {f"net{k}.": load_model(run_dir, k) for k in range(count)}
     for model in loaded.values():
         _check_finite(model)
-    _write_whole(out, lambda path: write_safetensors(path, loaded))
+    atomic_write_path(out, lambda path: write_safetensors(path, loaded))
     names = ", ".join(m.architecture for m in loaded.values())
     return f"{out}: {names} (safetensors, {len(first.classes)} classes, input {first.preprocessing.input_shape})"
 

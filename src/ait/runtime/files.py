@@ -39,6 +39,25 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any], mode: int 
     _sync_directory(path.parent)
 
 
+def atomic_write_path(path: str | Path, write: Callable[[Path], Any], mode: int = 0o644) -> None:
+    """:func:`atomic_write` for writers that take a file name, not a file (safetensors, ONNX,
+    torch.export): ``write(tmp)`` fills a temporary file beside ``path`` (its suffix kept, for
+    writers that go by it), which is synced and renamed onto ``path``; on any error it is removed."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.chmod(tmp, mode)  # the writer may have made its own (safetensors: 0600)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _sync_directory(path.parent)
+
+
 def _sync_directory(folder: Path) -> None:
     """Make a rename in ``folder`` durable; file systems that cannot sync a directory are left be."""
     try:
