@@ -241,6 +241,24 @@ def evaluate_run(
     return results
 
 
+def _baseline_accuracy(
+    base_dir: Path, run: LoadedRun, identity: tuple, official: bool, options: EvalOptions, memo: dict, evaluated
+) -> dict[str, Any]:
+    """The mCE baseline's corruption accuracies (from ``memo`` when already evaluated); RunLoadError
+    when it was evaluated on another test set than ``run`` (``identity``)."""
+    hit = memo.get(base_dir.resolve())
+    if hit is None:
+        hit = evaluated(load_run(base_dir, device=options.device, allow_data_change=options.allow_data_change))
+    baseline, base_identity = hit
+    if base_identity != identity:
+        raise RunLoadError(
+            f"baseline run directory {str(base_dir)!r} was evaluated on a different test set "
+            f"(classes, image shape{'' if official else ', images'}) than {str(run.run_dir)!r}; "
+            "mCE needs the same one"
+        )
+    return baseline
+
+
 def _test_set_identity(run: LoadedRun, official: bool) -> tuple:
     """What must agree between a run and its mCE baseline: classes, image shape and (for local
     generation, where each run corrupts its own test set) the test images and labels themselves."""
@@ -285,18 +303,7 @@ def evaluate_corruptions(
     baseline, base_dir = None, None
     if corruptions.baseline is not None:
         base_dir = check_run_dir(corruptions.baseline)
-        hit = memo.get(base_dir.resolve())
-        baseline, base_identity = (
-            hit
-            if hit is not None
-            else evaluated(load_run(base_dir, device=options.device, allow_data_change=options.allow_data_change))
-        )
-        if base_identity != identity:
-            raise RunLoadError(
-                f"baseline run directory {str(base_dir)!r} was evaluated on a different test set "
-                f"(classes, image shape{'' if official else ', images'}) than {str(run.run_dir)!r}; "
-                "mCE needs the same one"
-            )
+        baseline = _baseline_accuracy(base_dir, run, identity, official, options, memo, evaluated)
     summarise = functools.partial(corruption_summary, accuracy, options.seed, source, names, severities)
     try:
         summary = summarise(baseline, base_dir, constants, reference)
